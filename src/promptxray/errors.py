@@ -1,0 +1,42 @@
+"""Errors a user can act on.
+
+Every problem caused by input (a prompt, a target, a flag, a path) raises a
+subclass of :class:`PromptXrayError`, so the CLI and the web server can show one
+readable line instead of a traceback, while real bugs still surface as tracebacks.
+"""
+
+
+class PromptXrayError(Exception):
+    """Base class: the message is shown to the user as is."""
+
+
+class EmptyPromptError(PromptXrayError):
+    pass
+
+
+class PromptTooLongError(PromptXrayError):
+    pass
+
+
+class UnknownMethodError(PromptXrayError):
+    pass
+
+
+class UnknownGranularityError(PromptXrayError):
+    pass
+
+
+class SpanError(PromptXrayError):
+    pass
+
+
+class EmptyTargetError(PromptXrayError):
+    pass
+
+
+class ModelLoadError(PromptXrayError):
+    pass
+
+
+class InvalidParameterError(PromptXrayError):
+    pass

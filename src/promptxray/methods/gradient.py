@@ -1,0 +1,172 @@
+"""Gradient salience: grad_norm, grad_x_input, integrated_gradients.
+
+All three differentiate log p(target) w.r.t. the input embeddings. Every source
+token is scored by the same backward pass; the target-token x source matrix (the
+heatmap) batches one copy of the sequence per target token, so it costs one
+backward per batch rather than one per target token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ..model import LanguageModel
+from ..segments import Unit
+from ..targets import Problem
+from .base import MethodOutput, ProgressFn, register, sum_into_units
+
+# A gradient row: (interpolation factor alpha for the source embeddings, target token
+# whose log-prob is differentiated, or None for the sum over all target tokens).
+Row = tuple[float, int | None]
+
+
+def _gradient_rows(
+    lm: LanguageModel,
+    problem: Problem,
+    rows: list[Row],
+    batch_size: int,
+    progress: ProgressFn | None,
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """Yield (row indices, grads [B, T, H], scaled inputs [B, T, H]) batch by batch."""
+    ids = torch.tensor([problem.ids], device=lm.device)
+    source = torch.zeros(ids.shape[1], 1, device=lm.device)
+    source[problem.source_positions] = 1.0
+    start = problem.target_start
+    with lm.lock:
+        base = lm.embed(ids).detach()
+        for first in range(0, len(rows), batch_size):
+            chunk = rows[first : first + batch_size]
+            alphas = torch.tensor([a for a, _ in chunk], device=lm.device).view(-1, 1, 1)
+            scale = 1.0 + (alphas - 1.0) * source  # alpha on sources, 1 elsewhere
+            inputs = (base * scale).detach().requires_grad_(True)
+            batch_ids = ids.expand(len(chunk), -1)
+            logprobs = lm.target_logprobs(batch_ids, start, inputs_embeds=inputs)
+            picks = []
+            for b, (_, token) in enumerate(chunk):
+                picks.append(logprobs[b].sum() if token is None else logprobs[b, token])
+            (grads,) = torch.autograd.grad(torch.stack(picks).sum(), inputs)
+            lm.count_backward()
+            yield list(range(first, first + len(chunk))), grads.detach(), inputs.detach()
+            if progress:
+                progress(min(first + batch_size, len(rows)), len(rows))
+
+
+def _reduce(kind: str, grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Per-position score from gradient and input: [B, T, H] -> [B, T]."""
+    if kind == "norm":
+        return grads.norm(dim=-1)
+    return (grads * inputs).sum(-1)
+
+
+def _simple_gradient(
+    kind: str,
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    matrix: bool,
+    batch_size: int,
+    progress: ProgressFn | None,
+) -> MethodOutput:
+    n_target = len(problem.target_ids)
+    rows: list[Row] = [(1.0, j) for j in range(n_target)] if matrix else [(1.0, None)]
+    per_row = torch.zeros(len(rows), len(problem.ids))
+    total_grad = None
+    inputs0 = None
+    for indices, grads, inputs in _gradient_rows(lm, problem, rows, batch_size, progress):
+        per_row[indices] = _reduce(kind, grads, inputs).cpu()
+        g = grads.sum(0, keepdim=True)
+        total_grad = g if total_grad is None else total_grad + g
+        inputs0 = inputs[:1]
+    # The gradient of the summed log-prob is the sum of the per-token gradients.
+    total = _reduce(kind, total_grad, inputs0)[0].cpu()
+    return _package(problem, units, total, per_row if matrix else None)
+
+
+def _package(
+    problem: Problem, units: list[Unit], per_position: torch.Tensor, per_row: torch.Tensor | None
+) -> MethodOutput:
+    sources = problem.source_positions
+    token_scores = per_position[sources].tolist()
+    matrix = None
+    if per_row is not None:
+        matrix = [sum_into_units(row[sources].tolist(), units) for row in per_row]
+    return MethodOutput(
+        scores=sum_into_units(token_scores, units),
+        matrix=matrix,
+        template_scores=per_position[problem.template_positions].tolist(),
+    )
+
+
+@register(
+    "grad_norm",
+    "gradient",
+    token_level=True,
+    description="L2 norm of d log p(target) / d input embedding (unsigned).",
+)
+def grad_norm(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    matrix: bool = False,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+    **_: Any,
+) -> MethodOutput:
+    return _simple_gradient("norm", lm, problem, units, matrix, batch_size, progress)
+
+
+@register(
+    "grad_x_input",
+    "gradient",
+    token_level=True,
+    description="Gradient times input embedding, summed over dimensions (signed).",
+)
+def grad_x_input(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    matrix: bool = False,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+    **_: Any,
+) -> MethodOutput:
+    return _simple_gradient("dot", lm, problem, units, matrix, batch_size, progress)
+
+
+@register(
+    "integrated_gradients",
+    "gradient",
+    token_level=True,
+    description="Integrated gradients from a zero-embedding baseline (signed; n_steps).",
+)
+def integrated_gradients(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    n_steps: int = 20,
+    matrix: bool = False,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+    **_: Any,
+) -> MethodOutput:
+    """Midpoint Riemann sum of the path integral; all steps (and target rows) batched."""
+    if n_steps < 1:
+        from ..errors import InvalidParameterError
+
+        raise InvalidParameterError("n_steps must be at least 1.")
+    alphas = [(i + 0.5) / n_steps for i in range(n_steps)]
+    targets: list[int | None] = list(range(len(problem.target_ids))) if matrix else [None]
+    rows: list[Row] = [(a, j) for j in targets for a in alphas]
+    ids = torch.tensor([problem.ids], device=lm.device)
+    with torch.no_grad():
+        full_inputs = lm.embed(ids)[0].cpu()
+    mean_grads = torch.zeros(len(targets), len(problem.ids), full_inputs.shape[-1])
+    for indices, grads, _ in _gradient_rows(lm, problem, rows, batch_size, progress):
+        for i, g in zip(indices, grads.cpu(), strict=True):
+            mean_grads[i // n_steps] += g / n_steps
+    per_row = (mean_grads * full_inputs).sum(-1)  # [targets, T]
+    per_position = per_row.sum(0)
+    return _package(problem, units, per_position, per_row if matrix else None)

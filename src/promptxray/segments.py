@@ -1,0 +1,160 @@
+"""Split text into units (words, sentences, ...) that cover every character.
+
+Units partition the text: whitespace between units belongs to the unit that
+follows it (as in byte-level BPE, where " sky" is one token). Because every
+character has exactly one unit, every token maps to exactly one unit and summing
+token scores into units never loses or double-counts a score.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UnknownGranularityError
+
+GRANULARITIES = ("token", "word", "sentence", "line", "paragraph")
+
+_CORE_PATTERNS = {
+    "word": r"\S+",
+    "sentence": r"[^\s](?:[^.!?\n]|[.!?]+(?=[^\s.!?]))*[.!?]*[\"')\]]*",
+    "line": r"[^\n]*\S[^\n]*",
+    "paragraph": r"\S(?:[^\n]|\n(?![ \t]*\n))*",
+}
+
+
+@dataclass
+class Unit:
+    """A scored piece of the source: its text, who wrote it, where it sits, its tokens.
+
+    `span` is a character range in the text of its role: the prompt (user), the
+    system prompt (system) or the output before the target (output).
+    `tokens` index into the source-token list of the problem the method saw.
+    """
+
+    text: str
+    role: str
+    span: tuple[int, int] | None
+    tokens: list[int]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Unit:
+        span = tuple(d["span"]) if d.get("span") is not None else None
+        return cls(text=d["text"], role=d["role"], span=span, tokens=list(d["tokens"]))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A unit of text: `span` covers its visible characters; `cover` also owns leading space."""
+
+    span: tuple[int, int]
+    cover: tuple[int, int]
+
+
+def check_granularity(granularity: str, pattern: str | None = None) -> None:
+    if granularity == "regex":
+        if not pattern:
+            raise UnknownGranularityError("Granularity 'regex' needs a pattern (--pattern).")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise UnknownGranularityError(f"Bad regular expression {pattern!r}: {exc}") from exc
+        return
+    if granularity not in GRANULARITIES:
+        raise UnknownGranularityError(
+            f"Unknown granularity {granularity!r}; choose one of "
+            f"{', '.join(GRANULARITIES + ('regex',))}."
+        )
+
+
+def segment(text: str, granularity: str, pattern: str | None = None) -> list[Segment]:
+    """Segments of `text` at a granularity other than token (tokens come from the model)."""
+    check_granularity(granularity, pattern)
+    if granularity == "token":
+        raise UnknownGranularityError("Token units come from the tokenizer, not from segment().")
+    core = re.compile(pattern if granularity == "regex" else _CORE_PATTERNS[granularity])
+    matches = [(m.start(), m.end()) for m in core.finditer(text) if m.end() > m.start()]
+    cores: list[tuple[int, int]] = []
+    cursor = 0
+    for start, end in matches:
+        gap = text[cursor:start]
+        if gap.strip():
+            # Text no match claims (only possible with a custom regex) is a unit too.
+            cores.append(_strip_span(text, cursor, start))
+        cores.append((start, end))
+        cursor = end
+    tail = text[cursor:]
+    if tail.strip():
+        cores.append(_strip_span(text, cursor, len(text)))
+    if not cores:
+        return [Segment(span=(0, len(text)), cover=(0, len(text)))] if text else []
+    segments = []
+    for i, span in enumerate(cores):
+        start = 0 if i == 0 else cores[i - 1][1]
+        end = len(text) if i == len(cores) - 1 else span[1]
+        segments.append(Segment(span=span, cover=(start, end)))
+    return segments
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    piece = text[start:end]
+    lead = len(piece) - len(piece.lstrip())
+    trail = len(piece) - len(piece.rstrip())
+    return (start + lead, end - trail)
+
+
+def locate(segments: list[Segment], span: tuple[int, int]) -> int:
+    """Index of the segment owning a token with character span `span`.
+
+    A token is owned by the segment of its first visible character, so " sky"
+    belongs to the word "sky" and a lone newline to the unit after it.
+    """
+    starts = [s.cover[0] for s in segments]
+    return max(0, bisect.bisect_right(starts, span[0]) - 1)
+
+
+def locate_token(segments: list[Segment], text: str, span: tuple[int, int]) -> int:
+    start, end = span
+    piece = text[start:end]
+    visible = start + (len(piece) - len(piece.lstrip())) if piece.strip() else start
+    return locate(segments, (visible, end))
+
+
+def group_units(
+    base_units: list[Unit],
+    role_text: Callable[[str], str],
+    granularity: str,
+    pattern: str | None = None,
+) -> tuple[list[Unit], list[int]]:
+    """Join base units into coarser ones; returns the new units and, per base unit, its owner.
+
+    Units keep the order of first appearance, so system text, user text and
+    earlier output stay in reading order. Units without a span (special tokens)
+    stay alone.
+    """
+    segments_by_role: dict[str, list[Segment]] = {}
+    units: list[Unit] = []
+    owner: list[int] = []
+    index_of: dict[tuple[str, int], int] = {}
+    for base in base_units:
+        text = role_text(base.role)
+        if base.span is None or not text:
+            key = (base.role, -len(units) - 1)
+            seg_span, seg_text = base.span, base.text
+        else:
+            if base.role not in segments_by_role:
+                segments_by_role[base.role] = segment(text, granularity, pattern)
+            segs = segments_by_role[base.role]
+            i = locate_token(segs, text, base.span)
+            key = (base.role, i)
+            seg_span = segs[i].span
+            seg_text = text[seg_span[0] : seg_span[1]]
+        if key not in index_of:
+            index_of[key] = len(units)
+            units.append(Unit(text=seg_text, role=base.role, span=seg_span, tokens=[]))
+        units[index_of[key]].tokens.extend(base.tokens)
+        owner.append(index_of[key])
+    return units, owner

@@ -1,0 +1,179 @@
+"""Turn (prompt, what to explain) into one token sequence with sources and a target.
+
+Three targets share one shape: the model's own generation, a text the user
+supplies, or a character span of the output. For a span, the output tokens before
+it become sources too (role "output"), because earlier output drives later output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import EmptyTargetError, PromptTooLongError, SpanError
+from .model import (
+    ROLE_OUTPUT,
+    ROLE_SYSTEM,
+    ROLE_TEMPLATE,
+    ROLE_USER,
+    LanguageModel,
+    PromptEncoding,
+    Span,
+)
+from .segments import Unit, group_units
+
+
+@dataclass
+class Problem:
+    """One sequence `ids` = prompt + output context + target, with per-position facts."""
+
+    encoding: PromptEncoding
+    output: str
+    output_ids: list[int]
+    output_spans: list[Span]
+    target_span: Span
+    target_token_range: tuple[int, int]
+
+    @property
+    def prompt_length(self) -> int:
+        return len(self.encoding.ids)
+
+    @property
+    def context_ids(self) -> list[int]:
+        """Everything the target is conditioned on."""
+        return self.encoding.ids + self.output_ids[: self.target_token_range[0]]
+
+    @property
+    def target_ids(self) -> list[int]:
+        a, b = self.target_token_range
+        return self.output_ids[a:b]
+
+    @property
+    def ids(self) -> list[int]:
+        return self.context_ids + self.target_ids
+
+    @property
+    def target_start(self) -> int:
+        return len(self.context_ids)
+
+    @property
+    def roles(self) -> list[str]:
+        return self.encoding.roles + [ROLE_OUTPUT] * self.target_token_range[0]
+
+    @property
+    def spans(self) -> list[Span | None]:
+        return self.encoding.spans + list(self.output_spans[: self.target_token_range[0]])
+
+    @property
+    def source_positions(self) -> list[int]:
+        """Positions in `ids` that are scored: user/system text and earlier output."""
+        return [i for i, role in enumerate(self.roles) if role != ROLE_TEMPLATE]
+
+    @property
+    def template_positions(self) -> list[int]:
+        return [i for i, role in enumerate(self.roles) if role == ROLE_TEMPLATE]
+
+    def role_text(self, role: str) -> str:
+        if role == ROLE_USER:
+            return self.encoding.prompt
+        if role == ROLE_SYSTEM:
+            return self.encoding.system_prompt or ""
+        if role == ROLE_OUTPUT:
+            return self.output[: self.target_span[0]]
+        return ""
+
+    def token_units(self) -> list[Unit]:
+        """One unit per source token; `tokens` index into `source_positions`."""
+        units = []
+        for k, position in enumerate(self.source_positions):
+            role, span = self.roles[position], self.spans[position]
+            text = self.role_text(role)[span[0] : span[1]] if span else ""
+            units.append(Unit(text=text, role=role, span=span, tokens=[k]))
+        return units
+
+    def units(self, granularity: str, pattern: str | None = None) -> list[Unit]:
+        """Source units at a granularity; perturbation methods mask these whole."""
+        base = self.token_units()
+        if granularity == "token":
+            return base
+        return group_units(base, self.role_text, granularity, pattern)[0]
+
+    def target_pieces(self, lm: LanguageModel) -> list[str]:
+        return lm.token_pieces(self.target_ids)
+
+
+def build_problem(
+    lm: LanguageModel,
+    prompt: str,
+    *,
+    system_prompt: str | None = None,
+    target: str | None = None,
+    span: Span | None = None,
+    output_ids: list[int] | None = None,
+    max_new_tokens: int = 64,
+    on_token: Callable[[int], None] | None = None,
+) -> Problem:
+    """Encode the prompt, get the output (given, reused or generated) and place the target.
+
+    `target` is a text to explain instead of the model's own output; `span` is a
+    character range of the output to explain; `output_ids` reuses an earlier
+    generation so explaining a span never regenerates.
+    """
+    encoding = lm.encode_prompt(prompt, system_prompt)
+    if target is not None:
+        if output_ids is not None:
+            raise SpanError("Give either a target text or earlier output ids, not both.")
+        ids, spans = lm.tokenize_text(target)
+        if not ids:
+            raise EmptyTargetError("The target text is empty after tokenisation.")
+        output = target
+    else:
+        if output_ids is None:
+            output_ids = lm.generate(encoding.ids, max_new_tokens=max_new_tokens, on_token=on_token)
+        ids = list(output_ids)
+        if not ids:
+            raise EmptyTargetError(
+                "The model generated nothing for this prompt, so there is nothing to explain."
+            )
+        output, spans = lm.decode_with_spans(ids)
+    total = len(encoding.ids) + len(ids)
+    if total > lm.max_context:
+        raise PromptTooLongError(
+            f"Prompt and target are {total} tokens; this model reads at most {lm.max_context}."
+        )
+    if span is None:
+        token_range = (0, len(ids))
+        target_span: Span = (0, len(output))
+    else:
+        token_range = _tokens_in_span(spans, span, len(output))
+        target_span = (spans[token_range[0]][0], spans[token_range[1] - 1][1])
+    return Problem(
+        encoding=encoding,
+        output=output,
+        output_ids=ids,
+        output_spans=list(spans),
+        target_span=target_span,
+        target_token_range=token_range,
+    )
+
+
+def _tokens_in_span(spans: list[Span], span: Span, length: int) -> tuple[int, int]:
+    start, end = span
+    if not (0 <= start < end <= length):
+        raise SpanError(
+            f"Span {start}:{end} is outside the output, which has {length} characters "
+            f"(give START:END with 0 <= START < END <= {length})."
+        )
+    inside = [i for i, (a, b) in enumerate(spans) if b > start and a < end and b > a]
+    if not inside:
+        raise SpanError(f"Span {start}:{end} covers no output token.")
+    return inside[0], inside[-1] + 1
+
+
+def parse_span(text: str) -> Span:
+    """Parse 'START:END' as typed on the command line."""
+    try:
+        a, b = text.split(":")
+        return int(a), int(b)
+    except ValueError as exc:
+        raise SpanError(f"A span is START:END in characters, e.g. 0:20; got {text!r}.") from exc
