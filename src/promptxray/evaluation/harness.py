@@ -1,0 +1,480 @@
+"""The dataset harness behind `promptxray evaluate`: resumable, one SQLite row at a time.
+
+A faithfulness run over a hundred prompts takes long on a CPU, and machines get
+busy or restarted. So every finished (prompt, method) row is committed to SQLite
+the moment it exists, the original output of each prompt is stored too, and a
+rerun with the same settings skips whatever is already there: it never
+recomputes nor loses a row, and its table equals an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidParameterError, PromptXrayError
+from ..segments import check_granularity
+from .metrics import METRIC_NAMES, FaithfulnessScorer, ranking_of
+from .table import ResultsTable, build_table
+
+DB_NAME = "results.sqlite"
+
+
+# ----- input ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PromptRecord:
+    line: int
+    key: str
+    prompt: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    reason: str
+
+
+def read_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]:
+    """Prompts of a JSONL file (field `prompt`, optional `id`) and the lines that are not.
+
+    A bad line (not JSON, not an object, no or empty prompt) is reported with its
+    line number and skipped, so one broken row does not cost the whole run.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(f"Data file not found: {path}")
+    records: list[PromptRecord] = []
+    bad: list[BadLine] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                bad.append(BadLine(number, f"not valid JSON ({exc.msg})"))
+                continue
+            if not isinstance(obj, dict):
+                bad.append(BadLine(number, "not a JSON object"))
+                continue
+            prompt = obj.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                bad.append(BadLine(number, "no non-empty 'prompt' string"))
+                continue
+            key = str(obj["id"]) if obj.get("id") not in (None, "") else f"line{number}"
+            if key in seen:
+                key = f"{key}@line{number}"
+            seen.add(key)
+            records.append(PromptRecord(number, key, prompt))
+    return records, bad
+
+
+# ----- settings -----------------------------------------------------------------------
+@dataclass
+class EvalConfig:
+    """Everything that changes a row; all of it is part of the row's key in SQLite."""
+
+    methods: list[str] = field(
+        default_factory=lambda: [
+            "random",
+            "integrated_gradients",
+            "leave_one_out",
+            "xprompt",
+            "grad_norm",
+        ]
+    )
+    k: int = 3
+    granularity: str = "word"
+    masking: str = "delete"
+    max_new_tokens: int = 64
+    limit: int | None = None
+    seed: int = 0
+    iterations: int = 50
+    n_steps: int = 20
+    use_sbert: bool = True
+
+    def check(self) -> None:
+        from .. import masking
+        from ..methods import get_method
+
+        if not self.methods:
+            raise InvalidParameterError("Give at least one method to evaluate.")
+        for m in self.methods:
+            get_method(m)
+        check_granularity(self.granularity)
+        if self.granularity == "regex":
+            raise InvalidParameterError("Evaluate on token, word, sentence, line or paragraph.")
+        if self.masking not in masking.OPERATORS:
+            raise InvalidParameterError(
+                f"Unknown masking operator {self.masking!r}; choose one of "
+                f"{', '.join(masking.OPERATORS)}."
+            )
+        if self.k < 1:
+            raise InvalidParameterError("k must be at least 1.")
+        if self.max_new_tokens < 1:
+            raise InvalidParameterError("max_new_tokens must be at least 1.")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidParameterError("limit must be at least 1.")
+
+    def method_params(self) -> dict[str, Any]:
+        """Passed to every method; each takes what it knows and ignores the rest."""
+        return {
+            "k": self.k,
+            "seed": self.seed,
+            "iterations": self.iterations,
+            "n_steps": self.n_steps,
+            "masking": self.masking,
+        }
+
+    def params_key(self) -> str:
+        p = self.method_params()
+        p.pop("k")
+        p.pop("masking")
+        p["sbert"] = self.use_sbert
+        return json.dumps(p, sort_keys=True)
+
+
+# ----- storage --------------------------------------------------------------------------
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS outputs (
+    prompt_key TEXT, prompt_sha TEXT, model TEXT, max_new_tokens INTEGER,
+    line INTEGER, prompt TEXT, output TEXT, output_ids TEXT, error TEXT, seconds REAL,
+    PRIMARY KEY (prompt_key, prompt_sha, model, max_new_tokens)
+);
+CREATE TABLE IF NOT EXISTS rows (
+    prompt_key TEXT, prompt_sha TEXT, method TEXT, k INTEGER, granularity TEXT,
+    masking TEXT, model TEXT, max_new_tokens INTEGER, params TEXT,
+    line INTEGER, error TEXT, operator TEXT, n_units INTEGER,
+    {", ".join(f"{m} REAL" for m in METRIC_NAMES)},
+    seconds REAL, forward_passes REAL, backward_passes REAL, eval_seconds REAL,
+    masked_output TEXT, masked_units TEXT, details TEXT,
+    PRIMARY KEY (prompt_key, prompt_sha, method, k, granularity, masking, model,
+                 max_new_tokens, params)
+);
+"""
+_ROW_KEY = (
+    "prompt_key",
+    "prompt_sha",
+    "method",
+    "k",
+    "granularity",
+    "masking",
+    "model",
+    "max_new_tokens",
+    "params",
+)
+
+
+class ResultStore:
+    """The SQLite file of a run directory; every write is committed at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path))
+        self.conn.row_factory = sqlite3.Row
+        self.conn.executescript(_SCHEMA)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def get_output(self, rec: PromptRecord, model: str, max_new_tokens: int) -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM outputs WHERE prompt_key=? AND prompt_sha=? AND model=? "
+            "AND max_new_tokens=?",
+            (rec.key, rec.sha, model, max_new_tokens),
+        ).fetchone()
+
+    def put_output(self, rec: PromptRecord, model: str, max_new_tokens: int, **fields: Any) -> None:
+        values = {
+            "prompt_key": rec.key,
+            "prompt_sha": rec.sha,
+            "model": model,
+            "max_new_tokens": max_new_tokens,
+            "line": rec.line,
+            "prompt": rec.prompt,
+            **fields,
+        }
+        self._insert("outputs", values)
+
+    def row_key(self, rec: PromptRecord, method: str, model: str, cfg: EvalConfig) -> tuple:
+        return (
+            rec.key,
+            rec.sha,
+            method,
+            cfg.k,
+            cfg.granularity,
+            cfg.masking,
+            model,
+            cfg.max_new_tokens,
+            cfg.params_key(),
+        )
+
+    def has_row(self, key: tuple) -> bool:
+        where = " AND ".join(f"{c}=?" for c in _ROW_KEY)
+        return self.conn.execute(f"SELECT 1 FROM rows WHERE {where}", key).fetchone() is not None
+
+    def put_row(self, key: tuple, **fields: Any) -> None:
+        self._insert("rows", {**dict(zip(_ROW_KEY, key, strict=True)), **fields})
+
+    def rows_for(self, keys: Sequence[tuple]) -> list[dict[str, Any]]:
+        where = " AND ".join(f"{c}=?" for c in _ROW_KEY)
+        out = []
+        for key in keys:
+            row = self.conn.execute(f"SELECT * FROM rows WHERE {where}", key).fetchone()
+            if row is not None:
+                out.append(dict(row))
+        return out
+
+    def _insert(self, table: str, values: dict[str, Any]) -> None:
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", list(values.values())
+        )
+        self.conn.commit()
+
+
+# ----- the run --------------------------------------------------------------------------
+@dataclass
+class EvalReport:
+    table: ResultsTable
+    computed: int
+    reused: int
+    bad_lines: list[BadLine]
+    errors: list[tuple[str, str, str]]  # (prompt key, method or "", message)
+    out_dir: Path
+    prompts: int
+    files: list[Path]
+
+
+RowHook = Callable[[dict[str, Any]], None]
+
+
+def run_evaluation(
+    data: str | Path,
+    out_dir: str | Path,
+    config: EvalConfig | None = None,
+    lm: Any = None,
+    model: str | None = None,
+    on_row: RowHook | None = None,
+    console: Any = None,
+    show_progress: bool = True,
+) -> EvalReport:
+    """Evaluate `config.methods` on the prompts of `data`, writing into `out_dir`.
+
+    `on_row` is called after each newly computed row is committed (it may raise to
+    stop the run: the rows so far stay, and a rerun continues from there).
+    """
+    from rich.console import Console
+
+    from ..api import as_model
+
+    config = config or EvalConfig()
+    config.check()
+    console = console or Console(stderr=True)
+    records, bad = read_prompts(data)
+    for b in bad:
+        console.print(f"[yellow]{data}: line {b.line} skipped: {b.reason}[/]")
+    if config.limit is not None:
+        records = records[: config.limit]
+    if not records:
+        raise InvalidParameterError(f"No usable prompts in {data}.")
+    out = Path(out_dir)
+    store = ResultStore(out / DB_NAME)
+    lm = lm if lm is not None else as_model(model)
+    computed = reused = 0
+    errors: list[tuple[str, str, str]] = []
+    try:
+        with _progress(console, show_progress, len(records) * len(config.methods)) as advance:
+            for rec in records:
+                todo = [
+                    m
+                    for m in config.methods
+                    if not store.has_row(store.row_key(rec, m, lm.name, config))
+                ]
+                reused += len(config.methods) - len(todo)
+                advance(len(config.methods) - len(todo), rec.key)
+                if not todo:
+                    continue
+                problem, error = _problem_for(lm, store, rec, config)
+                if problem is None:
+                    errors.append((rec.key, "", error or "no output"))
+                    advance(len(todo), rec.key)
+                    continue
+                scorers: dict[tuple, FaithfulnessScorer] = {}
+                for method in todo:
+                    advance(0, f"{rec.key} · {method}")
+                    key = store.row_key(rec, method, lm.name, config)
+                    fields = _evaluate_row(lm, problem, method, config, scorers)
+                    store.put_row(key, line=rec.line, **fields)
+                    computed += 1
+                    if fields.get("error"):
+                        errors.append((rec.key, method, fields["error"]))
+                    advance(1, f"{rec.key} · {method}")
+                    if on_row is not None:
+                        on_row({"prompt_key": rec.key, "method": method, **fields})
+        table = _table(store, records, lm.name, config, str(data))
+    finally:
+        store.close()
+    files = write_table(table, out)
+    return EvalReport(
+        table=table,
+        computed=computed,
+        reused=reused,
+        bad_lines=bad,
+        errors=errors,
+        out_dir=out,
+        prompts=len(records),
+        files=files,
+    )
+
+
+@contextmanager
+def _progress(console: Any, show: bool, total: int) -> Iterator[Callable[[int, str], None]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]evaluate[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        disable=not show,
+    )
+    with progress:
+        task = progress.add_task("", total=total)
+
+        def advance(n: int, label: str) -> None:
+            progress.update(task, advance=n, description=label)
+
+        yield advance
+
+
+def _problem_for(lm: Any, store: ResultStore, rec: PromptRecord, cfg: EvalConfig):
+    """The prompt's problem, generating y only the first time (later runs reuse it)."""
+    from ..targets import build_problem
+
+    row = store.get_output(rec, lm.name, cfg.max_new_tokens)
+    if row is not None and row["error"]:
+        return None, row["error"]
+    try:
+        if row is not None:
+            ids = json.loads(row["output_ids"])
+            return build_problem(lm, rec.prompt, output_ids=ids), None
+        started = time.perf_counter()
+        problem = build_problem(lm, rec.prompt, max_new_tokens=cfg.max_new_tokens)
+    except PromptXrayError as exc:
+        store.put_output(rec, lm.name, cfg.max_new_tokens, error=str(exc))
+        return None, str(exc)
+    store.put_output(
+        rec,
+        lm.name,
+        cfg.max_new_tokens,
+        output=problem.output,
+        output_ids=json.dumps(problem.output_ids),
+        seconds=time.perf_counter() - started,
+    )
+    return problem, None
+
+
+def _evaluate_row(
+    lm: Any,
+    problem: Any,
+    method: str,
+    cfg: EvalConfig,
+    scorers: dict[tuple, FaithfulnessScorer],
+) -> dict[str, Any]:
+    """Run one method and score its top-k units; a user-level error becomes the row."""
+    from ..api import attribute
+
+    try:
+        attribution = attribute(
+            lm, problem, method, granularity=cfg.granularity, **cfg.method_params()
+        )
+        meta = attribution.metadata
+        operator = meta.get("masking") or cfg.masking
+        units = attribution.units
+        signature = (operator, tuple(tuple(u.tokens) for u in units))
+        if signature not in scorers:
+            scorers[signature] = FaithfulnessScorer(
+                lm,
+                problem,
+                units,
+                operator=operator,
+                max_new_tokens=cfg.max_new_tokens,
+                use_sbert=cfg.use_sbert,
+            )
+        started = time.perf_counter()
+        result = scorers[signature].score(ranking_of(attribution), cfg.k)
+        eval_seconds = time.perf_counter() - started
+    except PromptXrayError as exc:
+        return {"error": str(exc)}
+    return {
+        "error": None,
+        "operator": operator,
+        "n_units": len(units),
+        **result.values(),
+        "seconds": float(meta.get("seconds", 0.0)),
+        "forward_passes": float(meta.get("forward_passes", 0)),
+        "backward_passes": float(meta.get("backward_passes", 0)),
+        "eval_seconds": eval_seconds,
+        "masked_output": result.masked_output,
+        "masked_units": json.dumps(result.masked_units, ensure_ascii=False),
+        "details": json.dumps(result.details),
+    }
+
+
+def _table(
+    store: ResultStore, records: list[PromptRecord], model: str, cfg: EvalConfig, source: str
+) -> ResultsTable:
+    keys = [store.row_key(rec, m, model, cfg) for rec in records for m in cfg.methods]
+    rows = [r for r in store.rows_for(keys) if not r["error"]]
+    title = (
+        f"{Path(source).name} · {model} · k={cfg.k} · {cfg.granularity} units · "
+        f"masking={cfg.masking} · {len(records)} prompts"
+    )
+    return build_table(rows, cfg.methods, title=title, seed=cfg.seed)
+
+
+def write_table(table: ResultsTable, out_dir: str | Path) -> list[Path]:
+    """Write table.md, table.csv and table.json into the run directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, text in (
+        ("table.md", table.to_markdown()),
+        ("table.csv", table.to_csv()),
+        ("table.json", table.to_json()),
+    ):
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+    return files
+
+
+def config_dict(cfg: EvalConfig) -> dict[str, Any]:
+    return asdict(cfg)

