@@ -1,0 +1,150 @@
+"""HTML view: a self-contained fragment (inline styles only) for notebooks, files and the web UI.
+
+Everything that came from a user or a model (prompt, output, token text, method
+names, metadata) passes through `html.escape` before it is written, so a prompt
+holding markup shows that markup instead of running it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from ..model import ROLE_OUTPUT
+from ..segments import Unit
+from .palette import MAGNITUDE, NEGATIVE, POSITIVE, TARGET, Scale, css, scale_for, text_color
+from .pieces import SOURCE_ROLES, cost_summary, role_pieces, visible
+
+_BOX = (
+    "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:14px;line-height:1.7;"
+    "color:#111;background:#fff;padding:10px 12px;border:1px solid #ddd;border-radius:6px"
+)
+_TEXT = (
+    "white-space:pre-wrap;word-wrap:break-word;font-family:ui-monospace,'SFMono-Regular',"
+    "Menlo,Consolas,monospace;font-size:13px;margin:2px 0 10px 0"
+)
+_HEADING = "font-weight:600;font-size:12px;text-transform:uppercase;color:#555;letter-spacing:.04em"
+_SELECTED = "outline:2px solid #111;outline-offset:1px;font-weight:700"
+
+
+def _fmt(score: float, scale: Scale) -> str:
+    return f"{score:+.4g}" if scale.signed else f"{score:.4g}"
+
+
+@dataclass
+class _View:
+    """What every part of the page needs, computed once (unit scores are a derived view)."""
+
+    attr: Any
+    units: list[Unit]
+    scores: list[float]
+    scale: Scale
+    chosen: set[int]
+
+
+def _unit_span(text: str, index: int, view: _View) -> str:
+    unit, score, scale = view.units[index], view.scores[index], view.scale
+    bg = scale.color(score)
+    style = f"background:{css(bg)};color:{css(text_color(bg))};border-radius:3px"
+    title = f"score {_fmt(score, scale)} · {unit.role} · unit {index}"
+    if index in view.chosen:
+        style += ";" + _SELECTED
+        title += " · selected"
+    return (
+        f'<span data-unit="{index}" style="{style}" title="{escape(title)}">{escape(text)}</span>'
+    )
+
+
+def _role_html(view: _View, role: str) -> str:
+    parts = []
+    for piece, index in role_pieces(view.attr.role_text(role), view.units, role):
+        parts.append(escape(piece) if index is None else _unit_span(piece, index, view))
+    return "".join(parts)
+
+
+def _output_html(view: _View) -> str:
+    attr = view.attr
+    start, end = attr.target_span
+    target_style = f"background:{css(TARGET)};border-radius:3px;box-shadow:0 0 0 1px #ca8a04"
+    return (
+        _role_html(view, ROLE_OUTPUT)
+        + f'<mark class="pxr-target" style="{target_style};color:#111" '
+        f'title="explained target">{escape(attr.output[start:end])}</mark>'
+        + f'<span style="color:#888">{escape(attr.output[end:])}</span>'
+    )
+
+
+def _legend(scale: Scale, has_selection: bool) -> str:
+    if scale.signed:
+        bar = f"linear-gradient(to right,{css(NEGATIVE)},#fff,{css(POSITIVE)})"
+        ends = (f"−{scale.peak:.3g} lowers p(target)", "0", f"+{scale.peak:.3g} raises it")
+    else:
+        bar = f"linear-gradient(to right,#fff,{css(MAGNITUDE)})"
+        ends = ("0", "", f"{scale.peak:.3g} stronger influence")
+    labels = "".join(f"<span>{escape(e)}</span>" for e in ends)
+    out = (
+        '<div style="display:flex;align-items:center;gap:10px;font-size:12px;color:#444;'
+        'margin:4px 0 8px 0;flex-wrap:wrap">'
+        f'<div style="width:220px"><div style="height:10px;border:1px solid #ccc;'
+        f'border-radius:2px;background:{bar}"></div>'
+        f'<div style="display:flex;justify-content:space-between">{labels}</div></div>'
+        f'<span style="background:{css(TARGET)};padding:0 4px;border-radius:3px">target</span>'
+    )
+    if has_selection:
+        out += f'<span style="{_SELECTED};padding:0 4px">selected</span><span>chosen jointly</span>'
+    return out + "</div>"
+
+
+def _top_list(view: _View, top: int) -> str:
+    index_of = {id(u): i for i, u in enumerate(view.units)}
+    items = []
+    for unit, score in view.attr.top_k(top, by_abs=view.scale.signed):
+        i = index_of[id(unit)]
+        label = _unit_span(visible(unit.text, 60), i, view)
+        mark = " · selected" if i in view.chosen else ""
+        items.append(
+            f'<li>{label} <span style="color:#555;font-family:ui-monospace,monospace;'
+            f'font-size:12px">{escape(_fmt(score, view.scale))} · {escape(unit.role)}{mark}'
+            "</span></li>"
+        )
+    return (
+        f'<div style="{_HEADING}">Top {len(items)} units</div>'
+        f'<ol style="margin:2px 0 8px 0;padding-left:24px">{"".join(items)}</ol>'
+    )
+
+
+def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
+    """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
+    scores = attr.scores
+    view = _View(attr, attr.units, scores, scale_for(scores), set(attr.selected or []))
+    sections = []
+    for role, title in SOURCE_ROLES:
+        if role == ROLE_OUTPUT:
+            body, title = _output_html(view), "Output (target highlighted)"
+        elif attr.role_text(role):
+            body = _role_html(view, role)
+        else:
+            continue
+        sections.append(
+            f'<div style="{_HEADING}">{escape(title)}</div>'
+            f'<div class="pxr-{escape(role)}" style="{_TEXT}">{body}</div>'
+        )
+    meta = " · ".join(f"{escape(k)} {escape(v)}" for k, v in cost_summary(attr))
+    fragment = (
+        f'<div class="promptxray" style="{_BOX}">'
+        + "".join(sections)
+        + _legend(view.scale, attr.selected is not None)
+        + (_top_list(view, min(top, len(view.units))) if top > 0 and view.units else "")
+        + f'<div style="font-size:12px;color:#666">{meta}</div>'
+        + "</div>"
+    )
+    if not standalone:
+        return fragment
+    title = escape(f"promptxray: {attr.method}")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{title}</title></head>"
+        f'<body style="margin:16px;background:#f6f6f6">{fragment}</body></html>\n'
+    )

@@ -1,0 +1,91 @@
+"""Laying an attribution back onto the text it came from.
+
+Views draw the user's own text, character for character, and colour the stretch
+each unit covers; the gaps between units (spaces, newlines) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from ..model import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER
+from ..segments import Unit
+
+# Source roles in reading order, with the heading each view gives them.
+SOURCE_ROLES = (
+    (ROLE_SYSTEM, "System prompt"),
+    (ROLE_USER, "Prompt"),
+    (ROLE_OUTPUT, "Earlier output"),
+)
+
+_VISIBLE = {"\n": "⏎", "\r": "␍", "\t": "⇥"}
+
+
+def role_pieces(text: str, units: list[Unit], role: str) -> list[tuple[str, int | None]]:
+    """Split `text` into (piece, unit index or None); the pieces join back to `text`.
+
+    Units whose spans overlap (a multi-byte character split over two tokens gives
+    both the same span) keep the first claim; a later unit is clipped, not repeated.
+    """
+    claims = sorted(
+        (u.span[0], u.span[1], i) for i, u in enumerate(units) if u.role == role and u.span
+    )
+    pieces: list[tuple[str, int | None]] = []
+    cursor = 0
+    for start, end, index in claims:
+        start, end = max(start, cursor), min(end, len(text))
+        if end <= start:
+            continue
+        if start > cursor:
+            pieces.append((text[cursor:start], None))
+        pieces.append((text[start:end], index))
+        cursor = end
+    if cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces
+
+
+def visible(text: str, limit: int | None = None) -> str:
+    """A one-line label: newlines and tabs as symbols, other control characters dropped."""
+    out = []
+    for ch in text:
+        if ch in _VISIBLE:
+            out.append(_VISIBLE[ch])
+        elif unicodedata.category(ch) in ("Cc", "Cf"):
+            continue
+        else:
+            out.append(ch)
+    label = "".join(out)
+    if limit is not None and len(label) > limit:
+        label = label[: max(1, limit - 1)] + "…"
+    return label
+
+
+def token_label(piece: str, limit: int | None = None) -> str:
+    """A target-token label: surrounding spaces trimmed, a bare space shown as ␣."""
+    label = visible(piece, limit).strip(" ")
+    return label or ("␣" if piece else "∅")
+
+
+def cost_summary(attr: Any) -> list[tuple[str, str]]:
+    """(label, value) pairs describing how the result was computed, for every view."""
+    meta = attr.metadata or {}
+    family = meta.get("family")
+    items = [("method", f"{attr.method} ({family})" if family else attr.method)]
+    granularity = attr.granularity or attr.base_granularity
+    if attr.pattern:
+        granularity = f"{granularity} /{attr.pattern}/"
+    items.append(("granularity", granularity))
+    masking = meta.get("masking") or (meta.get("params") or {}).get("masking")
+    if masking and meta.get("family") not in (None, "gradient"):
+        items.append(("masking", str(masking)))
+    if meta.get("model"):
+        items.append(("model", str(meta["model"])))
+    if "seconds" in meta:
+        items.append(("time", f"{float(meta['seconds']):.2f} s"))
+    if "forward_passes" in meta:
+        items.append(("forward passes", str(meta["forward_passes"])))
+    if "backward_passes" in meta:
+        items.append(("backward passes", str(meta["backward_passes"])))
+    return items
