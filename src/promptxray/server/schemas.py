@@ -1,0 +1,142 @@
+"""Request and response bodies of the JSON API (they also document it in /openapi.json).
+
+Shape checks live here so pydantic rejects malformed bodies with a 422 before any
+handler runs; checks that need the model (prompt length in tokens, a span that
+covers no token) raise `PromptXrayError` in the handlers and become a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+# A generous character cap so a giant body is refused before tokenisation; the real
+# limit is the model's context, checked in tokens.
+MAX_PROMPT_CHARS = 200_000
+
+JobStatus = Literal["queued", "running", "done", "error", "cancelled"]
+
+
+class GenerateRequest(BaseModel):
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="The user's prompt.")
+    system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    max_new_tokens: int = Field(default=64, ge=1, le=2048)
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty: type some text to explain")
+        return value
+
+
+class ExplainRequest(BaseModel):
+    run_id: str = Field(max_length=64)
+    span: tuple[int, int] | None = Field(
+        default=None, description="Characters [start, end) of the output to explain; null = all."
+    )
+    method: str = Field(default="grad_norm", max_length=64)
+    granularity: str = Field(default="word", max_length=32)
+    matrix: bool = Field(default=False, description="Also compute the target x source heatmap.")
+    k: int | None = Field(default=None, ge=1, le=1000, description="Units xprompt selects.")
+    iterations: int | None = Field(default=None, ge=1, le=10_000)
+    n_steps: int | None = Field(default=None, ge=1, le=512, description="Integrated gradients.")
+    masking: Literal["delete", "replace", "zero"] | None = None
+
+    def method_params(self) -> dict[str, Any]:
+        names = ("k", "iterations", "n_steps", "masking")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class MaskRequest(BaseModel):
+    explanation_id: str = Field(max_length=64)
+    granularity: str | None = Field(
+        default=None, max_length=32, description="Units are indices at this view (default: as run)."
+    )
+    units: list[int] | None = Field(
+        default=None, max_length=10_000, description="Unit indices to remove; or use top_k."
+    )
+    top_k: int | None = Field(default=None, ge=1, le=10_000)
+    operator: Literal["delete", "replace", "zero"] = "delete"
+
+
+class JobRef(BaseModel):
+    job_id: str
+    status: JobStatus
+
+
+class JobState(BaseModel):
+    id: str
+    kind: str
+    status: JobStatus
+    done: int
+    total: int
+    partial: str = Field(description="Text produced so far (generation jobs).")
+    result: Any = None
+    error: str | None = None
+    queue_position: int = 0
+    seconds: float | None = None
+
+
+class UnitView(BaseModel):
+    index: int
+    text: str
+    role: str
+    span: tuple[int, int] | None
+    score: float
+
+
+class ExplanationView(BaseModel):
+    """An attribution at one granularity, ready to draw."""
+
+    explanation_id: str
+    run_id: str
+    method: str
+    granularity: str
+    base_granularity: str
+    prompt: str
+    system_prompt: str | None
+    output: str
+    target_span: tuple[int, int]
+    target_tokens: list[str]
+    units: list[UnitView]
+    matrix: list[list[float]] | None
+    selected: list[int] | None
+    top: list[int] = Field(description="Unit indices, most salient first (selected set first).")
+    max_abs: float
+    signed: bool
+    template_tokens: list[str]
+    template_scores: list[float]
+    settings: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class RunSummary(BaseModel):
+    id: str
+    created: float
+    model: str
+    prompt: str
+    output: str
+    n_explanations: int
+    last_method: str | None
+
+
+class RunDetail(BaseModel):
+    id: str
+    created: float
+    model: str
+    prompt: str
+    system_prompt: str | None
+    max_new_tokens: int
+    output: str
+    explanations: list[dict[str, Any]]
+    edits: list[dict[str, Any]]
+
+
+class InfoResponse(BaseModel):
+    model: str
+    max_context: int
+    methods: list[dict[str, Any]]
+    granularities: list[str]
+    data_dir: str

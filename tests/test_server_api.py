@@ -1,0 +1,417 @@
+"""The prompt debugger's JSON API on a tiny random model: the whole flow and every 4xx."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tiny_lm
+from fastapi.testclient import TestClient
+
+from promptxray import Attribution, attribute, build_problem
+from promptxray.evaluation.metrics import kl_divergence, probability_ratio
+from promptxray.masking import MaskedContext, mask_context
+from promptxray.methods import REGISTRY
+from promptxray.server import create_app
+from promptxray.server.compare import word_diff, words
+from promptxray.server.jobs import CANCELLED, DONE, ERROR, QUEUED, RUNNING, JobQueue
+from promptxray.server.store import HistoryStore
+
+PROMPT = "The sea is calm tonight. Write one line about the sky.\nKeep it short."
+STATIC = Path(__file__).parents[1] / "src" / "promptxray" / "server" / "static"
+
+
+def make_wordy_lm(seed: int = 0):
+    """The tiny random Llama with an untied random output head.
+
+    With tied embeddings a random model mostly repeats its last input token (here
+    a newline); an independent head makes it write varied, prompt-dependent words,
+    so spans, diffs and regeneration have something to show.
+    """
+    lm = make_tiny_lm(seed)
+    g = torch.Generator().manual_seed(seed)
+    shape = lm.model.lm_head.weight.shape
+    lm.model.lm_head.weight = torch.nn.Parameter(torch.randn(shape, generator=g) * 0.5)
+    return lm
+
+
+@pytest.fixture(scope="module")
+def wordy_lm():
+    return make_wordy_lm()
+
+
+@pytest.fixture()
+def client(wordy_lm, tmp_path):
+    with TestClient(create_app(wordy_lm, tmp_path)) as c:
+        yield c
+
+
+def wait(client: TestClient, job_id: str, limit: float = 120.0) -> dict:
+    """Poll a job like the page does until it finishes."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/jobs/{job_id}").json()
+        if state["status"] in (DONE, ERROR, CANCELLED):
+            return state
+        time.sleep(0.01)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def run_job(client: TestClient, path: str, body: dict) -> dict:
+    response = client.post(path, json=body)
+    assert response.status_code == 202, response.text
+    state = wait(client, response.json()["job_id"])
+    assert state["status"] == DONE, state["error"]
+    return state
+
+
+def generate(client: TestClient, prompt: str = PROMPT, max_new_tokens: int = 12) -> dict:
+    return run_job(client, "/api/generate", {"prompt": prompt, "max_new_tokens": max_new_tokens})
+
+
+# ----- the whole flow -------------------------------------------------------------------
+def test_generate_explain_regroup_mask_history_round_trip(client, wordy_lm):
+    # generate: the output is the model's greedy continuation, streamed as partial text
+    state = generate(client)
+    run_id, output = state["result"]["run_id"], state["result"]["output"]
+    enc = wordy_lm.encode_prompt(PROMPT)
+    expected_ids = wordy_lm.generate(enc.ids, 12)
+    assert output == wordy_lm.decode(expected_ids)
+    assert state["partial"] == output
+    assert state["done"] == state["total"] == 12
+
+    # explain the second half of the output, with the heatmap
+    span = [len(output) // 2, len(output)]
+    body = {"run_id": run_id, "span": span, "method": "grad_norm", "granularity": "word"}
+    view = run_job(client, "/api/explain", {**body, "matrix": True})["result"]
+    problem = build_problem(wordy_lm, PROMPT, output_ids=expected_ids, span=tuple(span))
+    direct = attribute(wordy_lm, problem, "grad_norm", "word", matrix=True)
+    assert [u["text"] for u in view["units"]] == [u.text for u in direct.units]
+    assert [u["score"] for u in view["units"]] == pytest.approx(direct.scores, rel=1e-5)
+    assert {u["role"] for u in view["units"]} == {"user", "output"}
+    assert view["target_span"] == list(direct.target_span)
+    assert len(view["matrix"]) == len(view["target_tokens"]) == len(problem.target_ids)
+    assert all(len(row) == len(view["units"]) for row in view["matrix"])
+    scores = [u["score"] for u in view["units"]]
+    assert view["top"][0] == max(range(len(scores)), key=scores.__getitem__)
+    assert sorted(view["top"]) == list(range(len(scores)))
+    assert view["max_abs"] == pytest.approx(max(abs(s) for s in scores))
+
+    # regroup into sentences: same total, fewer units, and no model call at all
+    before = wordy_lm.cost.snapshot()
+    eid = view["explanation_id"]
+    regrouped = client.get(f"/api/explanations/{eid}", params={"granularity": "sentence"})
+    assert regrouped.status_code == 200, regrouped.text
+    assert wordy_lm.cost.snapshot() == before
+    sentences = regrouped.json()
+    assert sentences["granularity"] == "sentence"
+    prompt_units = [u["text"] for u in sentences["units"] if u["role"] == "user"]
+    assert prompt_units == [
+        "The sea is calm tonight.",
+        "Write one line about the sky.",
+        "Keep it short.",
+    ]
+    assert sum(u["score"] for u in sentences["units"]) == pytest.approx(sum(scores), rel=1e-5)
+
+    # mask the top-3 words and regenerate from the same point
+    edit = run_job(client, "/api/mask", {"explanation_id": eid, "top_k": 3})["result"]
+    assert edit["masked"] == sorted(view["top"][:3])
+    units = direct.units
+    masked_ctx = mask_context(wordy_lm, problem, units, edit["masked"], "delete")
+    original = MaskedContext(ids=list(problem.context_ids))
+    new_ids = wordy_lm.generate_from(masked_ctx, 12 - problem.target_token_range[0])
+    assert edit["regenerated"] == wordy_lm.decode(new_ids)
+    assert edit["original"] == output[direct.target_span[0] :]
+    assert edit["prefix"] + edit["original"] == output
+    assert "".join(p["text"] for p in edit["diff"] if p["op"] != "delete") == edit["regenerated"]
+    masked_lp = wordy_lm.score(masked_ctx.ids + problem.target_ids, len(masked_ctx.ids))
+    original_lp = wordy_lm.score(problem.ids, problem.target_start)
+    assert edit["pr"] == pytest.approx(probability_ratio(masked_lp, original_lp), rel=1e-3)
+    kl = kl_divergence(
+        wordy_lm.target_log_distributions(masked_ctx, problem.target_ids),
+        wordy_lm.target_log_distributions(original, problem.target_ids),
+    )
+    assert edit["kl"] == pytest.approx(kl, rel=1e-3, abs=1e-6)
+    n_user = sum(u["role"] == "user" for u in edit["masked_units"])
+    assert len(edit["masked_prompt"].split()) == len(PROMPT.split()) - n_user
+
+    # masking picked units at sentence granularity removes whole sentences from the prompt
+    first_sentence = next(u["index"] for u in sentences["units"] if u["role"] == "user")
+    picked = run_job(
+        client,
+        "/api/mask",
+        {"explanation_id": eid, "granularity": "sentence", "units": [first_sentence]},
+    )["result"]
+    assert picked["masked_prompt"] == "Write one line about the sky.\nKeep it short."
+    assert picked["granularity"] == "sentence"
+
+    # history: the run, its explanation and both edits come back; exports round-trip
+    runs = client.get("/api/runs").json()
+    assert [r["id"] for r in runs] == [run_id]
+    assert runs[0]["last_method"] == "grad_norm" and runs[0]["n_explanations"] == 1
+    detail = client.get(f"/api/runs/{run_id}").json()
+    assert detail["prompt"] == PROMPT and detail["output"] == output
+    assert detail["max_new_tokens"] == 12
+    assert [e["id"] for e in detail["explanations"]] == [eid]
+    assert detail["explanations"][0]["settings"]["span"] == span
+    assert [e["result"]["masked"] for e in detail["edits"]] == [edit["masked"], [first_sentence]]
+    again = client.get(f"/api/explanations/{eid}").json()
+    assert again["units"] == view["units"] and again["matrix"] == view["matrix"]
+
+    exported = client.get(f"/api/explanations/{eid}/export", params={"format": "json"})
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["content-disposition"]
+    loaded = Attribution.from_json(exported.text)
+    assert loaded.base_units == direct.base_units and loaded.target_span == direct.target_span
+    assert loaded.base_scores == pytest.approx(direct.base_scores, rel=1e-5)
+    assert loaded.metadata["forward_passes"] == direct.metadata["forward_passes"]
+    page = client.get(f"/api/explanations/{eid}/export", params={"format": "html"})
+    assert page.status_code == 200 and page.text.lstrip().lower().startswith("<!doctype html")
+    assert "Write" in page.text
+
+    assert client.delete(f"/api/runs/{run_id}").status_code == 204
+    assert client.get("/api/runs").json() == []
+    assert client.get(f"/api/explanations/{eid}").status_code == 404
+
+
+def test_history_survives_a_restart(wordy_lm, tmp_path):
+    with TestClient(create_app(wordy_lm, tmp_path)) as first:
+        run_id = generate(first, "Name a colour.", 4)["result"]["run_id"]
+    with TestClient(create_app(wordy_lm, tmp_path)) as second:
+        assert [r["id"] for r in second.get("/api/runs").json()] == [run_id]
+        assert second.get(f"/api/runs/{run_id}").json()["prompt"] == "Name a colour."
+
+
+def test_html_in_a_prompt_is_data_not_markup(client):
+    prompt = 'Hi <img src=x onerror=alert(1)> & "you"'
+    state = generate(client, prompt, 4)
+    run_id = state["result"]["run_id"]
+    assert client.get(f"/api/runs/{run_id}").json()["prompt"] == prompt
+    view = run_job(client, "/api/explain", {"run_id": run_id})["result"]
+    assert "<img" in view["prompt"]
+    page = client.get(f"/api/explanations/{view['explanation_id']}/export?format=html").text
+    assert "<img src=x" not in page
+    assert "&lt;img" in page
+
+
+def test_perturbation_results_cannot_be_split_finer(client):
+    if "leave_one_out" not in REGISTRY:
+        pytest.skip("leave_one_out is not registered in this checkout")
+    run_id = generate(client, "One two three. Four five.", 4)["result"]["run_id"]
+    body = {"run_id": run_id, "method": "leave_one_out", "granularity": "word"}
+    view = run_job(client, "/api/explain", body)["result"]
+    eid = view["explanation_id"]
+    coarse = client.get(f"/api/explanations/{eid}", params={"granularity": "sentence"})
+    assert coarse.status_code == 200
+    fine = client.get(f"/api/explanations/{eid}", params={"granularity": "token"})
+    assert fine.status_code == 400
+    assert "cannot be split into tokens" in fine.json()["detail"]
+
+
+def test_xprompt_marks_its_selected_units(client):
+    if "xprompt" not in REGISTRY:
+        pytest.skip("xprompt is not registered in this checkout")
+    run_id = generate(client, "Red green blue yellow.", 3)["result"]["run_id"]
+    body = {"run_id": run_id, "method": "xprompt", "k": 2, "iterations": 4}
+    view = run_job(client, "/api/explain", body)["result"]
+    assert len(view["selected"]) == 2
+    assert sorted(view["top"][:2]) == sorted(view["selected"])
+
+
+# ----- bad requests ---------------------------------------------------------------------
+@pytest.fixture()
+def run_and_explanation(client):
+    state = generate(client, PROMPT, 6)
+    run_id = state["result"]["run_id"]
+    view = run_job(client, "/api/explain", {"run_id": run_id})["result"]
+    return run_id, state["result"]["output"], view
+
+
+def detail(response) -> str:
+    return response.json()["detail"]
+
+
+def test_bad_generate_requests_get_4xx_with_a_message(client, wordy_lm):
+    empty = client.post("/api/generate", json={"prompt": ""})
+    assert empty.status_code == 422 and "prompt is empty" in detail(empty)
+    blank = client.post("/api/generate", json={"prompt": "  \n "})
+    assert blank.status_code == 422 and "prompt is empty" in detail(blank)
+    long_prompt = "word " * (wordy_lm.max_context + 10)
+    too_long = client.post("/api/generate", json={"prompt": long_prompt})
+    assert too_long.status_code == 400
+    assert f"at most {wordy_lm.max_context}" in detail(too_long)
+    zero = client.post("/api/generate", json={"prompt": "hi", "max_new_tokens": 0})
+    assert zero.status_code == 422 and "max_new_tokens" in detail(zero)
+    missing = client.post("/api/generate", json={})
+    assert missing.status_code == 422 and "prompt" in detail(missing)
+    not_json = client.post(
+        "/api/generate", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    assert client.get("/api/runs").json() == []  # nothing bad was run or saved
+
+
+def test_bad_explain_requests_get_4xx_with_a_message(client, run_and_explanation):
+    run_id, output, _ = run_and_explanation
+    unknown_method = client.post("/api/explain", json={"run_id": run_id, "method": "magic"})
+    assert unknown_method.status_code == 400
+    assert "Unknown method 'magic'" in detail(unknown_method)
+    assert "grad_norm" in detail(unknown_method)
+    bad_granularity = client.post("/api/explain", json={"run_id": run_id, "granularity": "page"})
+    assert bad_granularity.status_code == 400 and "granularity" in detail(bad_granularity)
+    outside = client.post("/api/explain", json={"run_id": run_id, "span": [0, len(output) + 5]})
+    assert outside.status_code == 400 and "outside the output" in detail(outside)
+    backwards = client.post("/api/explain", json={"run_id": run_id, "span": [5, 2]})
+    assert backwards.status_code == 400
+    unknown_run = client.post("/api/explain", json={"run_id": "nope"})
+    assert unknown_run.status_code == 404 and "No run 'nope'" in detail(unknown_run)
+    bad_k = client.post("/api/explain", json={"run_id": run_id, "method": "xprompt", "k": 0})
+    assert bad_k.status_code == 422 and "k" in detail(bad_k)
+
+
+def test_bad_reads_and_masks_get_4xx_with_a_message(client, run_and_explanation):
+    _, _, view = run_and_explanation
+    eid, n = view["explanation_id"], len(view["units"])
+    assert client.get("/api/runs/nope").status_code == 404
+    assert client.delete("/api/runs/nope").status_code == 404
+    assert client.get("/api/explanations/nope").status_code == 404
+    assert client.get("/api/jobs/nope").status_code == 404
+    assert client.post("/api/jobs/nope/cancel").status_code == 404
+    regroup = client.get(f"/api/explanations/{eid}", params={"granularity": "chapter"})
+    assert regroup.status_code == 400 and "Unknown granularity" in detail(regroup)
+    fmt = client.get(f"/api/explanations/{eid}/export", params={"format": "pdf"})
+    assert fmt.status_code == 422
+    cases = [
+        ({"explanation_id": eid}, 400, "either"),
+        ({"explanation_id": eid, "top_k": 2, "units": [0]}, 400, "either"),
+        ({"explanation_id": eid, "top_k": n + 1}, 400, f"only {n} units"),
+        ({"explanation_id": eid, "units": [n]}, 400, "out of range"),
+        ({"explanation_id": eid, "units": []}, 400, "at least one"),
+        ({"explanation_id": eid, "top_k": 1, "operator": "erase"}, 422, "operator"),
+        ({"explanation_id": "nope", "top_k": 1}, 404, "No explanation"),
+    ]
+    for body, status, words_in_detail in cases:
+        response = client.post("/api/mask", json=body)
+        assert response.status_code == status, body
+        assert words_in_detail in detail(response), body
+
+
+# ----- the job queue ---------------------------------------------------------------------
+def test_a_second_job_waits_its_turn_and_a_queued_job_can_be_cancelled(client):
+    jobs = client.app.state.jobs
+    release = threading.Event()
+    blocker = jobs.submit("block", lambda ctx: release.wait(60) and "released")
+    while jobs.get(blocker.id).status == QUEUED:
+        time.sleep(0.005)
+    queued = client.post("/api/generate", json={"prompt": "Hello", "max_new_tokens": 2}).json()
+    second = client.post("/api/generate", json={"prompt": "Bye", "max_new_tokens": 2}).json()
+    state = client.get(f"/api/jobs/{second['job_id']}").json()
+    assert state["status"] == QUEUED and state["queue_position"] == 2
+    cancelled = client.post(f"/api/jobs/{queued['job_id']}/cancel").json()
+    assert cancelled["status"] == CANCELLED
+    release.set()
+    assert wait(client, second["job_id"])["status"] == DONE
+    assert jobs.get(blocker.id).result == "released"
+    assert wait(client, queued["job_id"])["status"] == CANCELLED
+    assert [r["prompt"] for r in client.get("/api/runs").json()] == ["Bye"]
+
+
+def test_a_running_job_stops_at_its_next_progress_call():
+    jobs = JobQueue()
+    started, steps = threading.Event(), []
+
+    def work(ctx):
+        started.set()
+        for i in range(10_000):
+            steps.append(i)
+            ctx.progress(i, 10_000)
+            time.sleep(0.001)
+        return "finished"
+
+    job = jobs.submit("loop", work)
+    started.wait(10)
+    assert jobs.get(job.id).status == RUNNING
+    jobs.cancel(job.id)
+    final = jobs.wait(job.id)
+    assert final.status == CANCELLED and final.result is None
+    assert len(steps) < 10_000
+    jobs.shutdown()
+
+
+def test_job_errors_are_reported_not_raised():
+    from promptxray.errors import SpanError
+
+    jobs = JobQueue()
+
+    def user_error(ctx):
+        raise SpanError("Span 3:9 covers no output token.")
+
+    def bug(ctx):
+        return 1 / 0
+
+    first, second = jobs.submit("a", user_error), jobs.submit("b", bug)
+    assert jobs.wait(first.id).error == "Span 3:9 covers no output token."
+    failed = jobs.wait(second.id)
+    assert failed.status == ERROR and "ZeroDivisionError" in failed.error
+    ok = jobs.submit("c", lambda ctx: 42)
+    assert jobs.wait(ok.id).result == 42  # the worker survived both
+    jobs.shutdown()
+
+
+# ----- the page and other pieces -----------------------------------------------------------
+def test_page_is_served_offline_with_a_strict_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "promptxray" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'self'" in policy
+    for name in ("index.html", "app.js", "style.css"):
+        text = (STATIC / name).read_text()
+        assert "http://" not in text and "https://" not in text, name
+        assert client.get(f"/static/{name}").status_code == 200
+    assert "innerHTML" not in (STATIC / "app.js").read_text()
+    assert client.get("/static/../app.py").status_code == 404
+    schema = client.get("/openapi.json").json()
+    assert {"/api/generate", "/api/explain", "/api/mask", "/api/jobs/{job_id}"} <= set(
+        schema["paths"]
+    )
+    info = client.get("/api/info").json()
+    assert info["model"] == "tiny-random-llama"
+    assert [m["name"] for m in info["methods"]][:3] == [
+        "grad_norm",
+        "grad_x_input",
+        "integrated_gradients",
+    ]
+    assert info["granularities"] == ["token", "word", "sentence", "line", "paragraph"]
+
+
+def test_word_diff_keeps_words_and_whitespace():
+    assert words("a  b\nc") == ["a", "  b", "\nc"]
+    assert word_diff("the sky is blue", "the sea is blue today") == [
+        {"op": "equal", "text": "the"},
+        {"op": "delete", "text": " sky"},
+        {"op": "insert", "text": " sea"},
+        {"op": "equal", "text": " is blue"},
+        {"op": "insert", "text": " today"},
+    ]
+    assert word_diff("", "") == []
+    assert word_diff("same", "same") == [{"op": "equal", "text": "same"}]
+
+
+def test_store_keeps_runs_newest_first(tmp_path):
+    store = HistoryStore(tmp_path)
+    first = store.add_run(
+        model="m", prompt="a", system_prompt=None, max_new_tokens=3, output="x", output_ids=[1]
+    )
+    second = store.add_run(
+        model="m", prompt="b", system_prompt="s", max_new_tokens=3, output="y", output_ids=[2]
+    )
+    assert [r["id"] for r in store.list_runs()] == [second, first]
+    assert store.get_run(second)["output_ids"] == [2]
+    assert store.get_run(second)["system_prompt"] == "s"
+    assert json.loads(json.dumps(store.list_runs()))[0]["last_method"] is None
+    assert store.delete_run(first) and not store.delete_run(first)
+    store.close()
