@@ -1,0 +1,418 @@
+"""Command line: `promptxray explain | heatmap | methods | provision` (more commands join here).
+
+The CLI computes nothing itself: it reads the input, calls the same `build_problem`
+and `attribute` as the notebook API and draws the result with `promptxray.render`.
+
+Conventions for every command (new ones included):
+- read a PROMPT argument with `read_prompt` (`-` is stdin, `@file.txt` a file);
+- load models with `_load` (tests replace it with a tiny model);
+- run the body inside `with user_errors():` so a `PromptXrayError` ends as one line
+  `error: <message>` on stderr with exit code 2, never a traceback;
+- write progress to stderr (`err_console()`), so stdout can be piped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .api import attribute
+from .attribution import Attribution
+from .errors import EmptyPromptError, EmptyTargetError, InvalidParameterError, PromptXrayError
+from .methods import REGISTRY, get_method
+from .model import DEFAULT_MODEL, LanguageModel, load_model, provision_default_model
+from .segments import GRANULARITIES, check_granularity
+from .targets import build_problem, parse_span
+
+EXIT_USER_ERROR = 2
+
+app = typer.Typer(
+    name="promptxray",
+    help="See which parts of a prompt drive what a language model writes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+# ----- shared plumbing ---------------------------------------------------------------
+
+
+def err_console() -> Console:
+    """Progress and notes go to stderr; made per call so test runners can capture it."""
+    return Console(stderr=True)
+
+
+def fail(message: str) -> NoReturn:
+    """End the command with one readable line and exit code 2."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn input errors (bad prompt, flag, path) into `error: ...` instead of a traceback."""
+    try:
+        yield
+    except PromptXrayError as exc:
+        fail(str(exc))
+
+
+def _load(model_name: str | None, progress: Callable[[str], None] | None = None) -> LanguageModel:
+    """Load the model a command asked for (tests monkeypatch this with a tiny model)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our spinner already says what is happening
+    return load_model(model_name, progress=progress)
+
+
+def read_prompt(value: str) -> str:
+    """The prompt argument: literal text, `-` for stdin, `@path` for a file (`@@x` is "@x").
+
+    Text read from stdin or a file loses its trailing newlines, which editors and
+    `echo` add without the user meaning them as part of the prompt.
+    """
+    if value == "-":
+        return sys.stdin.read().rstrip("\r\n")
+    if value.startswith("@@"):
+        return value[1:]
+    if value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError as exc:
+            raise InvalidParameterError(f"Prompt file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidParameterError(f"Cannot read prompt file {path}: {exc}") from exc
+    return value
+
+
+def _write(path: str, text: str, what: str) -> None:
+    """Write `text` to a file, or to stdout for `-`."""
+    if path == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    try:
+        Path(path).expanduser().write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameterError(f"Cannot write {what} to {path}: {exc.strerror}") from exc
+    err_console().print(Text(f"wrote {what} to {path}", style="dim"))
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise InvalidParameterError(f"{name} must be at least {minimum}; got {value}.")
+
+
+def compute(
+    prompt: str,
+    *,
+    model: str | None,
+    method: str,
+    granularity: str,
+    pattern: str | None,
+    system: str | None,
+    target: str | None,
+    span: str | None,
+    max_new_tokens: int,
+    matrix: bool,
+    params: dict[str, Any],
+) -> Attribution:
+    """Validate everything that needs no model, then load, generate and explain with a spinner."""
+    get_method(method)
+    check_granularity(granularity, pattern)
+    _check_at_least("--max-new-tokens", max_new_tokens, 1)
+    if not prompt.strip():
+        raise EmptyPromptError("The prompt is empty: give some text to explain.")
+    if target is not None and not target:
+        raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
+    parsed_span = parse_span(span) if span is not None else None
+    console = err_console()
+    with console.status("Loading the model...") as status:
+        lm = _load(model, progress=status.update)
+        generated = 0
+
+        def on_token(_: int) -> None:
+            nonlocal generated
+            generated += 1
+            status.update(f"Generating the output... {generated} tokens")
+
+        status.update("Generating the output..." if target is None else "Encoding the target...")
+        problem = build_problem(
+            lm,
+            prompt,
+            system_prompt=system or None,
+            target=target,
+            span=parsed_span,
+            max_new_tokens=max_new_tokens,
+            on_token=on_token,
+        )
+
+        def progress(done: int, total: int) -> None:
+            status.update(f"Explaining with {method}... {done}/{total}")
+
+        status.update(f"Explaining with {method}...")
+        return attribute(lm, problem, method, granularity, pattern, matrix, progress, **params)
+
+
+# ----- options shared by commands ---------------------------------------------------------
+
+PromptArg = Annotated[
+    str,
+    typer.Argument(
+        help="The prompt text; '-' reads it from stdin, '@file.txt' from a file.",
+        metavar="PROMPT",
+        show_default=False,
+    ),
+]
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method", "-m", help="Attribution method (see `promptxray methods`).", show_default=True
+    ),
+]
+GranularityOpt = Annotated[
+    str,
+    typer.Option(
+        "--granularity",
+        "-g",
+        help=f"Units to score: {', '.join(GRANULARITIES)} or regex (with --pattern).",
+    ),
+]
+PatternOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pattern", metavar="REGEX", help="Regular expression whose matches are the units (regex)."
+    ),
+]
+SystemOpt = Annotated[
+    str | None,
+    typer.Option("--system", metavar="TEXT", help="A system prompt; its words are scored too."),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        "-t",
+        metavar="TEXT",
+        help="Explain this text as the model's answer instead of generating one.",
+    ),
+]
+SpanOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--span",
+        metavar="START:END",
+        help="Explain only characters START:END of the output (e.g. 0:40); "
+        "earlier output then counts as a source.",
+    ),
+]
+MaxTokensOpt = Annotated[
+    int, typer.Option("--max-new-tokens", help="Most tokens to generate for the output.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="ID_OR_PATH",
+        help=f"Hugging Face id, local folder or .gguf file (default: {DEFAULT_MODEL}).",
+        show_default=False,
+    ),
+]
+KOpt = Annotated[int, typer.Option("--k", help="Joint methods (xprompt): size of the unit set.")]
+IterationsOpt = Annotated[
+    int, typer.Option("--iterations", help="Joint methods: optimisation iterations.")
+]
+StepsOpt = Annotated[
+    int, typer.Option("--steps", help="integrated_gradients: interpolation steps.")
+]
+MaskingOpt = Annotated[
+    str,
+    typer.Option("--masking", help="Perturbation methods: how a unit is removed (e.g. delete)."),
+]
+
+
+def _method_params(k: int, iterations: int, steps: int, masking: str) -> dict[str, Any]:
+    _check_at_least("--k", k, 1)
+    _check_at_least("--iterations", iterations, 1)
+    _check_at_least("--steps", steps, 1)
+    return {"k": k, "iterations": iterations, "n_steps": steps, "masking": masking}
+
+
+# ----- commands -----------------------------------------------------------------------------
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"promptxray {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """See which parts of a prompt drive what a language model writes."""
+
+
+@app.command()
+def explain(
+    prompt: PromptArg,
+    target: TargetOpt = None,
+    span: SpanOpt = None,
+    method: MethodOpt = "grad_norm",
+    granularity: GranularityOpt = "word",
+    pattern: PatternOpt = None,
+    system: SystemOpt = None,
+    max_new_tokens: MaxTokensOpt = 64,
+    model: ModelOpt = None,
+    top: Annotated[int, typer.Option("--top", help="How many top units to list.")] = 10,
+    k: KOpt = 3,
+    iterations: IterationsOpt = 50,
+    steps: StepsOpt = 20,
+    masking: MaskingOpt = "delete",
+    json_path: Annotated[
+        str | None,
+        typer.Option(
+            "--json", metavar="FILE", help="Also write the result as JSON to FILE ('-' for stdout)."
+        ),
+    ] = None,
+    html_path: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write a standalone HTML page to FILE ('-' for stdout).",
+        ),
+    ] = None,
+) -> None:
+    """Explain which parts of PROMPT drive the model's output (or --target / --span of it)."""
+    with user_errors():
+        _check_at_least("--top", top, 0)
+        params = _method_params(k, iterations, steps, masking)
+        if json_path == "-" and html_path == "-":
+            raise InvalidParameterError("Only one of --json and --html can write to stdout (-).")
+        attr = compute(
+            read_prompt(prompt),
+            model=model,
+            method=method,
+            granularity=granularity,
+            pattern=pattern,
+            system=system,
+            target=target,
+            span=span,
+            max_new_tokens=max_new_tokens,
+            matrix=False,
+            params=params,
+        )
+        if "-" not in (json_path, html_path):
+            from .render.console import render_console
+
+            Console().print(render_console(attr, top=top))
+        if json_path is not None:
+            _write(json_path, attr.to_json(indent=2), "JSON")
+        if html_path is not None:
+            from .render.html import render_html
+
+            _write(html_path, render_html(attr, standalone=True, top=top), "HTML")
+
+
+_IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+
+@app.command()
+def heatmap(
+    prompt: PromptArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help=f"Image file to write ({', '.join(_IMAGE_SUFFIXES)}).",
+            show_default=False,
+        ),
+    ],
+    method: MethodOpt = "grad_norm",
+    granularity: GranularityOpt = "word",
+    pattern: PatternOpt = None,
+    system: SystemOpt = None,
+    target: TargetOpt = None,
+    span: SpanOpt = None,
+    max_new_tokens: MaxTokensOpt = 64,
+    model: ModelOpt = None,
+    k: KOpt = 3,
+    iterations: IterationsOpt = 50,
+    steps: StepsOpt = 20,
+    masking: MaskingOpt = "delete",
+) -> None:
+    """Draw a target-token x prompt-unit heatmap of PROMPT's influence into an image file."""
+    with user_errors():
+        if out.suffix.lower() not in _IMAGE_SUFFIXES:
+            raise InvalidParameterError(
+                f"--out must end in one of {', '.join(_IMAGE_SUFFIXES)}; got {str(out)!r}."
+            )
+        if not out.expanduser().parent.is_dir():
+            raise InvalidParameterError(f"The folder for --out does not exist: {out.parent}")
+        params = _method_params(k, iterations, steps, masking)
+        attr = compute(
+            read_prompt(prompt),
+            model=model,
+            method=method,
+            granularity=granularity,
+            pattern=pattern,
+            system=system,
+            target=target,
+            span=span,
+            max_new_tokens=max_new_tokens,
+            matrix=True,
+            params=params,
+        )
+        from .render.heatmap import save_heatmap
+
+        try:
+            path = save_heatmap(attr, out.expanduser())
+        except OSError as exc:
+            raise InvalidParameterError(f"Cannot write {out}: {exc.strerror}") from exc
+        rows, cols = len(attr.target_tokens), len(attr.units)
+        typer.echo(f"wrote {path} ({rows} target tokens x {cols} {attr.granularity} units)")
+
+
+@app.command()
+def methods() -> None:
+    """List the attribution methods you can pass to --method."""
+    table = Table(show_edge=False)
+    table.add_column("method")
+    table.add_column("family")
+    table.add_column("scores")
+    table.add_column("description")
+    for name in sorted(REGISTRY):
+        spec = REGISTRY[name]
+        level = "tokens" if spec.token_level else "whole units"
+        table.add_row(
+            Text(name, style="bold"), Text(spec.family), Text(level), Text(spec.description)
+        )
+    Console().print(table)
+
+
+@app.command()
+def provision() -> None:
+    """Unpack the default model into the cache once (later loads take under a second)."""
+    with user_errors():
+        with err_console().status("Preparing the default model...") as status:
+            path = provision_default_model(progress=status.update)
+        typer.echo(str(path))

@@ -1,0 +1,204 @@
+"""The command line: help, outputs (view, JSON, HTML, heatmap) and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from typer.testing import CliRunner
+
+from promptxray import Attribution, explain
+from promptxray import cli as cli_module
+from promptxray.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def loads(monkeypatch, tiny_lm) -> list:
+    """Serve the tiny model instead of loading one; the list records each load request."""
+    calls: list = []
+
+    def fake_load(name, progress=None):
+        calls.append(name)
+        return tiny_lm
+
+    monkeypatch.setattr(cli_module, "_load", fake_load)
+    return calls
+
+
+def assert_user_error(result, fragment: str) -> None:
+    """Exit code 2, exactly one `error:` line on stderr, no traceback anywhere."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [[], ["explain"], ["heatmap"], ["methods"], ["provision"]])
+def test_help_works_for_every_command(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+
+
+def test_help_describes_the_options():
+    text = runner.invoke(app, ["explain", "--help"], env={"COLUMNS": "200"}).stdout
+    for option in ("--target", "--span", "--method", "--granularity", "--json", "--html"):
+        assert option in text
+    assert "'-' reads it from stdin" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["explain", ""], "The prompt is empty"),
+        (["explain", "   "], "The prompt is empty"),
+        (["explain", "hi", "--method", "bogus"], "Unknown method 'bogus'"),
+        (["explain", "hi", "--granularity", "bogus"], "Unknown granularity 'bogus'"),
+        (["explain", "hi", "--granularity", "regex"], "needs a pattern"),
+        (["explain", "hi", "--target", ""], "target text is empty"),
+        (["explain", "hi", "--span", "abc"], "A span is START:END"),
+        (["explain", "hi", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+        (["explain", "hi", "--top", "-1"], "--top must be at least 0"),
+        (["explain", "hi", "--json", "-", "--html", "-"], "Only one of --json and --html"),
+        (["explain", "@/nonexistent/prompt.txt"], "Prompt file not found"),
+        (["heatmap", "hi", "--out", "heat.txt"], "--out must end in one of"),
+        (["heatmap", "hi", "--out", "/nonexistent/dir/heat.png"], "folder for --out"),
+        (["heatmap", "hi", "--out", "h.png", "--method", "bogus"], "Unknown method"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_loading_a_model(loads, args, fragment):
+    assert_user_error(runner.invoke(app, args), fragment)
+    assert loads == []  # validated before any model was loaded
+
+
+def test_missing_model_path_fails_cleanly():
+    result = runner.invoke(app, ["explain", "hi", "--model", "./nope"])
+    assert_user_error(result, "Model path does not exist: ./nope")
+
+
+def test_span_outside_the_output_fails_cleanly(loads):
+    result = runner.invoke(app, ["explain", "hi", "--span", "500:600", "--max-new-tokens", "3"])
+    assert_user_error(result, "Span 500:600 is outside the output")
+    assert loads == [None]
+
+
+def test_explain_prints_the_view_and_writes_json_that_reads_back(loads, tiny_lm, tmp_path):
+    out = tmp_path / "a.json"
+    page = tmp_path / "a.html"
+    prompt = "Name [bold]three[/bold] colours."
+    result = runner.invoke(
+        app,
+        ["explain", prompt, "--max-new-tokens", "4", "--json", str(out), "--html", str(page)],
+    )
+    assert result.exit_code == 0, result.output
+    assert prompt in result.stdout  # rich markup in the prompt is printed, not applied
+    assert "Top 3 units" in result.stdout and "grad_norm" in result.stdout
+    saved = Attribution.from_json(out.read_text(encoding="utf-8"))
+    assert Attribution.from_json(saved.to_json()) == saved
+    direct = explain(prompt, model=tiny_lm, max_new_tokens=4)
+    assert saved.output == direct.output
+    assert [u.text for u in saved.units] == ["Name", "[bold]three[/bold]", "colours."]
+    assert saved.scores == pytest.approx(direct.scores, rel=1e-5)
+    assert saved.metadata["params"] == {
+        "k": 3,
+        "iterations": 50,
+        "n_steps": 20,
+        "masking": "delete",
+    }
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>") and "[bold]three[/bold]" in text
+
+
+def test_json_to_stdout_is_only_json(loads):
+    result = runner.invoke(
+        app,
+        ["explain", "Say hi.", "--max-new-tokens", "3", "--json", "-", "--granularity", "token"],
+    )
+    assert result.exit_code == 0, result.output
+    attr = Attribution.from_dict(json.loads(result.stdout))
+    assert attr.granularity == "token" and len(attr.target_tokens) == 3
+
+
+def test_prompt_from_stdin_and_from_a_file(loads, tmp_path):
+    from_stdin = runner.invoke(
+        app, ["explain", "-", "--max-new-tokens", "2", "--json", "-"], input="Tell me\nmore.\n"
+    )
+    assert json.loads(from_stdin.stdout)["prompt"] == "Tell me\nmore."
+    file = tmp_path / "p.txt"
+    file.write_text("From a file.\n", encoding="utf-8")
+    from_file = runner.invoke(app, ["explain", f"@{file}", "--max-new-tokens", "2", "--json", "-"])
+    assert json.loads(from_file.stdout)["prompt"] == "From a file."
+    literal = runner.invoke(app, ["explain", "@@home", "--max-new-tokens", "2", "--json", "-"])
+    assert json.loads(literal.stdout)["prompt"] == "@home"
+
+
+def test_explain_a_given_target_and_a_span_of_it(loads):
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "Greet me.",
+            "--target",
+            "Hello there, friend",
+            "--span",
+            "6:11",
+            "--json",
+            "-",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    attr = Attribution.from_dict(json.loads(result.stdout))
+    assert attr.output == "Hello there, friend"
+    assert attr.target == " there"  # the whole token holding characters 6:11
+    assert {u.role for u in attr.units} == {"user", "output"}  # "Hello" is a source now
+
+
+def test_heatmap_writes_a_png_of_target_rows_by_unit_columns(loads, tiny_lm, tmp_path):
+    out = tmp_path / "heat.png"
+    result = runner.invoke(
+        app, ["heatmap", "Write a poem about the sea.", "--out", str(out), "--max-new-tokens", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "5 target tokens x 6 word units" in result.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(out).ndim == 3
+
+
+def test_methods_lists_the_registry():
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in ("grad_norm", "grad_x_input", "integrated_gradients"):
+        assert name in result.stdout
+
+
+def test_provision_prints_the_model_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(cli_module, "provision_default_model", lambda progress=None: tmp_path)
+    result = runner.invoke(app, ["provision"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == str(tmp_path)
+
+
+@pytest.mark.integration
+def test_heatmap_with_the_real_model(monkeypatch, default_lm, tmp_path):
+    monkeypatch.setattr(cli_module, "_load", lambda name, progress=None: default_lm)
+    out = Path(tmp_path) / "tmp.png"
+    result = runner.invoke(
+        app,
+        [
+            "heatmap",
+            "Write a six-word story about love",
+            "--granularity",
+            "word",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists() and out.stat().st_size > 10_000
+    assert "x 6 word units" in result.stdout
