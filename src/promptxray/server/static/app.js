@@ -280,8 +280,12 @@ function renderTop(view) {
         title: `${unit.role} text · click to pick for masking`,
         onclick: () => togglePick(index),
       },
-      el("span", { class: "top-text" }, label),
-      el("span", { class: "top-score" }, fmt(unit.score)),
+      el(
+        "span",
+        { class: "top-row" },
+        el("span", { class: "top-text" }, label),
+        el("span", { class: "top-score" }, fmt(unit.score)),
+      ),
       el(
         "span",
         { class: "top-bar" },
@@ -391,6 +395,10 @@ function clearPicked() {
 // ----- mask and regenerate ---------------------------------------------------------------
 function renderEdit(edit) {
   $("mask-result").hidden = false;
+  const n = edit.masked_units.length;
+  $("mask-meta").textContent =
+    `Removed ${n} ${edit.granularity} unit${n === 1 ? "" : "s"} (masking: ${edit.operator}); ` +
+    "PR and KL compare the explained text under the new prompt with the original.";
   $("metric-pr").textContent = fmt(edit.pr);
   $("metric-kl").textContent = fmt(edit.kl);
   const chips = clear($("masked-units"));
@@ -471,7 +479,7 @@ async function generate() {
     location.hash = `run=${result.run_id}`;
     loadHistory();
   } catch (err) {
-    renderOutput("", null);
+    $("output-card").hidden = true;
     showError(err.message);
   }
 }
@@ -588,9 +596,11 @@ async function openRun(runId) {
     if (last) {
       $("method").value = last.settings.method;
       onMethodChange();
-      const view = await api("GET", `/api/explanations/${last.id}`);
-      renderView(view);
+      // Show the latest edit with the units it removed, i.e. at its granularity.
       const edit = [...run.edits].reverse().find((e) => e.explanation_id === last.id);
+      const query = edit ? `?granularity=${encodeURIComponent(edit.result.granularity)}` : "";
+      const view = await api("GET", `/api/explanations/${last.id}${query}`);
+      renderView(view);
       if (edit) renderEdit(edit.result);
     }
     loadHistory();

@@ -1,0 +1,226 @@
+"""End to end in a real Chromium: type, generate, select a span, explain, regroup, mask, reload.
+
+Runs the real server (uvicorn in a thread, 127.0.0.1, a free port) on the tiny
+model, so it is about the page and the API together, not about model quality.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_server_api import make_wordy_lm
+
+from promptxray.server import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("PROMPTXRAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS = "<img src=x onerror=alert(1)>"
+PROMPT = f"The sea is calm tonight. Write one line about the sky {XSS}.\nKeep it short."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory) -> Iterator[str]:
+    import uvicorn
+
+    app = create_app(make_wordy_lm(), tmp_path_factory.mktemp("data"))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture()
+def page(server_url):
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on(
+            "dialog",
+            lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()),
+        )
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith((server_url, "data:")) else problems.append(r.url),
+        )
+        page.problems = problems
+        yield page
+        browser.close()
+
+
+def _drag_select(page, selector: str, start: int, end: int) -> None:
+    """Select characters [start, end) of an element's text with a real mouse drag."""
+    rects = page.evaluate(
+        """([selector, start, end]) => {
+            const box = document.querySelector(selector);
+            const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+            const spots = [];
+            let seen = 0;
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                for (const want of [start, end - 1]) {
+                    if (want >= seen && want < seen + node.length) {
+                        const r = document.createRange();
+                        r.setStart(node, want - seen);
+                        r.setEnd(node, want - seen + 1);
+                        const b = r.getBoundingClientRect();
+                        spots.push({x: b.left, y: b.top + b.height / 2, w: b.width});
+                    }
+                }
+                seen += node.length;
+            }
+            return spots;
+        }""",
+        [selector, start, end],
+    )
+    first, last = rects[0], rects[-1]
+    page.mouse.move(first["x"] + 0.5, first["y"])
+    page.mouse.down()
+    page.mouse.move(last["x"] + last["w"] / 2, last["y"], steps=5)
+    page.mouse.move(last["x"] + last["w"] - 0.5, last["y"], steps=2)
+    page.mouse.up()
+
+
+def test_debugger_flow_in_chromium(page, server_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page.goto(server_url)
+    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+    expect(page.locator("#history-empty")).to_be_visible()
+
+    # 1. type a prompt (with markup in it) and generate
+    page.fill("#prompt", PROMPT)
+    page.fill("#max-new", "16")
+    page.click("#generate")
+    expect(page.locator("#job")).to_be_hidden()
+    output = page.locator("#output").inner_text()
+    assert output.strip(), "the model wrote nothing"
+    expect(page.locator("#history-list li")).to_have_count(1)
+
+    # 2. select the second half of the output with the mouse
+    words = list(re.finditer(r"\S+", output))
+    start = words[len(words) // 2].start()
+    _drag_select(page, "#output", start, len(output.rstrip()))
+    expect(page.locator("#selection-info")).to_contain_text("Explaining characters")
+    span_text = page.locator("#output mark.selected-span").inner_text()
+    assert span_text.strip() and span_text.strip() in output
+
+    # 3. explain it (with the heatmap): the prompt gets coloured units
+    page.check("#matrix")
+    page.click("#explain")
+    expect(page.locator("#result-card")).to_be_visible()
+    expect(page.locator("#job")).to_be_hidden()
+    units = page.locator("#sal-prompt .unit")
+    assert units.count() == len(PROMPT.split())
+    top = page.locator("#top-list li").first.locator(".top-text").inner_text()
+    coloured = page.locator("#sal-prompt .unit, #sal-output .unit").evaluate_all(
+        "nodes => nodes.filter(n => getComputedStyle(n).backgroundColor !== 'rgba(0, 0, 0, 0)')"
+        ".map(n => n.textContent)"
+    )
+    assert top in coloured
+    assert re.match(r"score \S+ · rank \d+", units.first.get_attribute("title"))
+    expect(page.locator("#legend .legend-bar")).to_be_visible()
+    expect(page.locator("#sal-output mark.target")).to_have_text(span_text)
+
+    # the markup in the prompt is text, not an element (and no dialog ever opened)
+    assert XSS in page.locator("#sal-prompt").inner_text()
+    assert "the sky <img src=x" in page.locator("#history-list").inner_text()
+    assert page.locator("img").count() == 0
+
+    # heatmap: one row per explained token, one column per unit
+    page.click("#tab-heatmap")
+    n_units = page.locator("#sal-prompt .unit, #sal-output .unit").count()
+    rows = page.locator("#heatmap tbody tr")
+    assert rows.count() >= 1
+    assert rows.first.locator("td").count() == n_units
+    page.click("#tab-text")
+
+    # 4. switch to sentences: regrouped on the server, no recompute
+    page.select_option("#granularity", "sentence")
+    expect(page.locator("#result-meta")).to_contain_text("sentence (computed on tokens)")
+    sentences = page.locator("#sal-prompt .unit").all_inner_texts()
+    assert sentences == [
+        "The sea is calm tonight.",
+        f"Write one line about the sky {XSS}.",
+        "Keep it short.",
+    ]
+
+    # 5. mask the top 3 and regenerate
+    page.fill("#mask-k", "3")
+    page.click("#mask-top")
+    expect(page.locator("#mask-result")).to_be_visible()
+    expect(page.locator("#job")).to_be_hidden()
+    assert float(page.locator("#metric-pr").inner_text()) > 0
+    assert float(page.locator("#metric-kl").inner_text()) >= 0
+    assert page.locator("#masked-units .chip").count() == 3
+    assert page.locator("#diff-after").inner_text().strip()
+    page.screenshot(path=str(tmp_path / "debugger.png"), full_page=True)
+
+    # 6. reload: the run comes back from the history, with its explanation and edit
+    page.reload()
+    expect(page.locator("#history-list li")).to_have_count(1)
+    expect(page.locator("#history-list li.current")).to_contain_text("The sea is calm")
+    expect(page.locator("#prompt")).to_have_value(PROMPT)
+    expect(page.locator("#result-card")).to_be_visible()
+    expect(page.locator("#mask-result")).to_be_visible()
+    page.click("#new-run")
+    expect(page.locator("#result-card")).to_be_hidden()
+    page.click("#history-list .history-open")
+    expect(page.locator("#output")).to_contain_text(span_text)
+    expect(page.locator("#sal-prompt .unit").first).to_be_visible()
+    page.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
+    if os.environ.get("PROMPTXRAY_SCREENSHOTS"):
+        keep = Path(os.environ["PROMPTXRAY_SCREENSHOTS"])
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in ("debugger.png", "reopened.png"):
+            shutil.copy(tmp_path / name, keep / name)
+    assert page.problems == []
+
+
+def test_bad_input_shows_a_message_not_a_crash(page, server_url):
+    from playwright.sync_api import expect
+
+    page.goto(server_url)
+    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+    page.fill("#prompt", "word " * 600)
+    page.click("#generate")
+    expect(page.locator("#error")).to_contain_text("this model reads at most 512")
+    expect(page.locator("#generate")).to_be_enabled()
+    assert page.problems == []
