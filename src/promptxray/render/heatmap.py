@@ -85,7 +85,7 @@ def heatmap_figure(
     model = (attr.metadata or {}).get("model")
     default_title = f"{attr.method} · {attr.granularity}" + (f" · {model}" if model else "")
     ax.set_title(_mpl_safe(title or default_title), fontsize=font + 2)
-    bar = fig.colorbar(image, ax=ax, shrink=min(1.0, max(0.3, 8 / max(n_rows, 1))))
+    bar = fig.colorbar(image, ax=ax, shrink=min(1.0, max(0.5, 8 / n_rows)))
     legend = "score (+ raises, − lowers p(token))" if scale.signed else "score (≥ 0)"
     bar.set_label(legend, fontsize=font + 1)
     bar.ax.tick_params(labelsize=font)
