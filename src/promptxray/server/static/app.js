@@ -97,7 +97,8 @@ async function runJob(path, body, label, onPartial) {
   try {
     const ref = await api("POST", path, body);
     state.job = ref.job_id;
-    for (;;) {
+    // Poll fast at first (short jobs finish sooner on screen), then ease off.
+    for (let polls = 0; ; polls += 1) {
       const job = await api("GET", `/api/jobs/${ref.job_id}`);
       if (job.status === "queued") {
         $("job-label").textContent = `${label}: queued behind ${job.queue_position} job(s)…`;
@@ -113,7 +114,7 @@ async function runJob(path, body, label, onPartial) {
       if (job.status === "done") return job.result;
       if (job.status === "error") throw new Error(job.error);
       if (job.status === "cancelled") throw new Error(`${label} was cancelled.`);
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, 40 + 10 * polls)));
     }
   } finally {
     state.job = null;
@@ -352,6 +353,7 @@ function renderMeta(view) {
 function renderView(view) {
   state.view = view;
   $("result-card").hidden = false;
+  $("result-card").dataset.explanation = view.explanation_id;
   $("mask-card").hidden = false;
   $("granularity").value = view.granularity;
   renderMeta(view);
