@@ -198,6 +198,21 @@ def test_html_in_a_prompt_is_data_not_markup(client):
     assert "&lt;img" in page
 
 
+def test_system_prompt_words_are_scored_too(client):
+    body = {"prompt": "Name a fruit.", "system_prompt": "Answer in French.", "max_new_tokens": 4}
+    run_id = run_job(client, "/api/generate", body)["result"]["run_id"]
+    assert client.get(f"/api/runs/{run_id}").json()["system_prompt"] == "Answer in French."
+    view = run_job(client, "/api/explain", {"run_id": run_id})["result"]
+    assert view["system_prompt"] == "Answer in French."
+    by_role = {}
+    for unit in view["units"]:
+        by_role.setdefault(unit["role"], []).append(unit["text"])
+    assert by_role == {"system": ["Answer", "in", "French."], "user": ["Name", "a", "fruit."]}
+    for unit in view["units"]:
+        source = view["system_prompt"] if unit["role"] == "system" else view["prompt"]
+        assert source[unit["span"][0] : unit["span"][1]] == unit["text"]
+
+
 def test_perturbation_results_cannot_be_split_finer(client):
     if "leave_one_out" not in REGISTRY:
         pytest.skip("leave_one_out is not registered in this checkout")
@@ -415,3 +430,19 @@ def test_store_keeps_runs_newest_first(tmp_path):
     assert json.loads(json.dumps(store.list_runs()))[0]["last_method"] is None
     assert store.delete_run(first) and not store.delete_run(first)
     store.close()
+
+
+# ----- the real default model ---------------------------------------------------------------
+@pytest.mark.integration
+def test_real_model_points_at_capital_and_france(default_lm, tmp_path):
+    prompt = "What is the capital of France? Answer in one word."
+    with TestClient(create_app(default_lm, tmp_path)) as c:
+        state = run_job(c, "/api/generate", {"prompt": prompt, "max_new_tokens": 12})
+        output = state["result"]["output"]
+        assert "Paris" in output
+        start = output.index("Paris")
+        body = {"run_id": state["result"]["run_id"], "span": [start, start + 5]}
+        view = run_job(c, "/api/explain", body)["result"]
+        assert view["target_tokens"] == [" Paris"]
+        top4 = [view["units"][i]["text"] for i in view["top"][:4]]
+        assert {"capital", "France?"} <= set(top4)

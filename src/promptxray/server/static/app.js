@@ -159,6 +159,9 @@ function renderLegend(view) {
         : "darker: more influence on the explained output · hover a unit for its score",
     ),
   );
+  if (view.selected && view.selected.length) {
+    box.append(el("span", { class: "legend-note" }, `underlined: the ${view.selected.length} units ${view.method} chose together`));
+  }
 }
 
 // ----- output and span selection ---------------------------------------------------------
@@ -520,8 +523,9 @@ async function regroup() {
     state.picked.clear();
     renderView(view);
   } catch (err) {
-    $("granularity").value = state.view.granularity;
-    showError(err.message);
+    // Keep the choice: the user may want to recompute at this granularity with Explain.
+    const message = err.message.replace(/\s*Re-run with --granularity \w+\.?/, "");
+    showError(`${message} Press Explain to compute it at ${wanted} granularity.`);
   }
 }
 
