@@ -42,7 +42,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory) -> Iterator[str]:
+def app_holder() -> dict:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory, app_holder) -> Iterator[str]:
     import uvicorn
 
     app = create_app(make_wordy_lm(), tmp_path_factory.mktemp("data"))
@@ -55,6 +60,7 @@ def server_url(tmp_path_factory) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
+    app_holder["app"] = app  # tests that need to hold the worker reach it here
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
@@ -223,4 +229,27 @@ def test_bad_input_shows_a_message_not_a_crash(page, server_url):
     page.click("#generate")
     expect(page.locator("#error")).to_contain_text("this model reads at most 512")
     expect(page.locator("#generate")).to_be_enabled()
+    assert page.problems == []
+
+
+def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, server_url, app_holder):
+    from playwright.sync_api import expect
+
+    jobs = app_holder["app"].state.jobs
+    release = threading.Event()
+    blocker = jobs.submit("block", lambda ctx: release.wait(60))
+    try:
+        page.goto(server_url)
+        expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+        page.fill("#prompt", "Count to three.")
+        page.click("#generate")
+        expect(page.locator("#job-label")).to_contain_text("queued behind 1 job")
+        expect(page.locator("#explain")).to_be_disabled()
+        page.click("#job-cancel")
+        expect(page.locator("#error")).to_contain_text("Generating was cancelled")
+        expect(page.locator("#job")).to_be_hidden()
+        expect(page.locator("#generate")).to_be_enabled()
+    finally:
+        release.set()
+    assert jobs.wait(blocker.id).status == "done"
     assert page.problems == []

@@ -435,7 +435,13 @@ async function maskAndRegenerate(body) {
   try {
     const edit = await runJob(
       "/api/mask",
-      { explanation_id: state.view.explanation_id, granularity: state.view.granularity, ...body },
+      {
+        explanation_id: state.view.explanation_id,
+        granularity: state.view.granularity,
+        // Regenerate with the operator the explanation itself masked with, if it masked.
+        operator: (state.view.settings.params || {}).masking || "delete",
+        ...body,
+      },
       "Regenerating without the removed units",
     );
     renderEdit(edit);
@@ -501,6 +507,7 @@ async function explain() {
   };
   if (method === "xprompt") body.k = Number($("k").value) || 3;
   if (method === "integrated_gradients") body.n_steps = Number($("n-steps").value) || 20;
+  if (!$("masking-field").hidden) body.masking = $("masking").value;
   try {
     const view = await runJob("/api/explain", body, `Explaining with ${method}`);
     state.picked.clear();
@@ -632,6 +639,7 @@ function onMethodChange() {
   $("k-field").hidden = method !== "xprompt";
   $("steps-field").hidden = method !== "integrated_gradients";
   const spec = state.info && state.info.methods.find((m) => m.name === method);
+  $("masking-field").hidden = !spec || spec.token_level;
   $("method-help").textContent = spec
     ? spec.description + (spec.token_level ? "" : " Computed on whole units: it can be regrouped coarser, not finer.")
     : "";
