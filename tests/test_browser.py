@@ -253,3 +253,43 @@ def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, server_url, app
         release.set()
     assert jobs.wait(blocker.id).status == "done"
     assert page.problems == []
+
+
+def test_perturbation_and_joint_methods_in_the_page(page, server_url):
+    from playwright.sync_api import expect
+
+    from promptxray.methods import REGISTRY
+
+    if not {"leave_one_out", "xprompt"} <= set(REGISTRY):
+        pytest.skip("leave_one_out / xprompt are not registered in this checkout")
+    page.goto(server_url)
+    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+    page.fill("#prompt", "Red apples grow on tall trees. Bananas are yellow.")
+    page.fill("#max-new", "6")
+    page.click("#generate")
+    expect(page.locator("#explain")).to_be_enabled()
+
+    # leave-one-out masks whole words: it can be regrouped coarser, never finer
+    page.select_option("#method", "leave_one_out")
+    expect(page.locator("#masking-field")).to_be_visible()
+    expect(page.locator("#k-field")).to_be_hidden()
+    page.click("#explain")
+    expect(page.locator("#result-meta")).to_contain_text("leave_one_out · word")
+    expect(page.locator("#sal-prompt .unit")).to_have_count(9)
+    page.select_option("#granularity", "token")
+    expect(page.locator("#error")).to_contain_text("cannot be split into tokens")
+    expect(page.locator("#error")).to_contain_text("Press Explain")
+    expect(page.locator("#sal-prompt .unit")).to_have_count(9)  # the word view stays
+
+    # xprompt chooses k units jointly; they are underlined and lead the top list
+    page.select_option("#granularity", "word")
+    page.select_option("#method", "xprompt")
+    expect(page.locator("#k-field")).to_be_visible()
+    page.fill("#k", "2")
+    page.click("#explain")
+    expect(page.locator("#result-meta")).to_contain_text("xprompt · word")
+    expect(page.locator("#sal-prompt .unit.chosen")).to_have_count(2)
+    expect(page.locator("#legend")).to_contain_text("2 units xprompt chose together")
+    expect(page.locator("#top-list li.chosen")).to_have_count(2)
+    assert page.locator("#error").is_hidden()
+    assert page.problems == []

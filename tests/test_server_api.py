@@ -286,6 +286,11 @@ def test_bad_explain_requests_get_4xx_with_a_message(client, run_and_explanation
     assert unknown_run.status_code == 404 and "No run 'nope'" in detail(unknown_run)
     bad_k = client.post("/api/explain", json={"run_id": run_id, "method": "xprompt", "k": 0})
     assert bad_k.status_code == 422 and "k" in detail(bad_k)
+    if "xprompt" in REGISTRY:
+        body = {"run_id": run_id, "method": "xprompt", "k": 50, "granularity": "sentence"}
+        too_many = client.post("/api/explain", json=body)
+        assert too_many.status_code == 400
+        assert "only 3 sentence units" in detail(too_many)
 
 
 def test_bad_reads_and_masks_get_4xx_with_a_message(client, run_and_explanation):

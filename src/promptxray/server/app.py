@@ -124,7 +124,7 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
     def explain(body: schemas.ExplainRequest) -> dict[str, str]:
         """Explain all of a run's output, or a character span of it, with one method."""
         run = _run_or_404(store, body.run_id)
-        get_method(body.method)
+        spec = get_method(body.method)
         check_granularity(body.granularity)
         span = tuple(body.span) if body.span is not None else None
         problem = build_problem(
@@ -134,6 +134,13 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
             output_ids=run["output_ids"],
             span=span,
         )
+        if body.k is not None and not spec.token_level:
+            n_units = len(problem.units(body.granularity))
+            if body.k > n_units:
+                raise InvalidParameterError(
+                    f"k = {body.k} but there are only {n_units} {body.granularity} units; "
+                    f"choose k between 1 and {n_units} (or a finer granularity)."
+                )
         params = body.method_params()
         settings = {
             "method": body.method,
