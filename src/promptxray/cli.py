@@ -416,3 +416,34 @@ def provision() -> None:
         with err_console().status("Preparing the default model...") as status:
             path = provision_default_model(progress=status.update)
         typer.echo(str(path))
+
+
+@app.command()
+def serve(
+    model: ModelOpt = None,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to bind; the default is reachable from this machine only."
+        ),
+    ] = "127.0.0.1",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            help="Where the run history is kept (default: your user data folder).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Open the prompt debugger web page: generate, explain, mask and regenerate, history."""
+    with user_errors():
+        from .server import check_port
+        from .server import serve as run_server
+
+        check_port(host, port)  # fail before the model loads
+        with err_console().status("Loading the model...") as status:
+            lm = _load(model, progress=status.update)
+        run_server(lm, host=host, port=port, data_dir=data_dir)
