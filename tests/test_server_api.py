@@ -451,3 +451,37 @@ def test_real_model_points_at_capital_and_france(default_lm, tmp_path):
         assert view["target_tokens"] == [" Paris"]
         top4 = [view["units"][i]["text"] for i in view["top"][:4]]
         assert {"capital", "France?"} <= set(top4)
+
+
+# ----- `promptxray serve` -------------------------------------------------------------------
+def test_serve_command_checks_the_address_before_loading_a_model(monkeypatch, tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    import promptxray.server
+    from promptxray import cli
+
+    loads, served = [], []
+    monkeypatch.setattr(cli, "_load", lambda name, progress=None: loads.append(name) or "LM")
+    monkeypatch.setattr(promptxray.server, "serve", lambda lm, **kw: served.append((lm, kw)))
+    runner = CliRunner()
+
+    bad = runner.invoke(cli.app, ["serve", "--port", "0"])
+    assert bad.exit_code == 2 and "between 1 and 65535" in bad.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        result = runner.invoke(cli.app, ["serve", "--port", str(taken)])
+        assert result.exit_code == 2 and f"Cannot listen on 127.0.0.1:{taken}" in result.output
+    assert loads == [] and served == []
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    args = ["serve", "--model", "some/model", "--port", str(free), "--data-dir", str(tmp_path)]
+    ok = runner.invoke(cli.app, args)
+    assert ok.exit_code == 0, ok.output
+    assert loads == ["some/model"]
+    assert served == [("LM", {"host": "127.0.0.1", "port": free, "data_dir": tmp_path})]

@@ -81,7 +81,7 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
         return response
 
     # ----- page ---------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
