@@ -130,6 +130,7 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
     page.goto(server_url)
     expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
     expect(page.locator("#history-empty")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "start.png"))
 
     # 1. type a prompt (with markup in it) and generate
     page.fill("#prompt", PROMPT)
@@ -176,6 +177,7 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
     rows = page.locator("#heatmap tbody tr")
     assert rows.count() >= 1
     assert rows.first.locator("td").count() == n_units
+    page.locator("#result-card").screenshot(path=str(tmp_path / "heatmap.png"))
     page.click("#tab-text")
 
     # 4. switch to sentences: regrouped on the server, no recompute
@@ -215,7 +217,7 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
     if os.environ.get("PROMPTXRAY_SCREENSHOTS"):
         keep = Path(os.environ["PROMPTXRAY_SCREENSHOTS"])
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("debugger.png", "reopened.png"):
+        for name in ("start.png", "debugger.png", "heatmap.png", "reopened.png"):
             shutil.copy(tmp_path / name, keep / name)
     assert page.problems == []
 

@@ -314,9 +314,11 @@ function renderHeatmap(view) {
       " (some methods give only one score per unit).";
     return;
   }
-  note.textContent = `Rows: the ${view.target_tokens.length} explained output tokens. Columns: the ${view.units.length} source units. Hover a cell for its score.`;
   let max = 0;
   for (const row of view.matrix) for (const v of row) max = Math.max(max, Math.abs(v));
+  note.textContent =
+    `Rows: the ${view.target_tokens.length} explained output tokens. Columns: the ${view.units.length} source units. ` +
+    `Full colour = ${fmt(max)} (the largest cell, its own scale). Hover a cell for its score.`;
   const head = el("tr", {}, el("th", { class: "corner" }, "target ↓ / source →"));
   for (const unit of view.units) {
     const label = unit.text.length > 24 ? `${unit.text.slice(0, 23)}…` : unit.text;
