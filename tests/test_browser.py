@@ -190,6 +190,13 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
         "Keep it short.",
     ]
 
+    # clicking units picks them for masking; Clear drops the picks
+    page.locator("#sal-prompt .unit").first.click()
+    expect(page.locator("#mask-picked")).to_have_text("Remove picked (1)")
+    expect(page.locator("#sal-prompt .unit.picked")).to_have_count(1)
+    page.click("#clear-picked")
+    expect(page.locator("#mask-picked")).to_be_disabled()
+
     # 5. mask the top 3 and regenerate
     page.fill("#mask-k", "3")
     page.click("#mask-top")

@@ -73,12 +73,11 @@ async function api(method, path, body) {
 // ----- jobs: submit, poll, cancel -----------------------------------------------------
 const busyButtons = ["generate", "explain", "mask-top", "mask-picked"];
 
+// While this page waits on a job its action buttons rest (the server would queue more).
 function setBusy(busy) {
-  for (const id of busyButtons) $(id).classList.toggle("busy", busy);
-  for (const id of busyButtons) {
-    if (busy) $(id).disabled = true;
-  }
-  if (!busy) {
+  if (busy) {
+    for (const id of busyButtons) $(id).disabled = true;
+  } else {
     $("generate").disabled = false;
     $("explain").disabled = !state.run;
     $("mask-top").disabled = !state.view;
