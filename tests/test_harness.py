@@ -187,3 +187,34 @@ def test_scorer_matches_independent_computation(tiny_lm):
     assert torch.isfinite(zero.original_logprobs).all()
     with pytest.raises(InvalidParameterError):
         scorer.score(ranking, k=n + 1)
+
+
+def test_evaluate_command_prints_table_and_summary(tiny_lm, data_file, tmp_path):
+    from rich.console import Console
+
+    from promptxray.evaluation.command import evaluate_command, parse_methods
+
+    assert parse_methods(" grad_norm, random ,grad_norm") == ["grad_norm", "random"]
+    with pytest.raises(InvalidParameterError):
+        parse_methods(" , ")
+    console = Console(record=True, width=250)
+    loads = []
+    report = evaluate_command(
+        data_file,
+        tmp_path,
+        "grad_norm",
+        k=1,
+        max_new_tokens=4,
+        lm=lambda: loads.append(1) or tiny_lm,
+        sbert=False,
+        progress=False,
+        console=console,
+    )
+    text = console.export_text()
+    assert loads == [1] and report.computed == 3
+    assert "grad_norm" in text and "3 rows computed, 0 reused" in text
+    assert "2 bad lines skipped" in text and "table.md" in text
+    # Bad settings fail before the model is loaded.
+    with pytest.raises(InvalidParameterError):
+        evaluate_command(data_file, tmp_path, "grad_norm", k=0, lm=lambda: loads.append(1))
+    assert loads == [1]

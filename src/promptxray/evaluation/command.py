@@ -27,6 +27,7 @@ def evaluate_command(
     masking: str = "delete",
     max_new_tokens: int = 64,
     model: str | None = None,
+    lm: Any = None,
     iterations: int = 50,
     n_steps: int = 20,
     seed: int = 0,
@@ -34,7 +35,11 @@ def evaluate_command(
     progress: bool = True,
     console: Any = None,
 ) -> EvalReport:
-    """Run (or resume) an evaluation, print the table and a summary, return the report."""
+    """Run (or resume) an evaluation, print the table and a summary, return the report.
+
+    `lm` (a model or a function returning one) overrides `model`; the CLI passes
+    its own loader so tests can swap in a tiny model.
+    """
     from rich.console import Console
 
     console = console or Console()
@@ -51,7 +56,7 @@ def evaluate_command(
         use_sbert=sbert,
     )
     report = run_evaluation(
-        data, out, config, model=model, console=Console(stderr=True), show_progress=progress
+        data, out, config, lm=lm, model=model, console=Console(stderr=True), show_progress=progress
     )
     console.print(report.table.rich())
     console.print(

@@ -276,6 +276,8 @@ def run_evaluation(
 ) -> EvalReport:
     """Evaluate `config.methods` on the prompts of `data`, writing into `out_dir`.
 
+    `lm` is a loaded model or a function returning one (called only once the
+    settings and the data file check out); without it `model` is loaded.
     `on_row` is called after each newly computed row is committed (it may raise to
     stop the run: the rows so far stay, and a rerun continues from there).
     """
@@ -295,7 +297,10 @@ def run_evaluation(
         raise InvalidParameterError(f"No usable prompts in {data}.")
     out = Path(out_dir)
     store = ResultStore(out / DB_NAME)
-    lm = lm if lm is not None else as_model(model)
+    if lm is None:
+        lm = as_model(model)
+    elif callable(lm) and not hasattr(lm, "tokenizer"):
+        lm = lm()
     computed = reused = 0
     errors: list[tuple[str, str, str]] = []
     try:
