@@ -218,3 +218,22 @@ def test_evaluate_command_prints_table_and_summary(tiny_lm, data_file, tmp_path)
     with pytest.raises(InvalidParameterError):
         evaluate_command(data_file, tmp_path, "grad_norm", k=0, lm=lambda: loads.append(1))
     assert loads == [1]
+
+
+def test_cli_evaluate_runs_and_resumes(tiny_lm, data_file, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from promptxray import cli
+
+    monkeypatch.setattr(cli, "_load", lambda *a, **kw: tiny_lm)
+    args = ["evaluate", "--data", str(data_file), "--out", str(tmp_path / "run")]
+    args += ["--methods", "grad_norm,random", "--k", "1", "--max-new-tokens", "4", "--no-sbert"]
+    first = CliRunner().invoke(cli.app, args)
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.output.split())  # rich wraps long lines
+    assert "6 rows computed, 0 reused" in said and "line 2 skipped" in said
+    second = CliRunner().invoke(cli.app, args + ["--limit", "2"])
+    assert second.exit_code == 0 and "0 rows computed, 4 reused" in " ".join(second.output.split())
+    assert (tmp_path / "run" / "table.md").read_text(encoding="utf-8").count("| 2 |") == 2
+    bad = CliRunner().invoke(cli.app, ["evaluate", "--data", str(tmp_path / "x.jsonl"), "-o", "o"])
+    assert bad.exit_code == 2 and "Data file not found" in bad.output

@@ -447,3 +447,54 @@ def serve(
         with err_console().status("Loading the model...") as status:
             lm = _load(model, progress=status.update)
         run_server(lm, host=host, port=port, data_dir=data_dir)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path,
+        typer.Option("--data", metavar="FILE", help="JSONL file, one {'prompt': ...} a line."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Run folder: results.sqlite and table.md/.csv/.json."
+        ),
+    ],
+    methods: Annotated[
+        str, typer.Option("--methods", help="Comma-separated methods to compare.")
+    ] = "random,integrated_gradients,leave_one_out,xprompt,grad_norm",
+    k: Annotated[int, typer.Option("--k", help="How many top units to mask.")] = 3,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Use only the first N prompts.")
+    ] = None,
+    granularity: GranularityOpt = "word",
+    masking: MaskingOpt = "delete",
+    max_new_tokens: MaxTokensOpt = 64,
+    model: ModelOpt = None,
+    iterations: IterationsOpt = 50,
+    steps: StepsOpt = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random and xprompt.")] = 0,
+    sbert: Annotated[
+        bool, typer.Option("--sbert/--no-sbert", help="Compute the SentenceBERT similarity.")
+    ] = True,
+) -> None:
+    """Measure how faithful each method's top-k units are on a prompt set (resumable)."""
+    with user_errors():
+        from .evaluation.command import evaluate_command
+
+        evaluate_command(
+            data,
+            out,
+            methods,
+            k=k,
+            limit=limit,
+            granularity=granularity,
+            masking=masking,
+            max_new_tokens=max_new_tokens,
+            lm=lambda: _load(model),
+            iterations=iterations,
+            n_steps=steps,
+            seed=seed,
+            sbert=sbert,
+        )
