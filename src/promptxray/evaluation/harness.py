@@ -460,7 +460,7 @@ def _table(
     rows = [r for r in store.rows_for(keys) if not r["error"]]
     title = (
         f"{Path(source).name} · {model} · k={cfg.k} · {cfg.granularity} units · "
-        f"masking={cfg.masking} · {len(records)} prompts"
+        f"masking={cfg.masking} · ≤{cfg.max_new_tokens} new tokens · {len(records)} prompts"
     )
     return build_table(rows, cfg.methods, title=title, seed=cfg.seed)
 
