@@ -104,6 +104,10 @@ def test_search_finds_the_brute_force_optimum(sharp_lm, problem, operator):
         assert len(trajectory) == 61
         assert all(b <= a for a, b in zip(trajectory, trajectory[1:], strict=False))
         assert trajectory[-1] == meta["objective"]
+        spent = meta["forward_pass_trajectory"]
+        assert len(spent) == len(trajectory) and spent[0] == 2
+        assert all(0 <= b - a <= 1 for a, b in zip(spent, spent[1:], strict=False))
+        assert spent[-1] == meta["search_forward_passes"] <= 1 + 28  # 28 pairs, remembered
         hits += chosen == best
         # The gradient's first guess is not the optimum here: the swaps find it.
         assert tuple(meta["initial_selection"]) != best

@@ -138,8 +138,12 @@ def xprompt(
 ) -> MethodOutput:
     """Search the set S (|S| = k) that minimises L(S) = log p(target | prompt with S masked).
 
-    The trajectory of L (after the initial set, then after every iteration) never
-    increases: a swap is kept only when it lowers L.
+    `extra["trajectory"]` is L after the initial set, then after every iteration; it
+    never increases, since a swap is kept only when it lowers L.
+    `extra["forward_pass_trajectory"]` is the matching count of masked prompts scored
+    so far (the unmasked baseline and the initial set included; the gradient pass
+    and the shared-prefix passes are not), so searches with different
+    `proposals_per_step` can be compared at equal cost.
     """
     check_operator(masking)
     k = as_int("k", k, 1)
@@ -161,6 +165,7 @@ def xprompt(
     chosen = start
     (value,) = objective([chosen], reference=frozenset())
     trajectory = [value]
+    spent = [objective.forward_passes]
     accepted = 0
     rng = random.Random(seed)
     for step in range(iterations):
@@ -178,6 +183,7 @@ def xprompt(
                 chosen, value = proposals[best], values[best]
                 accepted += 1
         trajectory.append(value)
+        spent.append(objective.forward_passes)
         if progress:
             progress(step + 1, iterations)
     selected = sorted(chosen)
@@ -196,6 +202,7 @@ def xprompt(
             "initial_selection": sorted(start),
             "initial_objective": trajectory[0],
             "trajectory": trajectory,
+            "forward_pass_trajectory": spent,
             "accepted_swaps": accepted,
             "search_forward_passes": objective.forward_passes,
             "gradient": gradient,
