@@ -55,8 +55,11 @@ def test_cache_on_and_off_agree(tiny_lm, problem, operator):
     on = tiny_lm.score_variants(contexts, target, batch_size=4, reference=contexts[0])
     # A reference that shares little (everything masked) must still give the same numbers.
     far = tiny_lm.score_variants(contexts, target, batch_size=4, reference=contexts[-1])
+    # ... and so must a reference that is not one of the variants.
+    outside = tiny_lm.score_variants(contexts[:-1], target, batch_size=4, reference=contexts[-1])
     assert torch.allclose(on, off, atol=1e-4, rtol=0)
     assert torch.allclose(far, off, atol=1e-4, rtol=0)
+    assert torch.allclose(outside, off[:-1], atol=1e-4, rtol=0)
 
 
 def test_cache_saves_sequences_not_calls(tiny_lm, problem):

@@ -493,7 +493,8 @@ class LanguageModel:
         this model's cache is not a plain per-layer key/value store we can slice."""
         from transformers.cache_utils import DynamicLayer
 
-        embeds = self._context_embeds(reference.ids[:length], list(reference.zero_positions))
+        zeros = [p for p in reference.zero_positions if p < length]
+        embeds = self._context_embeds(reference.ids[:length], zeros)
         out = self.forward(inputs_embeds=embeds[None], use_cache=True, logits_to_keep=1)
         layers = getattr(out.past_key_values, "layers", None)
         if not layers or any(type(layer) is not DynamicLayer for layer in layers):
