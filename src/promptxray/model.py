@@ -486,6 +486,15 @@ class LanguageModel:
                     progress(min(first + batch_size, len(variants)), len(variants))
         return out
 
+    def _forward_last(self, n: int, **kwargs: Any) -> Any:
+        """A counted forward whose `.logits` hold only the last `n` positions."""
+        try:
+            return self.forward(logits_to_keep=n, **kwargs)
+        except TypeError:  # models without logits_to_keep: compute all, keep the tail
+            out = self.forward(**kwargs)
+            out.logits = out.logits[:, -n:, :]
+            return out
+
     def _prefix_cache(
         self, reference: MaskedContext, length: int
     ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
@@ -495,7 +504,7 @@ class LanguageModel:
 
         zeros = [p for p in reference.zero_positions if p < length]
         embeds = self._context_embeds(reference.ids[:length], zeros)
-        out = self.forward(inputs_embeds=embeds[None], use_cache=True, logits_to_keep=1)
+        out = self._forward_last(1, inputs_embeds=embeds[None], use_cache=True)
         layers = getattr(out.past_key_values, "layers", None)
         if not layers or any(type(layer) is not DynamicLayer for layer in layers):
             return None
@@ -570,7 +579,7 @@ class LanguageModel:
         ids = list(context.ids) + list(target_ids)
         with self.lock, torch.no_grad():
             embeds = self._context_embeds(ids, list(context.zero_positions))[None]
-            logits = self.forward(inputs_embeds=embeds, logits_to_keep=n + 1).logits
+            logits = self._forward_last(n + 1, inputs_embeds=embeds).logits
             return logits[0, :-1, :].float().log_softmax(-1).cpu()
 
     def generate_from(
