@@ -210,3 +210,7 @@ def compare(b8: list[float], b1: list[float]) -> str:
     lower = sum(a < b - 1e-6 for a, b in zip(b8, b1, strict=True))
     higher = sum(a > b + 1e-6 for a, b in zip(b8, b1, strict=True))
     return f"B=8 lower on {lower}, higher on {higher}, tied on {len(b1) - lower - higher} prompts"
+
+
+if __name__ == "__main__":
+    main()
