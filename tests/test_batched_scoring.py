@@ -7,6 +7,7 @@ import torch
 
 from promptxray.errors import InvalidParameterError
 from promptxray.masking import MaskedContext, mask_context
+from promptxray.model import _batches
 from promptxray.targets import build_problem
 
 PROMPT = "Write a short poem about the quiet sea at night, please."
@@ -62,15 +63,22 @@ def test_cache_on_and_off_agree(tiny_lm, problem, operator):
     assert torch.allclose(outside, off[:-1], atol=1e-4, rtol=0)
 
 
-def test_cache_saves_sequences_not_calls(tiny_lm, problem):
-    """With the cache, one extra (prefix) sequence is run once per call, not per batch."""
+def test_cache_costs_one_prefix_sequence_per_call(tiny_lm, problem):
+    """The shared prefix runs once per call (one extra sequence), not once per batch."""
     contexts = variants(tiny_lm, problem, "delete")
     before = tiny_lm.cost.snapshot()
     tiny_lm.score_variants(contexts, problem.target_ids, batch_size=3)
     after = tiny_lm.cost.snapshot()
-    batches = -(-len(contexts) // 3)
-    assert after["forward_calls"] - before["forward_calls"] == batches + 1
+    calls = after["forward_calls"] - before["forward_calls"]
     assert after["forward_sequences"] - before["forward_sequences"] == len(contexts) + 1
+    assert -(-len(contexts) // 3) + 1 <= calls <= len(contexts) + 1
+
+
+def test_batches_group_rows_of_similar_length():
+    # Longest first; a batch closes when full or when a row is under 3/4 of its longest.
+    assert _batches([100, 90, 80, 50, 40, 100], 3) == [[0, 5, 1], [2], [3, 4]]
+    assert _batches([10] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert _batches([], 4) == []
 
 
 def test_target_log_distributions_agree_with_scores(tiny_lm, problem):

@@ -479,11 +479,15 @@ class LanguageModel:
             shared = self._prefix_cache(reference, max(prefixes)) if max(prefixes) > 0 else None
             if shared is None:
                 prefixes = [0] * len(variants)
-            for first in range(0, len(variants), batch_size):
-                rows = slice(first, first + batch_size)
-                out[rows] = self._score_rows(variants[rows], prefixes[rows], target_ids, shared)
+            done = 0
+            work = [len(v.ids) + n_target - p for v, p in zip(variants, prefixes, strict=True)]
+            for rows in _batches(work, batch_size):
+                out[rows] = self._score_rows(
+                    [variants[i] for i in rows], [prefixes[i] for i in rows], target_ids, shared
+                )
+                done += len(rows)
                 if progress:
-                    progress(min(first + batch_size, len(variants)), len(variants))
+                    progress(done, len(variants))
         return out
 
     def _forward_last(self, n: int, **kwargs: Any) -> Any:
@@ -626,6 +630,27 @@ class LanguageModel:
 
 _PLACEHOLDER_USER = _PLACEHOLDER + "U"
 _PLACEHOLDER_SYSTEM = _PLACEHOLDER + "S"
+
+
+def _batches(lengths: list[int], batch_size: int, slack: float = 0.75) -> list[list[int]]:
+    """Group row indices into batches of similar length, longest first.
+
+    Rows are left-padded to the longest in their batch, and padding is computed
+    like real tokens; so a batch closes when the next row is shorter than `slack`
+    times its longest row (at most a quarter of any row's work is padding).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        if (
+            batches
+            and len(batches[-1]) < batch_size
+            and lengths[i] >= slack * lengths[batches[-1][0]]
+        ):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _common_prefix(
