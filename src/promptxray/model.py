@@ -341,20 +341,33 @@ class LanguageModel:
         on_token: Callable[[int], None] | None = None,
     ) -> list[int]:
         """Greedy continuation; trailing end-of-sequence tokens are dropped."""
-        room = self.max_context - len(prompt_ids)
+        return self._greedy(prompt_ids, None, max_new_tokens, on_token)
+
+    def _greedy(
+        self,
+        ids: list[int],
+        zero_positions: list[int] | None,
+        max_new_tokens: int,
+        on_token: Callable[[int], None] | None,
+    ) -> list[int]:
+        """Greedy decoding from token ids, or from their embeddings when some are zeroed."""
+        room = self.max_context - len(ids)
         if room <= 0:
             raise PromptTooLongError(
-                f"The prompt is {len(prompt_ids)} tokens; this model reads at most "
-                f"{self.max_context}."
+                f"The prompt is {len(ids)} tokens; this model reads at most {self.max_context}."
             )
-        max_new_tokens = max(1, min(max_new_tokens, room))
-        input_ids = torch.tensor([prompt_ids], device=self.device)
         streamer = _CallbackStreamer(on_token) if on_token else None
         with self.lock, torch.no_grad():
+            if zero_positions:
+                embeds = self._context_embeds(list(ids), list(zero_positions))[None]
+                inputs = {"inputs_embeds": embeds}
+            else:
+                inputs = {"input_ids": torch.tensor([ids], device=self.device)}
+            first = next(iter(inputs.values()))
             out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_new_tokens,
+                **inputs,
+                attention_mask=torch.ones(first.shape[:2], dtype=torch.long, device=self.device),
+                max_new_tokens=max(1, min(max_new_tokens, room)),
                 do_sample=False,
                 temperature=None,
                 top_p=None,
@@ -362,9 +375,10 @@ class LanguageModel:
                 pad_token_id=self.tokenizer.pad_token_id,
                 streamer=streamer,
             )
-        self.cost.forward_calls += int(out.shape[1] - input_ids.shape[1])
-        self.cost.forward_sequences += int(out.shape[1] - input_ids.shape[1])
-        new = out[0, input_ids.shape[1] :].tolist()
+        # Given ids, generate returns prompt + new tokens; given only embeddings, just the new.
+        new = out[0, len(ids) :].tolist() if not zero_positions else out[0].tolist()
+        self.cost.forward_calls += len(new)
+        self.cost.forward_sequences += len(new)
         while new and self.is_special(new[-1]):
             new.pop()
         return new
@@ -597,35 +611,9 @@ class LanguageModel:
         Contexts with zeroed embeddings go through `inputs_embeds`, so "zero" can be
         regenerated just like "delete" and "replace".
         """
-        if not context.zero_positions:
-            return self.generate(list(context.ids), max_new_tokens, on_token)
-        room = self.max_context - len(context.ids)
-        if room <= 0:
-            raise PromptTooLongError(
-                f"The prompt is {len(context.ids)} tokens; this model reads at most "
-                f"{self.max_context}."
-            )
-        max_new_tokens = max(1, min(max_new_tokens, room))
-        streamer = _CallbackStreamer(on_token) if on_token else None
-        with self.lock, torch.no_grad():
-            embeds = self._context_embeds(list(context.ids), list(context.zero_positions))[None]
-            out = self.model.generate(
-                inputs_embeds=embeds,
-                attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=self.tokenizer.pad_token_id,
-                streamer=streamer,
-            )
-        new = out[0].tolist()  # given only embeddings, generate returns just the new tokens
-        self.cost.forward_calls += len(new)
-        self.cost.forward_sequences += len(new)
-        while new and self.is_special(new[-1]):
-            new.pop()
-        return new
+        return self._greedy(
+            list(context.ids), list(context.zero_positions), max_new_tokens, on_token
+        )
 
 
 _PLACEHOLDER_USER = _PLACEHOLDER + "U"
