@@ -54,41 +54,47 @@ def config_for(granularity: str, limit: int | None) -> EvalConfig:
     )
 
 
-def complete_prefix(dataset: str, granularity: str) -> int:
-    """How many leading prompts have a row for every method (a stopped run may have more)."""
+def complete_records(dataset: str, granularity: str) -> list:
+    """Prompts with a row for every method, in file order (workers may fill any prompt)."""
     from promptxray.model import DEFAULT_MODEL
 
     records, _ = read_prompts(HERE / "data" / f"{dataset}_short50.jsonl")
     db = HERE / f"{dataset}_{granularity}" / DB_NAME
     if not db.exists():
-        return 0
+        return []
     store = ResultStore(db)
     config = config_for(granularity, None)
-    n = 0
-    for rec in records:
-        keys = [store.row_key(rec, m, DEFAULT_MODEL, config) for m in METHODS]
-        if not all(store.has_row(k) for k in keys):
-            break
-        n += 1
+    done = [
+        rec
+        for rec in records
+        if all(store.has_row(store.row_key(rec, m, DEFAULT_MODEL, config)) for m in METHODS)
+    ]
     store.close()
-    return n
+    return done
 
 
 def tables() -> None:
-    """Rewrite each run's tables over its complete prompts and print them (no new rows)."""
+    """Rewrite each run's tables over its complete prompts and print them (no new rows).
+
+    Every prompt with all five rows counts, not only a prefix of the file: a
+    second worker may fill the file from the end while this script fills it from
+    the start, and both write the same keyed rows.
+    """
+    from promptxray.evaluation.harness import _table, write_table
+    from promptxray.model import DEFAULT_MODEL
+
     for dataset, granularity in RUNS:
-        n = complete_prefix(dataset, granularity)
-        if n == 0:
+        done = complete_records(dataset, granularity)
+        if not done:
             continue
-        report = run_evaluation(
-            HERE / "data" / f"{dataset}_short50.jsonl",
-            HERE / f"{dataset}_{granularity}",
-            config_for(granularity, n),
-            lm=load_model,
-            show_progress=False,
-        )
-        assert report.computed == 0, "tables() must not compute rows"
-        print(report.table.to_markdown())
+        source = HERE / "data" / f"{dataset}_short50.jsonl"
+        store = ResultStore(HERE / f"{dataset}_{granularity}" / DB_NAME)
+        table = _table(store, done, DEFAULT_MODEL, config_for(granularity, None), str(source))
+        store.close()
+        write_table(table, HERE / f"{dataset}_{granularity}")
+        lines = [rec.line for rec in done]
+        print(table.to_markdown())
+        print(f"prompt lines used: {lines}\n")
 
 
 def main() -> None:
