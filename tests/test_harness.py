@@ -111,18 +111,29 @@ def test_outputs_are_stored_once_and_reused(tiny_lm, data_file, tmp_path):
     assert all(len(json.loads(units)) == 2 for _, units, _ in rows)
     assert all(0.0 <= b <= 1.0 for *_, b in rows)
 
-    # A second method on the same prompts reuses the stored outputs: no generation.
-    calls = []
-    original = tiny_lm.generate
-    tiny_lm.generate = lambda *a, **kw: calls.append(a) or original(*a, **kw)
+    # A second method on the same prompts reuses the stored outputs: y is not
+    # generated again, only y' (the masked prompt's continuation), once per row.
+    calls: dict[str, int] = {"generate": 0, "generate_from": 0}
+
+    def counting(name):
+        original = getattr(tiny_lm, name)
+
+        def wrapper(*a, **kw):
+            calls[name] += 1
+            return original(*a, **kw)
+
+        return wrapper
+
+    tiny_lm.generate = counting("generate")
+    tiny_lm.generate_from = counting("generate_from")
     try:
         cfg2 = _config(methods=["grad_x_input"])
         report = run_evaluation(data_file, tmp_path, cfg2, lm=tiny_lm, show_progress=False)
     finally:
         del tiny_lm.generate
+        del tiny_lm.generate_from
     assert report.computed == 3
-    # Only y' (the masked prompt's continuation) is generated: one per row.
-    assert len(calls) == 3
+    assert calls == {"generate": 0, "generate_from": 3}
 
 
 def test_limit_and_bad_settings(tiny_lm, data_file, tmp_path):
