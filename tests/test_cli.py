@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from promptxray import Attribution, explain
 from promptxray import cli as cli_module
 from promptxray.cli import app
+from promptxray.methods import REGISTRY
 
 runner = CliRunner()
 
@@ -70,6 +71,12 @@ def test_help_describes_the_options():
         (["heatmap", "hi", "--out", "heat.txt"], "--out must end in one of"),
         (["heatmap", "hi", "--out", "/nonexistent/dir/heat.png"], "folder for --out"),
         (["heatmap", "hi", "--out", "h.png", "--method", "bogus"], "Unknown method"),
+        (["explain", "hi", "--k", "3"], "grad_norm takes no parameter 'k'; it takes: batch_size"),
+        (["explain", "hi", "--param", "bogus=1"], "takes no parameter 'bogus'"),
+        (["explain", "hi", "--param", "nonsense"], "--param takes NAME=VALUE"),
+        (["explain", "hi", "-m", "integrated_gradients", "--steps", "0"], "steps"),
+        (["explain", "hi", "-m", "leave_one_out", "--masking", "blur"], "delete, replace, zero"),
+        (["heatmap", "hi", "--out", "h.png", "--iterations", "5"], "no parameter 'iterations'"),
     ],
 )
 def test_bad_input_fails_in_one_line_before_loading_a_model(loads, args, fragment):
@@ -105,12 +112,7 @@ def test_explain_prints_the_view_and_writes_json_that_reads_back(loads, tiny_lm,
     assert saved.output == direct.output
     assert [u.text for u in saved.units] == ["Name", "[bold]three[/bold]", "colours."]
     assert saved.scores == pytest.approx(direct.scores, rel=1e-5)
-    assert saved.metadata["params"] == {
-        "k": 3,
-        "iterations": 50,
-        "n_steps": 20,
-        "masking": "delete",
-    }
+    assert saved.metadata["params"] == {"batch_size": 16}  # grad_norm's own, nothing else
     text = page.read_text(encoding="utf-8")
     assert text.startswith("<!doctype html>") and "[bold]three[/bold]" in text
 
@@ -170,11 +172,25 @@ def test_heatmap_writes_a_png_of_target_rows_by_unit_columns(loads, tiny_lm, tmp
     assert matplotlib.image.imread(out).ndim == 3
 
 
-def test_methods_lists_the_registry():
-    result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
+def test_methods_lists_the_registry_with_parameters():
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
-    for name in ("grad_norm", "grad_x_input", "integrated_gradients"):
+    for name in REGISTRY:
         assert name in result.stdout
+    for shown in ("steps=20", "budget=None", "iterations=200", "masking='delete'", "never"):
+        assert shown in result.stdout
+
+
+def test_param_reaches_any_declared_parameter(loads):
+    result = runner.invoke(
+        app,
+        ["explain", "Name three colours.", "-m", "xprompt", "-g", "token", "--max-new-tokens", "3"]
+        + ["--k", "2", "--param", "budget=12", "-p", "patience=1", "--json", "-"],
+    )
+    assert result.exit_code == 0, result.output
+    params = json.loads(result.stdout)["metadata"]["params"]
+    assert params["k"] == 2 and params["budget"] == 12 and params["patience"] == 1
+    assert json.loads(result.stdout)["metadata"]["spent"] <= 12
 
 
 def test_provision_prints_the_model_folder(monkeypatch, tmp_path):

@@ -59,7 +59,7 @@ def test_matrix_rows_sum_to_sequence_scores_for_linear_method(tiny_lm, five_toke
 def test_integrated_gradients_completeness(tiny_lm, five_token_problem):
     """IG sums to L(x) - L(baseline) where the baseline zeroes the source embeddings."""
     p = five_token_problem
-    a = attribute(tiny_lm, p, "integrated_gradients", granularity="token", n_steps=64)
+    a = attribute(tiny_lm, p, "integrated_gradients", granularity="token", steps=64)
     ids = torch.tensor([p.ids])
     emb = tiny_lm.model.get_input_embeddings()(ids).detach()
     with torch.no_grad():

@@ -34,8 +34,6 @@ def _config(**overrides) -> EvalConfig:
         k=2,
         granularity="word",
         max_new_tokens=6,
-        iterations=4,
-        n_steps=2,
         use_sbert=False,
     )
     base.update(overrides)
@@ -149,6 +147,38 @@ def test_limit_and_bad_settings(tiny_lm, data_file, tmp_path):
         run_evaluation(data_file, tmp_path, _config(masking="blur"), lm=tiny_lm)
     with pytest.raises(InvalidParameterError):
         run_evaluation(data_file, tmp_path, _config(k=0), lm=tiny_lm)
+
+
+def test_a_row_key_holds_only_its_own_methods_parameters(tiny_lm, data_file, tmp_path):
+    """Changing iterations recomputes xprompt_paper rows, never grad_norm's."""
+    cfg = _config(methods=["grad_norm", "xprompt_paper"], iterations=2, limit=2)
+    first = run_evaluation(data_file, tmp_path, cfg, lm=tiny_lm, show_progress=False)
+    assert first.computed == 4
+    again = run_evaluation(
+        data_file,
+        tmp_path,
+        _config(**{**cfg.__dict__, "iterations": 3}),
+        lm=tiny_lm,
+        show_progress=False,
+    )
+    assert again.reused == 2 and again.computed == 2  # the grad_norm rows stay
+    assert json.loads(cfg.params_key("grad_norm")) == {"batch_size": 16, "sbert": False}
+    paper = json.loads(cfg.params_key("xprompt_paper"))
+    assert paper["iterations"] == 2 and paper["k"] == 2 and paper["masking"] == "delete"
+
+
+def test_a_parameter_no_method_takes_is_refused_before_any_work(tiny_lm, data_file, tmp_path):
+    with pytest.raises(InvalidParameterError, match="takes the parameter 'iterations'"):
+        run_evaluation(
+            data_file, tmp_path, _config(methods=["grad_norm"], iterations=5), lm=tiny_lm
+        )
+    with pytest.raises(InvalidParameterError, match="leave_one_out: masking"):
+        run_evaluation(
+            data_file,
+            tmp_path,
+            _config(methods=["leave_one_out"], params={"masking": "x"}),
+            lm=tiny_lm,
+        )
 
 
 def test_k_above_unit_count_becomes_an_error_row(tiny_lm, tmp_path):

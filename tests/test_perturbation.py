@@ -35,8 +35,9 @@ def naive_drop(lm, problem, units, i, operator):
 @pytest.mark.parametrize("operator", ["delete", "replace", "zero"])
 def test_leave_one_out_known_values(tiny_lm, problem, granularity, operator):
     units = problem.units(granularity)
-    out = get_method("leave_one_out").fn(tiny_lm, problem, units, masking=operator, batch_size=4)
-    assert out.extra["masking"] == operator
+    spec = get_method("leave_one_out")
+    params = spec.resolve({"masking": operator, "batch_size": 4})
+    out = spec.fn(tiny_lm, problem, units, params, matrix=False, progress=None)
     assert len(out.scores) == len(units)
     assert len(out.matrix) == len(problem.target_ids) and len(out.matrix[0]) == len(units)
     for i in range(len(units)):
@@ -52,7 +53,7 @@ def test_leave_one_out_known_values(tiny_lm, problem, granularity, operator):
 
 def test_leave_one_out_through_the_api(tiny_lm, problem):
     attr = attribute(tiny_lm, problem, "leave_one_out", "word", masking="replace")
-    assert attr.metadata["masking"] == "replace"
+    assert attr.metadata["params"] == {"masking": "replace", "batch_size": 16}
     assert attr.base_granularity == "word"
     assert attr.matrix is not None
     # The unmasked context plus one variant per unit, plus one shared-prefix pass.
@@ -64,8 +65,9 @@ def test_leave_one_out_through_the_api(tiny_lm, problem):
 
 def test_default_operator_is_delete(tiny_lm):
     attr = explain(PROMPT, model=tiny_lm, method="leave_one_out", target=TARGET)
-    assert attr.metadata["masking"] == "delete"
-    assert explain(PROMPT, model=tiny_lm, method="random").metadata["masking"] == "delete"
+    assert attr.metadata["params"]["masking"] == "delete"
+    random = explain(PROMPT, model=tiny_lm, method="random").metadata["params"]
+    assert random == {"seed": 0, "masking": "delete"}
 
 
 def test_unknown_operator_lists_the_valid_ones(tiny_lm, problem):
@@ -88,6 +90,29 @@ def test_random_is_reproducible_by_seed(tiny_lm, problem):
         attribute(tiny_lm, problem, "random", "word", seed="x")
 
 
+def test_random_differs_across_prompts_and_repeats_for_one(tiny_lm):
+    """Seeded by (seed, prompt): equal-length prompts get different positions."""
+    a = build_problem(tiny_lm, "Alpha beta gamma delta.", target=" ok")
+    b = build_problem(tiny_lm, "Omega psi chi phi.", target=" ok")
+    assert len(a.units("word")) == len(b.units("word")) == 4
+    first = attribute(tiny_lm, a, "random", "word").scores
+    assert first != attribute(tiny_lm, b, "random", "word").scores
+    assert first == attribute(tiny_lm, a, "random", "word").scores
+
+
+def test_leave_one_out_masks_regex_units_whole(tiny_lm, problem):
+    """With a regex, the regex matches are what is masked: one variant per match."""
+    pattern = r"[^.!]+[.!]"
+    attr = attribute(tiny_lm, problem, "leave_one_out", "regex", pattern=pattern)
+    units = problem.units("regex", pattern)
+    assert [u.text for u in attr.units] == [u.text for u in units]
+    assert attr.base_granularity == "regex" and attr.pattern == pattern
+    assert attr.metadata["variants_scored"] == len(units) + 1  # the full prompt, then each unit
+    for i in range(len(units)):
+        expected = float(naive_drop(tiny_lm, problem, units, i, "delete").sum())
+        assert attr.scores[i] == pytest.approx(expected, abs=1e-3)
+
+
 def test_random_costs_no_model_pass(tiny_lm, problem):
     attr = attribute(tiny_lm, problem, "random", "token", seed=1)
     assert attr.metadata["forward_passes"] == 0 and attr.metadata["backward_passes"] == 0
@@ -97,7 +122,7 @@ def test_random_costs_no_model_pass(tiny_lm, problem):
 def test_default_model_knows_what_the_answer_rests_on(default_lm):
     prompt, target = "What is the capital of France?", " The capital of France is Paris."
     attr = explain(prompt, model=default_lm, method="leave_one_out", target=target)
-    assert {unit.text for unit, _ in attr.top_k(2)} == {"capital", "France?"}
+    assert {unit.text for unit, _ in attr.top_k(2, by="support")} == {"capital", "France?"}
     # With k = 1 and six units the search visits every single-unit mask, so its best
     # L is the unmasked L minus the largest leave-one-out score.
     joint = explain(prompt, model=default_lm, method="xprompt", target=target, k=1, iterations=30)

@@ -115,7 +115,9 @@ def test_generate_explain_regroup_mask_history_round_trip(client, wordy_lm):
         "Write one line about the sky.",
         "Keep it short.",
     ]
-    assert sum(u["score"] for u in sentences["units"]) == pytest.approx(sum(scores), rel=1e-5)
+    # grad_norm regroups by the norm of the group's gradient: squares add up.
+    squares = sum(u["score"] ** 2 for u in sentences["units"])
+    assert squares == pytest.approx(sum(s**2 for s in scores), rel=1e-5)
 
     # mask the top-3 words and regenerate from the same point
     edit = run_job(client, "/api/mask", {"explanation_id": eid, "top_k": 3})["result"]
@@ -213,25 +215,48 @@ def test_system_prompt_words_are_scored_too(client):
         assert source[unit["span"][0] : unit["span"][1]] == unit["text"]
 
 
-def test_perturbation_results_cannot_be_split_finer(client):
-    if "leave_one_out" not in REGISTRY:
-        pytest.skip("leave_one_out is not registered in this checkout")
+def test_perturbation_results_are_never_relabelled(client):
+    """A leave_one_out word result has no sentence or token scores: 409, asking to recompute."""
     run_id = generate(client, "One two three. Four five.", 4)["result"]["run_id"]
     body = {"run_id": run_id, "method": "leave_one_out", "granularity": "word"}
     view = run_job(client, "/api/explain", body)["result"]
     eid = view["explanation_id"]
-    coarse = client.get(f"/api/explanations/{eid}", params={"granularity": "sentence"})
-    assert coarse.status_code == 200
-    fine = client.get(f"/api/explanations/{eid}", params={"granularity": "token"})
-    assert fine.status_code == 400
-    assert "cannot be split into tokens" in fine.json()["detail"]
+    assert client.get(f"/api/explanations/{eid}", params={"granularity": "word"}).status_code == 200
+    for other in ("sentence", "token"):
+        refused = client.get(f"/api/explanations/{eid}", params={"granularity": other})
+        assert refused.status_code == 409
+        assert f"recompute it at granularity {other}" in refused.json()["detail"]
+        export = client.get(f"/api/explanations/{eid}/export", params={"granularity": other})
+        assert export.status_code == 409
+    mask = client.post(
+        "/api/mask", json={"explanation_id": eid, "granularity": "sentence", "top_k": 1}
+    )
+    assert mask.status_code == 409
+
+
+def test_unknown_method_parameters_get_400_naming_the_ones_it_takes(client):
+    run_id = generate(client, "One two three.", 3)["result"]["run_id"]
+    for body, fragment in (
+        ({"method": "grad_norm", "k": 3}, "grad_norm takes no parameter 'k'"),
+        ({"method": "grad_norm", "params": {"steps": 3}}, "it takes: batch_size"),
+        ({"method": "leave_one_out", "params": {"masking": "blur"}}, "delete, replace, zero"),
+    ):
+        response = client.post("/api/explain", json={"run_id": run_id, **body})
+        assert response.status_code == 400, response.text
+        assert fragment in detail(response)
+    ok = run_job(
+        client,
+        "/api/explain",
+        {"run_id": run_id, "method": "integrated_gradients", "params": {"steps": 3}},
+    )["result"]
+    assert ok["metadata"]["params"] == {"batch_size": 16, "steps": 3}
 
 
 def test_xprompt_marks_its_selected_units(client):
     if "xprompt" not in REGISTRY:
         pytest.skip("xprompt is not registered in this checkout")
     run_id = generate(client, "Red green blue yellow.", 3)["result"]["run_id"]
-    body = {"run_id": run_id, "method": "xprompt", "k": 2, "iterations": 4}
+    body = {"run_id": run_id, "method": "xprompt", "k": 2}
     view = run_job(client, "/api/explain", body)["result"]
     assert len(view["selected"]) == 2
     assert sorted(view["top"][:2]) == sorted(view["selected"])
@@ -285,12 +310,12 @@ def test_bad_explain_requests_get_4xx_with_a_message(client, run_and_explanation
     unknown_run = client.post("/api/explain", json={"run_id": "nope"})
     assert unknown_run.status_code == 404 and "No run 'nope'" in detail(unknown_run)
     bad_k = client.post("/api/explain", json={"run_id": run_id, "method": "xprompt", "k": 0})
-    assert bad_k.status_code == 422 and "k" in detail(bad_k)
+    assert bad_k.status_code == 400 and "k" in detail(bad_k)
     if "xprompt" in REGISTRY:
         body = {"run_id": run_id, "method": "xprompt", "k": 50, "granularity": "sentence"}
         too_many = client.post("/api/explain", json=body)
         assert too_many.status_code == 400
-        assert "only 3 sentence units" in detail(too_many)
+        assert "only 3 units" in detail(too_many)
 
 
 def test_bad_reads_and_masks_get_4xx_with_a_message(client, run_and_explanation):

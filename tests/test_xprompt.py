@@ -82,73 +82,169 @@ def test_gradient_sign_matches_finite_differences(sharp_lm, problem):
     assert changes[first] == min(changes) and changes[first] < 0
 
 
-@pytest.mark.parametrize("operator", ["delete", "zero"])
-def test_search_finds_the_brute_force_optimum(sharp_lm, problem, operator):
-    units = problem.units("token")
-    values = {
-        pair: objective(sharp_lm, problem, units, list(pair), operator)
-        for pair in itertools.combinations(range(len(units)), 2)
+class CountingLM:
+    """Counts every masked prompt the model scores (rows of score_variants)."""
+
+    def __init__(self, lm) -> None:
+        self.lm, self.rows = lm, 0
+        self._original = lm.score_variants
+
+    def __enter__(self):
+        def counted(variants, *args, **kwargs):
+            self.rows += len(variants)
+            return self._original(variants, *args, **kwargs)
+
+        self.lm.score_variants = counted
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.lm.score_variants
+
+
+def brute_force(lm, problem, units, k, operator="delete") -> dict:
+    return {
+        s: objective(lm, problem, units, list(s), operator)
+        for s in itertools.combinations(range(len(units)), k)
     }
+
+
+def greedy_by_hand(lm, problem, units, k, operator="delete") -> tuple[tuple, float]:
+    """Forward selection, one plain sequence at a time: the reference for the batched greedy."""
+    chosen: tuple = ()
+    value = None
+    for _ in range(k):
+        options = {
+            tuple(sorted(chosen + (u,))): objective(
+                lm, problem, units, list(chosen) + [u], operator
+            )
+            for u in range(len(units))
+            if u not in chosen
+        }
+        chosen = min(options, key=lambda c: (options[c], c))
+        value = options[chosen]
+    return chosen, value
+
+
+@pytest.mark.parametrize("operator", ["delete", "zero"])
+def test_exhaustive_equals_brute_force(sharp_lm, problem, operator):
+    units = problem.units("token")
+    values = brute_force(sharp_lm, problem, units, 2, operator)
     best = min(values, key=values.get)
-    hits = 0
-    seeds = range(5)
-    for seed in seeds:
-        attr = attribute(
-            sharp_lm, problem, "xprompt", "token", k=2, iterations=60, seed=seed, masking=operator
-        )
-        meta = attr.metadata
-        chosen = tuple(attr.selected)
-        assert meta["masking"] == operator
-        assert meta["objective"] == pytest.approx(values[chosen], abs=1e-3)
-        trajectory = meta["trajectory"]
-        assert len(trajectory) == 61
-        assert all(b <= a for a, b in zip(trajectory, trajectory[1:], strict=False))
-        assert trajectory[-1] == meta["objective"]
-        spent = meta["forward_pass_trajectory"]
-        assert len(spent) == len(trajectory) and spent[0] == 2
-        assert all(0 <= b - a <= 1 for a, b in zip(spent, spent[1:], strict=False))
-        assert spent[-1] == meta["search_forward_passes"] <= 1 + 28  # 28 pairs, remembered
-        hits += chosen == best
-        # The gradient's first guess is not the optimum here: the swaps find it.
-        assert tuple(meta["initial_selection"]) != best
-    assert hits >= 4, f"found the optimum {best} in only {hits} of {len(seeds)} seeds"
+    attr = attribute(
+        sharp_lm, problem, "xprompt", "token", k=2, strategy="exhaustive", masking=operator
+    )
+    assert sorted(attr.selected) == list(best)
+    assert attr.metadata["objective"] == pytest.approx(values[best], abs=1e-3)
+    assert attr.metadata["spent"] == 1 + 28 + 2  # baseline, every pair, the two leave-outs
+
+
+def test_greedy_equals_forward_selection_by_hand(sharp_lm, problem):
+    """With a budget for full rounds, the batched greedy picks what plain greedy picks."""
+    units = problem.units("token")
+    for k in (2, 3):
+        chosen, value = greedy_by_hand(sharp_lm, problem, units, k)
+        attr = attribute(sharp_lm, problem, "xprompt", "token", k=k, budget=1000, patience=1)
+        assert attr.metadata["passes_by_phase"]["greedy"] > 0
+        greedy = attr.metadata["starts"]["greedy"]
+        assert tuple(greedy["set"]) == chosen
+        assert greedy["objective"] == pytest.approx(value, abs=1e-3)
+
+
+def test_greedy_reaches_the_optimum_on_small_prompts(sharp_lm, problem):
+    units = problem.units("token")
+    for k in (2, 3):
+        values = brute_force(sharp_lm, problem, units, k)
+        attr = attribute(sharp_lm, problem, "xprompt", "token", k=k, budget=1000)
+        assert attr.metadata["objective"] == pytest.approx(min(values.values()), abs=1e-3)
+
+
+@pytest.mark.parametrize("budget", [4, 9, 12, 18, 30, 200])
+def test_budget_is_respected_exactly_and_never_worse_than_a_start(sharp_lm, problem, budget):
+    with CountingLM(sharp_lm) as counter:
+        attr = attribute(sharp_lm, problem, "xprompt", "token", k=3, budget=budget)
+    meta = attr.metadata
+    assert counter.rows == meta["spent"] <= budget
+    assert sum(meta["passes_by_phase"].values()) == meta["spent"]
+    starts = [s["objective"] for s in meta["starts"].values()]
+    assert meta["objective"] <= min(starts) + 1e-9
+    trajectory = meta["trajectory"]
+    assert all(b[1] <= a[1] for a, b in zip(trajectory, trajectory[1:], strict=False))
+    assert all(b[0] > a[0] for a, b in zip(trajectory, trajectory[1:], strict=False))
+    if budget >= 1 + 1 + 8 + 1:  # leave-one-out and its start fit
+        assert "leave_one_out" in meta["starts"]
+
+
+def test_the_ranking_puts_the_set_first_by_marginal_contribution(sharp_lm, problem):
+    units = problem.units("token")
+    attr = attribute(sharp_lm, problem, "xprompt", "token", k=3, budget=1000)
+    meta, chosen = attr.metadata, attr.selected
+    assert attr.ranking("support")[:3] == chosen == attr.ranking("magnitude")[:3]
+    full = objective(sharp_lm, problem, units, chosen)
+    marginal = [
+        objective(sharp_lm, problem, units, [v for v in chosen if v != u]) - full for u in chosen
+    ]
+    assert marginal == pytest.approx(meta["marginal_contributions"], abs=1e-3)
+    assert marginal == sorted(marginal, reverse=True)
+    # The rest follow by their leave-one-out drop.
+    rest = attr.ranking("support")[3:]
+    drops = [meta["baseline_objective"] - objective(sharp_lm, problem, units, [u]) for u in rest]
+    assert drops == pytest.approx([attr.scores[u] for u in rest], abs=1e-3)
+    assert drops == sorted(drops, reverse=True)
 
 
 def test_result_records_the_search(sharp_lm, problem):
-    attr = attribute(sharp_lm, problem, "xprompt", "word", k=3, iterations=10, proposals_per_step=4)
+    attr = attribute(sharp_lm, problem, "xprompt", "word", k=3)
     meta = attr.metadata
-    units = attr.units
-    assert len(attr.selected) == 3
-    assert attr.scores == [1.0 if i in attr.selected else 0.0 for i in range(len(units))]
+    assert meta["budget"] == 2 * (len(attr.units) + 1)  # default: twice leave-one-out
     assert meta["baseline_objective"] == pytest.approx(
         float(sharp_lm.score(problem.ids, problem.target_start).sum()), abs=1e-4
     )
     assert meta["log_prob_drop"] == pytest.approx(
         meta["baseline_objective"] - meta["objective"], abs=1e-6
     )
-    assert meta["initial_selection"] == initial_selection(meta["gradient"], 3)
-    # Baseline, the initial set, then at most B new sets per iteration.
-    assert 2 <= meta["search_forward_passes"] <= 2 + 10 * 4
+    assert meta["starts"]["gradient"]["set"] == initial_selection(meta["gradient"], 3)
+    assert meta["start"] in meta["starts"]
     assert meta["backward_passes"] == 1
-    assert meta["masking"] == "delete" and meta["proposals_per_step"] == 4
-    assert [u.text for u in units][: len(PROMPT.split())] == PROMPT.split()
+    assert meta["params"]["masking"] == "delete"
 
 
-def test_k_equal_to_all_units_needs_no_search(sharp_lm, problem):
-    attr = attribute(sharp_lm, problem, "xprompt", "word", k=8, iterations=5)
-    assert attr.selected == list(range(8))
-    assert len(set(attr.metadata["trajectory"])) == 1
+def test_exhaustive_refuses_above_its_limit(tiny_lm):
+    long = build_problem(tiny_lm, " ".join(f"w{i}" for i in range(40)), target=" ok")
+    with pytest.raises(InvalidParameterError, match=r"C\(40, 3\) = 9880 .* refused above 5000"):
+        attribute(tiny_lm, long, "xprompt", "word", k=3, strategy="exhaustive")
+
+
+def test_paper_algorithm_scores_every_iteration(sharp_lm, problem):
+    with CountingLM(sharp_lm) as counter:
+        attr = attribute(sharp_lm, problem, "xprompt_paper", "token", k=2, iterations=12)
+    meta = attr.metadata
+    assert meta["params"]["masking"] == "zero" and meta["params"]["iterations"] == 12
+    assert counter.rows == meta["spent"] == 2 + 12  # baseline, start, one per iteration
+    g = [abs(v) for v in meta["gradient"]]
+    start = sorted(sorted(range(len(g)), key=lambda u: -g[u])[:2])
+    assert (
+        meta["log_prob_drop"]
+        >= meta["baseline_objective"]
+        - objective(sharp_lm, problem, problem.units("token"), start, "zero")
+        - 1e-3
+    )
+
+
+def test_k_equal_to_all_units(sharp_lm, problem):
+    attr = attribute(sharp_lm, problem, "xprompt", "word", k=8)
+    assert sorted(attr.selected) == list(range(8))
 
 
 @pytest.mark.parametrize(
     ("params", "match"),
     [
         ({"k": 9}, "only 8 units"),
-        ({"k": 0}, "k must be at least 1"),
-        ({"iterations": -1}, "iterations"),
+        ({"k": 0}, "k .*greater than or equal to 1"),
+        ({"budget": 1}, "budget"),
         ({"proposals_per_step": 0}, "proposals_per_step"),
-        ({"k": 2.5}, "k must be an integer"),
+        ({"k": 2.5}, "k .*integer"),
         ({"masking": "erase"}, "delete, replace, zero"),
+        ({"iterations": 5}, "takes no parameter 'iterations'"),
     ],
 )
 def test_bad_parameters(sharp_lm, problem, params, match):

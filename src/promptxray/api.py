@@ -1,28 +1,71 @@
-"""The notebook API: `explain()` runs the whole pipeline and returns an `Attribution`.
+"""The one pipeline: `explain()` for notebooks and the CLI, `attribute()` for a built problem.
 
-The CLI, the web server and the evaluation harness call this same function, so
-there is exactly one way salience gets computed.
+The CLI, the web server and the evaluation harness call these functions, so there
+is exactly one place where a request is validated (method, granularity, the
+method's declared parameters), where the units a method works on are chosen, and
+where a result and its metadata are put together.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .attribution import Attribution
-from .errors import InvalidParameterError
+from .errors import EmptyPromptError, EmptyTargetError, InvalidParameterError
 from .methods import get_method
-from .methods.base import ProgressFn
+from .methods.base import MethodParams, MethodSpec, ProgressFn
 from .model import LanguageModel, Span, load_model
-from .segments import check_granularity
+from .segments import Unit, check_granularity
 from .targets import Problem, build_problem
 
-ModelLike = LanguageModel | str | None
+# A model, a name to load, or a function that loads one (called only once the
+# request has been checked, so bad input never waits for a model to load).
+ModelLike = LanguageModel | str | Callable[[], LanguageModel] | None
 
 
 def as_model(model: ModelLike, progress: Callable[[str], None] | None = None) -> LanguageModel:
-    return model if isinstance(model, LanguageModel) else load_model(model, progress=progress)
+    if isinstance(model, LanguageModel):
+        return model
+    if callable(model):
+        return model()
+    return load_model(model, progress=progress)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked method request: the spec, its resolved parameters, where it runs."""
+
+    spec: MethodSpec
+    params: MethodParams
+    granularity: str
+    pattern: str | None
+
+    @property
+    def base_granularity(self) -> str:
+        """Token-level methods compute on tokens; masking methods on the units asked for."""
+        return "token" if self.spec.regroupable else self.granularity
+
+    def units(self, problem: Problem) -> list[Unit]:
+        """The units the method scores, checked against its parameters (e.g. k <= n)."""
+        units = problem.units(self.base_granularity, self.pattern)
+        self.params.check_units(len(units))
+        return units
+
+
+def check_request(
+    method: str,
+    granularity: str = "word",
+    pattern: str | None = None,
+    params: Mapping[str, Any] | MethodParams | None = None,
+) -> Request:
+    """Validate everything that needs no model: method, granularity, the method's parameters."""
+    spec = get_method(method)
+    check_granularity(granularity, pattern)
+    resolved = spec.resolve(params)
+    return Request(spec, resolved, granularity, pattern if granularity == "regex" else None)
 
 
 def explain(
@@ -39,20 +82,30 @@ def explain(
     output_ids: list[int] | None = None,
     matrix: bool = False,
     progress: ProgressFn | None = None,
-    **params: Any,
+    on_token: Callable[[int], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    params: Mapping[str, Any] | None = None,
+    **more_params: Any,
 ) -> Attribution:
     """Score every source unit of `prompt` by its influence on the target.
 
     The target is the model's own greedy output (default), `target` (a text you
-    supply) or `span` (a character range of the output). Token-level methods are
-    computed on tokens and summed into `granularity`; perturbation methods mask
-    whole units of that granularity.
+    supply) or `span` (a character range of the output). The method's parameters
+    come as `params={...}` or as keywords (`k=3`); a parameter the method does not
+    declare is an error, never silently ignored. Token-level methods compute on
+    tokens and regroup into `granularity` by their rule; masking methods mask
+    whole units of that granularity. `on_stage` hears "generating"/"explaining".
     """
-    get_method(method)  # fail on a bad name before loading a model or generating
-    check_granularity(granularity, pattern)
+    request = check_request(method, granularity, pattern, {**(params or {}), **more_params})
+    if not prompt.strip():
+        raise EmptyPromptError("The prompt is empty: give some text to explain.")
+    if target is not None and not target:
+        raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
     if max_new_tokens < 1:
         raise InvalidParameterError("max_new_tokens must be at least 1.")
     lm = as_model(model)
+    if on_stage:
+        on_stage("generating" if target is None and output_ids is None else "encoding")
     problem = build_problem(
         lm,
         prompt,
@@ -61,8 +114,11 @@ def explain(
         span=span,
         output_ids=output_ids,
         max_new_tokens=max_new_tokens,
+        on_token=on_token,
     )
-    return attribute(lm, problem, method, granularity, pattern, matrix, progress, **params)
+    if on_stage:
+        on_stage("explaining")
+    return run(lm, problem, request, matrix=matrix, progress=progress)
 
 
 def attribute(
@@ -73,24 +129,42 @@ def attribute(
     pattern: str | None = None,
     matrix: bool = False,
     progress: ProgressFn | None = None,
-    **params: Any,
+    params: Mapping[str, Any] | MethodParams | None = None,
+    **more_params: Any,
 ) -> Attribution:
     """Run one method on an already-built problem (reuses its output: no generation)."""
-    spec = get_method(method)
-    check_granularity(granularity, pattern)
-    base_granularity = "token" if spec.token_level or granularity == "regex" else granularity
-    units = problem.units(base_granularity)
+    if isinstance(params, MethodParams) and not more_params:
+        given: Mapping[str, Any] | MethodParams = params
+    else:
+        base = params.model_dump() if isinstance(params, MethodParams) else dict(params or {})
+        given = {**base, **more_params}
+    request = check_request(method, granularity, pattern, given)
+    return run(lm, problem, request, matrix=matrix, progress=progress)
+
+
+def run(
+    lm: LanguageModel,
+    problem: Problem,
+    request: Request,
+    *,
+    matrix: bool = False,
+    progress: ProgressFn | None = None,
+) -> Attribution:
+    """Execute a checked request and package the result with its cost and parameters."""
+    spec = request.spec
+    units = request.units(problem)
     before = lm.cost.snapshot()
     started = time.perf_counter()
-    out = spec.fn(lm, problem, units, matrix=matrix, progress=progress, **params)
+    out = spec.fn(lm, problem, units, request.params, matrix=matrix, progress=progress)
     seconds = time.perf_counter() - started
     after = lm.cost.snapshot()
     cost = {k: after[k] - before[k] for k in after}
     template = problem.template_positions
     metadata = {
-        "method": method,
-        "family": spec.family,
-        "params": {k: v for k, v in params.items() if _jsonable(v)},
+        "method": spec.name,
+        "family": str(spec.family),
+        "params": request.params.model_dump(mode="json"),
+        "aggregation": str(spec.aggregation),
         "model": lm.name,
         "seconds": seconds,
         "forward_passes": cost["forward_sequences"],
@@ -104,20 +178,19 @@ def attribute(
         output=problem.output,
         target_span=problem.target_span,
         target_tokens=problem.target_pieces(lm),
-        method=method,
-        base_granularity=base_granularity,
+        method=spec.name,
+        base_granularity=request.base_granularity,
         base_units=units,
         base_scores=[float(s) for s in out.scores],
         base_matrix=out.matrix,
         base_selected=out.selected,
+        aggregation=spec.aggregation,
+        signed=spec.signed,
         template_tokens=lm.token_pieces([problem.ids[p] for p in template]),
         template_scores=list(out.template_scores or []),
         metadata=metadata,
+        pattern=request.pattern if not spec.regroupable else None,
     )
-    if granularity != base_granularity:
-        attribution = attribution.aggregate(granularity, pattern)
+    if request.granularity != request.base_granularity:
+        attribution = attribution.aggregate(request.granularity, request.pattern)
     return attribution
-
-
-def _jsonable(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool | type(None) | list | tuple)

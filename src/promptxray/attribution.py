@@ -1,22 +1,33 @@
 """`Attribution`: the one result every method returns and every view consumes.
 
 It keeps the finest level a method computed (its *base* units) next to the level
-being shown, so switching granularity re-aggregates without touching the model.
+being shown. Two decisions live here and nowhere else, so every view (console,
+HTML, heatmap, web page) and the evaluation agree:
+
+- **which units exist at a granularity**: a token-level method's result is
+  regrouped by the method's own rule (sum, or the norm of the group's gradient);
+  a result computed by masking whole units is defined only on those units and is
+  never relabelled at another granularity;
+- **the order of units** (`ranking`): the joint set first, then by support for
+  the target (what masking removes) or by magnitude with the sign kept (what lists show).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
-from .errors import InvalidParameterError, UnknownGranularityError
+from .errors import InvalidParameterError, RegroupRefusedError
+from .methods.base import REGISTRY, Aggregation, combine
 from .model import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER
-
-__all__ = ["Attribution", "Unit"]
 from .segments import Unit, check_granularity, group_units
 
-_FORMAT_VERSION = 1
+__all__ = ["Attribution", "RankBy", "Unit"]
+
+_FORMAT_VERSION = 2
+
+RankBy = Literal["support", "magnitude"]
 
 
 @dataclass
@@ -34,6 +45,8 @@ class Attribution:
     base_scores: list[float]
     base_matrix: list[list[float]] | None = None
     base_selected: list[int] | None = None
+    aggregation: str = Aggregation.SUM
+    signed: bool = True
     granularity: str | None = None
     pattern: str | None = None
     template_tokens: list[str] = field(default_factory=list)
@@ -65,59 +78,86 @@ class Attribution:
     def units(self) -> list[Unit]:
         return self._grouping()[0]
 
+    def _regroup(self, values: list[float]) -> list[float]:
+        """Base-unit values combined into the current units by the method's rule."""
+        units, owner = self._grouping()
+        parts: list[list[float]] = [[] for _ in units]
+        for base_index, value in enumerate(values):
+            parts[owner[base_index]].append(value)
+        return [combine(self.aggregation, p) for p in parts]
+
     @property
     def scores(self) -> list[float]:
-        units, owner = self._grouping()
-        out = [0.0] * len(units)
-        for base_index, score in enumerate(self.base_scores):
-            out[owner[base_index]] += score
-        return out
+        return self._regroup(self.base_scores)
 
     @property
     def matrix(self) -> list[list[float]] | None:
-        """Target token x unit scores, summed into the current units."""
+        """Target token x unit scores, combined into the current units by the method's rule."""
         if self.base_matrix is None:
             return None
-        units, owner = self._grouping()
-        rows = []
-        for row in self.base_matrix:
-            out = [0.0] * len(units)
-            for base_index, value in enumerate(row):
-                out[owner[base_index]] += value
-            rows.append(out)
-        return rows
+        return [self._regroup(row) for row in self.base_matrix]
 
     @property
     def selected(self) -> list[int] | None:
-        """Units chosen jointly (xprompt); a view unit is chosen if any of its parts is."""
+        """Units chosen jointly (xprompt), in the method's order of importance."""
         if self.base_selected is None:
             return None
         _, owner = self._grouping()
-        return sorted({owner[i] for i in self.base_selected})
+        return list(dict.fromkeys(owner[i] for i in self.base_selected))
+
+    @property
+    def regroupable(self) -> bool:
+        return self.aggregation != Aggregation.FIXED
 
     def aggregate(self, granularity: str, pattern: str | None = None) -> Attribution:
-        """The same scores summed into coarser units; the model is not called."""
+        """The same result at another granularity, by the method's rule; no model call.
+
+        Token-level results regroup into any units. Results computed by masking
+        whole units exist only at those units: asking for others is refused,
+        because relabelling a sentence's score as its first word's would be a lie.
+        """
         check_granularity(granularity, pattern)
-        if granularity == "token" and self.base_granularity != "token":
-            raise UnknownGranularityError(
-                f"This {self.method} result was computed on {self.base_granularity} units; "
-                "it cannot be split into tokens. Re-run with --granularity token."
+        same = granularity == self.base_granularity and (
+            granularity != "regex" or pattern == self.pattern
+        )
+        if same:
+            return replace(self, granularity=granularity, pattern=pattern)
+        if not self.regroupable:
+            what = f"{granularity} units" + (f" ({pattern!r})" if pattern else "")
+            raise RegroupRefusedError(
+                f"This {self.method} result was computed by masking whole "
+                f"{self.base_granularity} units, so it has no scores for {what}; "
+                f"recompute it at granularity {granularity}."
             )
-        if granularity == "regex" and self.base_granularity != "token":
-            raise UnknownGranularityError("Regex units need a result computed on tokens.")
         return replace(self, granularity=granularity, pattern=pattern)
 
-    def top_k(self, k: int = 5, by_abs: bool = False) -> list[tuple[Unit, float]]:
-        """The k highest-scoring units (joint methods: their selected set first)."""
+    def ranking(self, by: RankBy = "support") -> list[int]:
+        """Unit indices at the current view, most important first; the one order every view uses.
+
+        `support` (what mask-top-k and the evaluation remove): largest score first,
+        so for signed methods the units that raise p(target) most lead and the ones
+        that lower it come last. `magnitude` (what lists show): largest |score|
+        first, the sign kept in the score, so opposing units are visible too.
+        A joint method's selected set always comes first, in its own order.
+        Ties keep reading order.
+        """
+        if by not in ("support", "magnitude"):
+            raise InvalidParameterError(f"Rank by 'support' or 'magnitude', not {by!r}.")
+        scores = self.scores
+        if by == "magnitude":
+            order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))
+        else:
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        chosen = self.selected or []
+        picked = set(chosen)
+        return list(chosen) + [i for i in order if i not in picked]
+
+    def top_k(self, k: int = 5, by: RankBy = "magnitude") -> list[tuple[Unit, float]]:
+        """The first k units of `ranking(by)` with their scores."""
         if k < 0:
             raise InvalidParameterError("k must be at least 0.")
         units, scores = self.units, self.scores
-        order = sorted(range(len(units)), key=lambda i: -(abs(scores[i]) if by_abs else scores[i]))
-        chosen = self.selected
-        if chosen:
-            picked = set(chosen)
-            order = [i for i in order if i in picked] + [i for i in order if i not in picked]
-        return [(units[i], scores[i]) for i in order[:k]]
+        return [(units[i], scores[i]) for i in self.ranking(by)[:k]]
 
     # ----- persistence ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +174,8 @@ class Attribution:
             "base_scores": self.base_scores,
             "base_matrix": self.base_matrix,
             "base_selected": self.base_selected,
+            "aggregation": str(self.aggregation),
+            "signed": self.signed,
             "granularity": self.granularity,
             "pattern": self.pattern,
             "template_tokens": self.template_tokens,
@@ -149,8 +191,16 @@ class Attribution:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attribution:
-        if d.get("format") != _FORMAT_VERSION:
-            raise InvalidParameterError(f"Unknown attribution format {d.get('format')!r}.")
+        version = d.get("format")
+        if version not in (1, _FORMAT_VERSION):
+            raise InvalidParameterError(f"Unknown attribution format {version!r}.")
+        if version == 1:  # before methods declared their rule: take it from the registry
+            spec = REGISTRY.get(d["method"])
+            d = {
+                **d,
+                "aggregation": spec.aggregation if spec else Aggregation.SUM,
+                "signed": spec.signed if spec else True,
+            }
         return cls(
             prompt=d["prompt"],
             system_prompt=d["system_prompt"],
@@ -163,6 +213,8 @@ class Attribution:
             base_scores=[float(s) for s in d["base_scores"]],
             base_matrix=d["base_matrix"],
             base_selected=d["base_selected"],
+            aggregation=Aggregation(d["aggregation"]),
+            signed=bool(d["signed"]),
             granularity=d["granularity"],
             pattern=d["pattern"],
             template_tokens=list(d["template_tokens"]),

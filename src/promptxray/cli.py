@@ -25,13 +25,13 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .api import attribute
+from .api import explain as explain_api
 from .attribution import Attribution
-from .errors import EmptyPromptError, EmptyTargetError, InvalidParameterError, PromptXrayError
-from .methods import REGISTRY, get_method
+from .errors import InvalidParameterError, PromptXrayError
+from .methods import REGISTRY
 from .model import DEFAULT_MODEL, LanguageModel, load_model, provision_default_model
-from .segments import GRANULARITIES, check_granularity
-from .targets import build_problem, parse_span
+from .segments import GRANULARITIES
+from .targets import parse_span
 
 EXIT_USER_ERROR = 2
 
@@ -127,18 +127,11 @@ def compute(
     matrix: bool,
     params: dict[str, Any],
 ) -> Attribution:
-    """Validate everything that needs no model, then load, generate and explain with a spinner."""
-    get_method(method)
-    check_granularity(granularity, pattern)
+    """`api.explain` with a spinner: the API checks everything before the model loads."""
     _check_at_least("--max-new-tokens", max_new_tokens, 1)
-    if not prompt.strip():
-        raise EmptyPromptError("The prompt is empty: give some text to explain.")
-    if target is not None and not target:
-        raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
     parsed_span = parse_span(span) if span is not None else None
     console = err_console()
     with console.status("Loading the model...") as status:
-        lm = _load(model, progress=status.update)
         generated = 0
 
         def on_token(_: int) -> None:
@@ -146,22 +139,32 @@ def compute(
             generated += 1
             status.update(f"Generating the output... {generated} tokens")
 
-        status.update("Generating the output..." if target is None else "Encoding the target...")
-        problem = build_problem(
-            lm,
-            prompt,
-            system_prompt=system or None,
-            target=target,
-            span=parsed_span,
-            max_new_tokens=max_new_tokens,
-            on_token=on_token,
-        )
+        def on_stage(stage: str) -> None:
+            status.update(
+                f"{stage.capitalize()} with {method}..."
+                if stage == "explaining"
+                else f"{stage.capitalize()} the output..."
+            )
 
         def progress(done: int, total: int) -> None:
             status.update(f"Explaining with {method}... {done}/{total}")
 
-        status.update(f"Explaining with {method}...")
-        return attribute(lm, problem, method, granularity, pattern, matrix, progress, **params)
+        return explain_api(
+            prompt,
+            model=lambda: _load(model, progress=status.update),
+            method=method,
+            target=target,
+            span=parsed_span,
+            granularity=granularity,
+            pattern=pattern,
+            system_prompt=system or None,
+            max_new_tokens=max_new_tokens,
+            matrix=matrix,
+            progress=progress,
+            on_token=on_token,
+            on_stage=on_stage,
+            params=params,
+        )
 
 
 # ----- options shared by commands ---------------------------------------------------------
@@ -228,24 +231,53 @@ ModelOpt = Annotated[
         show_default=False,
     ),
 ]
-KOpt = Annotated[int, typer.Option("--k", help="Joint methods (xprompt): size of the unit set.")]
+KOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--k", help="Joint methods: size of the unit set (parameter k).", show_default=False
+    ),
+]
 IterationsOpt = Annotated[
-    int, typer.Option("--iterations", help="Joint methods: optimisation iterations.")
+    int | None,
+    typer.Option("--iterations", help="Parameter iterations (xprompt_paper).", show_default=False),
 ]
 StepsOpt = Annotated[
-    int, typer.Option("--steps", help="integrated_gradients: interpolation steps.")
+    int | None,
+    typer.Option("--steps", help="integrated_gradients: interpolation steps.", show_default=False),
 ]
 MaskingOpt = Annotated[
-    str,
-    typer.Option("--masking", help="Perturbation methods: how a unit is removed (e.g. delete)."),
+    str | None,
+    typer.Option(
+        "--masking",
+        help="Perturbation and joint methods: how a unit is removed (delete, replace, zero).",
+        show_default=False,
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="NAME=VALUE",
+        help="Any parameter the method declares (see `promptxray methods`); repeatable.",
+        show_default=False,
+    ),
 ]
 
 
-def _method_params(k: int, iterations: int, steps: int, masking: str) -> dict[str, Any]:
-    _check_at_least("--k", k, 1)
-    _check_at_least("--iterations", iterations, 1)
-    _check_at_least("--steps", steps, 1)
-    return {"k": k, "iterations": iterations, "n_steps": steps, "masking": masking}
+def method_params(params: list[str] | None = None, **options: Any) -> dict[str, Any]:
+    """The parameters the user gave: explicit options that were set, then --param pairs.
+
+    Options left unset are not sent, so a method gets its own defaults and a
+    parameter it does not take is reported instead of silently dropped.
+    """
+    out = {name: value for name, value in options.items() if value is not None}
+    for item in params or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidParameterError(f"--param takes NAME=VALUE; got {item!r}.")
+        out[name.strip()] = value.strip()
+    return out
 
 
 # ----- commands -----------------------------------------------------------------------------
@@ -281,10 +313,11 @@ def explain(
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
     top: Annotated[int, typer.Option("--top", help="How many top units to list.")] = 10,
-    k: KOpt = 3,
-    iterations: IterationsOpt = 50,
-    steps: StepsOpt = 20,
-    masking: MaskingOpt = "delete",
+    k: KOpt = None,
+    iterations: IterationsOpt = None,
+    steps: StepsOpt = None,
+    masking: MaskingOpt = None,
+    param: ParamOpt = None,
     json_path: Annotated[
         str | None,
         typer.Option(
@@ -303,7 +336,7 @@ def explain(
     """Explain which parts of PROMPT drive the model's output (or --target / --span of it)."""
     with user_errors():
         _check_at_least("--top", top, 0)
-        params = _method_params(k, iterations, steps, masking)
+        params = method_params(param, k=k, iterations=iterations, steps=steps, masking=masking)
         if json_path == "-" and html_path == "-":
             raise InvalidParameterError("Only one of --json and --html can write to stdout (-).")
         attr = compute(
@@ -355,10 +388,11 @@ def heatmap(
     span: SpanOpt = None,
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
-    k: KOpt = 3,
-    iterations: IterationsOpt = 50,
-    steps: StepsOpt = 20,
-    masking: MaskingOpt = "delete",
+    k: KOpt = None,
+    iterations: IterationsOpt = None,
+    steps: StepsOpt = None,
+    masking: MaskingOpt = None,
+    param: ParamOpt = None,
 ) -> None:
     """Draw a target-token x prompt-unit heatmap of PROMPT's influence into an image file."""
     with user_errors():
@@ -368,7 +402,7 @@ def heatmap(
             )
         if not out.expanduser().parent.is_dir():
             raise InvalidParameterError(f"The folder for --out does not exist: {out.parent}")
-        params = _method_params(k, iterations, steps, masking)
+        params = method_params(param, k=k, iterations=iterations, steps=steps, masking=masking)
         attr = compute(
             read_prompt(prompt),
             model=model,
@@ -394,17 +428,31 @@ def heatmap(
 
 @app.command()
 def methods() -> None:
-    """List the attribution methods you can pass to --method."""
-    table = Table(show_edge=False)
+    """List the attribution methods you can pass to --method, with their parameters."""
+    table = Table(show_edge=False, show_lines=True)
     table.add_column("method")
     table.add_column("family")
-    table.add_column("scores")
+    table.add_column("units")
     table.add_column("description")
+    table.add_column("parameters (--param NAME=VALUE)")
+    rules = {
+        "sum": "tokens; groups sum",
+        "norm": "tokens; groups: norm of the group gradient",
+        "fixed": "whole units it masks; never regrouped",
+    }
     for name in sorted(REGISTRY):
         spec = REGISTRY[name]
-        level = "tokens" if spec.token_level else "whole units"
+        params = Text()
+        for n, info in enumerate(spec.param_info()):
+            params.append(("\n" if n else "") + info.summary(), style="bold")
+            if info.help:
+                params.append(f": {info.help}", style="dim")
         table.add_row(
-            Text(name, style="bold"), Text(spec.family), Text(level), Text(spec.description)
+            Text(name, style="bold"),
+            Text(str(spec.family)),
+            Text(rules[str(spec.aggregation)] + ("; signed" if spec.signed else "; unsigned")),
+            Text(spec.description),
+            params or Text("none", style="dim"),
         )
     Console().print(table)
 
@@ -469,11 +517,15 @@ def evaluate(
         int | None, typer.Option("--limit", metavar="N", help="Use only the first N prompts.")
     ] = None,
     granularity: GranularityOpt = "word",
-    masking: MaskingOpt = "delete",
+    masking: Annotated[
+        str,
+        typer.Option("--masking", help="How the top units are removed (delete, replace, zero)."),
+    ] = "delete",
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
-    iterations: IterationsOpt = 50,
-    steps: StepsOpt = 20,
+    iterations: IterationsOpt = None,
+    steps: StepsOpt = None,
+    param: ParamOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random and xprompt.")] = 0,
     sbert: Annotated[
         bool, typer.Option("--sbert/--no-sbert", help="Compute the SentenceBERT similarity.")
@@ -494,7 +546,8 @@ def evaluate(
             max_new_tokens=max_new_tokens,
             lm=lambda: _load(model),
             iterations=iterations,
-            n_steps=steps,
+            steps=steps,
+            params=method_params(param),
             seed=seed,
             sbert=sbert,
         )

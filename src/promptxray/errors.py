@@ -40,3 +40,7 @@ class ModelLoadError(PromptXrayError):
 
 class InvalidParameterError(PromptXrayError):
     pass
+
+
+class RegroupRefusedError(PromptXrayError):
+    """A result asked for at a granularity its method's rule does not allow (recompute it)."""

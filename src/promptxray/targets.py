@@ -35,10 +35,6 @@ class Problem:
     target_token_range: tuple[int, int]
 
     @property
-    def prompt_length(self) -> int:
-        return len(self.encoding.ids)
-
-    @property
     def context_ids(self) -> list[int]:
         """Everything the target is conditioned on."""
         return self.encoding.ids + self.output_ids[: self.target_token_range[0]]

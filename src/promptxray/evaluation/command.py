@@ -28,8 +28,9 @@ def evaluate_command(
     max_new_tokens: int = 64,
     model: str | None = None,
     lm: Any = None,
-    iterations: int = 50,
-    n_steps: int = 20,
+    iterations: int | None = None,
+    steps: int | None = None,
+    params: dict[str, Any] | None = None,
     seed: int = 0,
     sbert: bool = True,
     progress: bool = True,
@@ -52,7 +53,8 @@ def evaluate_command(
         limit=limit,
         seed=seed,
         iterations=iterations,
-        n_steps=n_steps,
+        steps=steps,
+        params=dict(params or {}),
         use_sbert=sbert,
     )
     report = run_evaluation(

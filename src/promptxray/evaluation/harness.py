@@ -15,13 +15,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidParameterError, PromptXrayError
+from ..methods.base import MethodParams
 from ..segments import check_granularity
-from .metrics import METRIC_NAMES, FaithfulnessScorer, ranking_of
+from .metrics import METRIC_NAMES, FaithfulnessScorer
 from .table import ResultsTable, build_table
 
 DB_NAME = "results.sqlite"
@@ -84,7 +85,14 @@ def read_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]:
 # ----- settings -----------------------------------------------------------------------
 @dataclass
 class EvalConfig:
-    """Everything that changes a row; all of it is part of the row's key in SQLite."""
+    """Everything that changes a row; each method's share of it is part of the row's key.
+
+    `k`, `masking` and `seed` are settings of the evaluation (how many units are
+    masked and how) that every method declaring a parameter of that name also
+    receives; `iterations`, `steps` and `params` go to the methods that declare
+    them. A row's key holds only its own method's resolved parameters, so changing
+    `iterations` never recomputes grad_norm rows.
+    """
 
     methods: list[str] = field(
         default_factory=lambda: [
@@ -101,8 +109,9 @@ class EvalConfig:
     max_new_tokens: int = 64
     limit: int | None = None
     seed: int = 0
-    iterations: int = 50
-    n_steps: int = 20
+    iterations: int | None = None
+    steps: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
     use_sbert: bool = True
 
     def check(self) -> None:
@@ -111,39 +120,42 @@ class EvalConfig:
 
         if not self.methods:
             raise InvalidParameterError("Give at least one method to evaluate.")
-        for m in self.methods:
-            get_method(m)
+        specs = [get_method(m) for m in self.methods]
         check_granularity(self.granularity)
         if self.granularity == "regex":
             raise InvalidParameterError("Evaluate on token, word, sentence, line or paragraph.")
-        if self.masking not in masking.OPERATORS:
-            raise InvalidParameterError(
-                f"Unknown masking operator {self.masking!r}; choose one of "
-                f"{', '.join(masking.OPERATORS)}."
-            )
+        masking.check_operator(self.masking)
         if self.k < 1:
             raise InvalidParameterError("k must be at least 1.")
         if self.max_new_tokens < 1:
             raise InvalidParameterError("max_new_tokens must be at least 1.")
         if self.limit is not None and self.limit < 1:
             raise InvalidParameterError("limit must be at least 1.")
+        for name in self._targeted():
+            if not any(spec.accepts(name) for spec in specs):
+                raise InvalidParameterError(
+                    f"No method among {', '.join(self.methods)} takes the parameter {name!r}."
+                )
+        for method in self.methods:
+            self.method_params(method)  # every method's parameters resolve before any work
 
-    def method_params(self) -> dict[str, Any]:
-        """Passed to every method; each takes what it knows and ignores the rest."""
-        return {
-            "k": self.k,
-            "seed": self.seed,
-            "iterations": self.iterations,
-            "n_steps": self.n_steps,
-            "masking": self.masking,
-        }
+    def _targeted(self) -> dict[str, Any]:
+        """Parameters meant for some method: set explicitly, so some method must take them."""
+        given = {"iterations": self.iterations, "steps": self.steps}
+        return {**{n: v for n, v in given.items() if v is not None}, **self.params}
 
-    def params_key(self) -> str:
-        p = self.method_params()
-        p.pop("k")
-        p.pop("masking")
-        p["sbert"] = self.use_sbert
-        return json.dumps(p, sort_keys=True)
+    def method_params(self, method: str) -> MethodParams:
+        """`method`'s resolved parameters: the settings it declares, its defaults for the rest."""
+        from ..methods import get_method
+
+        spec = get_method(method)
+        shared = {"k": self.k, "masking": self.masking, "seed": self.seed, **self._targeted()}
+        return spec.resolve({n: v for n, v in shared.items() if spec.accepts(n)})
+
+    def params_key(self, method: str) -> str:
+        key = self.method_params(method).model_dump(mode="json")
+        key["sbert"] = self.use_sbert
+        return json.dumps(key, sort_keys=True)
 
 
 # ----- storage --------------------------------------------------------------------------
@@ -220,7 +232,7 @@ class ResultStore:
             cfg.masking,
             model,
             cfg.max_new_tokens,
-            cfg.params_key(),
+            cfg.params_key(method),
         )
 
     def has_row(self, key: tuple) -> bool:
@@ -256,7 +268,6 @@ class EvalReport:
     reused: int
     bad_lines: list[BadLine]
     errors: list[tuple[str, str, str]]  # (prompt key, method or "", message)
-    out_dir: Path
     prompts: int
     files: list[Path]
 
@@ -342,7 +353,6 @@ def run_evaluation(
         reused=reused,
         bad_lines=bad,
         errors=errors,
-        out_dir=out,
         prompts=len(records),
         files=files,
     )
@@ -391,7 +401,11 @@ def _problem_for(lm: Any, store: ResultStore, rec: PromptRecord, cfg: EvalConfig
             ids = json.loads(row["output_ids"])
             return build_problem(lm, rec.prompt, output_ids=ids), None
         started = time.perf_counter()
-        problem = build_problem(lm, rec.prompt, max_new_tokens=cfg.max_new_tokens)
+        # The stop token is part of y when the model ended early (as in XPrompt's code).
+        ids = lm.generate(
+            lm.encode_prompt(rec.prompt).ids, max_new_tokens=cfg.max_new_tokens, keep_stop=True
+        )
+        problem = build_problem(lm, rec.prompt, output_ids=ids)
     except PromptXrayError as exc:
         store.put_output(rec, lm.name, cfg.max_new_tokens, error=str(exc))
         return None, str(exc)
@@ -418,10 +432,10 @@ def _evaluate_row(
 
     try:
         attribution = attribute(
-            lm, problem, method, granularity=cfg.granularity, **cfg.method_params()
+            lm, problem, method, granularity=cfg.granularity, params=cfg.method_params(method)
         )
         meta = attribution.metadata
-        operator = meta.get("masking") or cfg.masking
+        operator = meta["params"].get("masking", cfg.masking)
         units = attribution.units
         signature = (operator, tuple(tuple(u.tokens) for u in units))
         if signature not in scorers:
@@ -434,7 +448,7 @@ def _evaluate_row(
                 use_sbert=cfg.use_sbert,
             )
         started = time.perf_counter()
-        result = scorers[signature].score(ranking_of(attribution), cfg.k)
+        result = scorers[signature].score(attribution.ranking("support"), cfg.k)
         eval_seconds = time.perf_counter() - started
     except PromptXrayError as exc:
         return {"error": str(exc)}
@@ -479,7 +493,3 @@ def write_table(table: ResultsTable, out_dir: str | Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         files.append(path)
     return files
-
-
-def config_dict(cfg: EvalConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -1,16 +1,28 @@
-"""What a method is: a function from (model, problem, units) to scores over those units.
+"""What a method is: a function from (model, problem, units) to scores, plus its spec.
 
-Adding a method is writing one function and registering it; the API, CLI, web UI
-and evaluation find it by name.
+A method owns three things nobody else may decide for it:
+- its **parameters**, declared as a pydantic model (name, type, default, range, help),
+  so the API, CLI, web server and evaluation validate the same way and a result
+  records exactly the parameters that were used;
+- its **aggregation rule**: how token scores combine into coarser units (a sum for
+  additive attributions, the norm of the group's gradient for gradient norms), or
+  that they never combine because the method masked whole units;
+- whether its scores carry a **sign**, which decides how results are ranked and coloured.
+
+Adding a method is writing one function, one parameter model and registering them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-from ..errors import UnknownMethodError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import InvalidParameterError, UnknownMethodError
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
@@ -18,9 +30,48 @@ from ..targets import Problem
 ProgressFn = Callable[[int, int], None]
 
 
+class Family(StrEnum):
+    GRADIENT = "gradient"
+    PERTURBATION = "perturbation"
+    JOINT = "joint"
+
+
+class Aggregation(StrEnum):
+    """How a method's token scores combine into a coarser unit."""
+
+    SUM = "sum"  # additive attributions (completeness): a group scores the sum of its tokens
+    NORM = "norm"  # gradient norms: a group scores sqrt(sum of squared token norms)
+    FIXED = "fixed"  # computed by masking whole units: defined only on those, never regrouped
+
+
+def combine(rule: Aggregation | str, values: list[float]) -> float:
+    """One group's score from its parts under `rule` (FIXED groups have exactly one part)."""
+    if rule == Aggregation.NORM:
+        return math.sqrt(sum(v * v for v in values))
+    if rule == Aggregation.FIXED and len(values) != 1:
+        raise InvalidParameterError("A fixed-granularity result cannot be regrouped.")
+    return float(sum(values))
+
+
+class MethodParams(BaseModel):
+    """Base of every method's parameter model: unknown names are errors, values are checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def check_units(self, n_units: int) -> None:
+        """Refuse settings that cannot work on `n_units` units (e.g. k larger than n)."""
+
+
+class NoParams(MethodParams):
+    pass
+
+
 @dataclass
 class MethodOutput:
-    """Scores over the units the method was given (same order)."""
+    """Scores over the units the method was given (same order).
+
+    `selected` is a joint method's chosen set, in the method's own order of importance.
+    """
 
     scores: list[float]
     matrix: list[list[float]] | None = None
@@ -31,28 +82,131 @@ class MethodOutput:
 
 class MethodFn(Protocol):
     def __call__(
-        self, lm: LanguageModel, problem: Problem, units: list[Unit], **params: Any
+        self,
+        lm: LanguageModel,
+        problem: Problem,
+        units: list[Unit],
+        params: Any,
+        *,
+        matrix: bool,
+        progress: ProgressFn | None,
     ) -> MethodOutput: ...
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """`token_level`: the method scores tokens and units are sums (any view works later);
-    otherwise it masks whole units and its result is fixed at that granularity."""
+class ParamInfo:
+    """One declared parameter, as `promptxray methods`, /api/info and the page show it."""
 
     name: str
-    family: str
+    type: str
+    default: Any
+    minimum: float | None
+    maximum: float | None
+    choices: list[str] | None
+    help: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        bounds = ""
+        if self.choices:
+            bounds = f" one of {'/'.join(self.choices)}"
+        elif self.minimum is not None or self.maximum is not None:
+            lo = "" if self.minimum is None else f"{self.minimum:g}"
+            hi = "" if self.maximum is None else f"{self.maximum:g}"
+            bounds = f" in [{lo}, {hi}]" if hi else f" >= {lo}"
+        return f"{self.name}={self.default!r} ({self.type}{bounds})"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    family: Family
     fn: MethodFn
-    token_level: bool
+    params: type[MethodParams]
+    aggregation: Aggregation
+    signed: bool
     description: str
+
+    @property
+    def regroupable(self) -> bool:
+        """Token-level methods can be shown at any coarser granularity without the model."""
+        return self.aggregation != Aggregation.FIXED
+
+    def accepts(self, name: str) -> bool:
+        return name in self.params.model_fields
+
+    def param_info(self) -> list[ParamInfo]:
+        return [_param_info(name, f) for name, f in self.params.model_fields.items()]
+
+    def resolve(self, given: Mapping[str, Any] | MethodParams | None = None) -> MethodParams:
+        """The method's parameters with defaults filled in, or one clear error."""
+        if isinstance(given, self.params):
+            return given
+        if isinstance(given, MethodParams):
+            given = given.model_dump()
+        values = dict(given or {})
+        unknown = sorted(k for k in values if not self.accepts(k))
+        if unknown:
+            takes = ", ".join(p.summary() for p in self.param_info()) or "no parameters"
+            names = ", ".join(repr(u) for u in unknown)
+            raise InvalidParameterError(
+                f"Method {self.name} takes no parameter {names}; it takes: {takes}."
+            )
+        try:
+            return self.params(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "parameters"
+            message = first.get("msg", "invalid value").removeprefix("Value error, ")
+            info = {p.name: p for p in self.param_info()}.get(where)
+            if info is not None and info.choices:
+                message = f"must be one of {', '.join(info.choices)}"
+            else:
+                message = message[0].lower() + message[1:]
+            got = first.get("input")
+            raise InvalidParameterError(f"{self.name}: {where} {message} (got {got!r}).") from None
+
+
+def _param_info(name: str, f: Any) -> ParamInfo:
+    from typing import get_args
+
+    annotation = f.annotation
+    choices = [str(a) for a in get_args(annotation)] if _is_literal(annotation) else None
+    kind = "choice" if choices else getattr(annotation, "__name__", str(annotation))
+    minimum = maximum = None
+    for m in f.metadata:
+        for attr, is_min in (("ge", True), ("gt", True), ("le", False), ("lt", False)):
+            value = getattr(m, attr, None)
+            if value is not None:
+                if is_min:
+                    minimum = value
+                else:
+                    maximum = value
+    return ParamInfo(name, kind, f.default, minimum, maximum, choices, f.description or "")
+
+
+def _is_literal(annotation: Any) -> bool:
+    from typing import Literal, get_origin
+
+    return get_origin(annotation) is Literal
 
 
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, family: str, token_level: bool, description: str):
+def register(
+    name: str,
+    family: Family,
+    *,
+    params: type[MethodParams],
+    aggregation: Aggregation,
+    signed: bool,
+    description: str,
+) -> Callable[[MethodFn], MethodFn]:
     def wrap(fn: MethodFn) -> MethodFn:
-        REGISTRY[name] = MethodSpec(name, family, fn, token_level, description)
+        REGISTRY[name] = MethodSpec(name, family, fn, params, aggregation, signed, description)
         return fn
 
     return wrap
@@ -66,5 +220,8 @@ def get_method(name: str) -> MethodSpec:
     return REGISTRY[name]
 
 
-def sum_into_units(token_scores: list[float], units: list[Unit]) -> list[float]:
-    return [float(sum(token_scores[t] for t in u.tokens)) for u in units]
+def group_scores(
+    rule: Aggregation | str, token_scores: list[float], units: list[Unit]
+) -> list[float]:
+    """Token scores combined into `units` by the method's rule."""
+    return [combine(rule, [token_scores[t] for t in u.tokens]) for u in units]

@@ -9,18 +9,38 @@ backward per batch rather than one per target token.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
+from pydantic import Field
 
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
-from .base import MethodOutput, ProgressFn, register, sum_into_units
+from .base import (
+    Aggregation,
+    Family,
+    MethodOutput,
+    MethodParams,
+    ProgressFn,
+    group_scores,
+    register,
+)
 
 # A gradient row: (interpolation factor alpha for the source embeddings, target token
 # whose log-prob is differentiated, or None for the sum over all target tokens).
 Row = tuple[float, int | None]
+
+
+class GradientParams(MethodParams):
+    batch_size: int = Field(
+        16, ge=1, le=4096, description="Gradient rows per batched forward/backward (memory only)."
+    )
+
+
+class IntegratedGradientsParams(GradientParams):
+    steps: int = Field(
+        20, ge=1, le=1024, description="Interpolation steps of the path integral (midpoint rule)."
+    )
 
 
 def _gradient_rows(
@@ -82,19 +102,24 @@ def _simple_gradient(
         inputs0 = inputs[:1]
     # The gradient of the summed log-prob is the sum of the per-token gradients.
     total = _reduce(kind, total_grad, inputs0)[0].cpu()
-    return _package(problem, units, total, per_row if matrix else None)
+    rule = Aggregation.NORM if kind == "norm" else Aggregation.SUM
+    return _package(rule, problem, units, total, per_row if matrix else None)
 
 
 def _package(
-    problem: Problem, units: list[Unit], per_position: torch.Tensor, per_row: torch.Tensor | None
+    rule: Aggregation,
+    problem: Problem,
+    units: list[Unit],
+    per_position: torch.Tensor,
+    per_row: torch.Tensor | None,
 ) -> MethodOutput:
     sources = problem.source_positions
     token_scores = per_position[sources].tolist()
     matrix = None
     if per_row is not None:
-        matrix = [sum_into_units(row[sources].tolist(), units) for row in per_row]
+        matrix = [group_scores(rule, row[sources].tolist(), units) for row in per_row]
     return MethodOutput(
-        scores=sum_into_units(token_scores, units),
+        scores=group_scores(rule, token_scores, units),
         matrix=matrix,
         template_scores=per_position[problem.template_positions].tolist(),
     )
@@ -102,61 +127,66 @@ def _package(
 
 @register(
     "grad_norm",
-    "gradient",
-    token_level=True,
-    description="L2 norm of d log p(target) / d input embedding (unsigned).",
+    Family.GRADIENT,
+    params=GradientParams,
+    aggregation=Aggregation.NORM,
+    signed=False,
+    description=(
+        "L2 norm of d log p(target) / d input embedding (unsigned); a group of tokens "
+        "scores the norm of its whole gradient, sqrt(sum of squared token norms)."
+    ),
 )
 def grad_norm(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
+    params: GradientParams,
+    *,
     matrix: bool = False,
-    batch_size: int = 16,
     progress: ProgressFn | None = None,
-    **_: Any,
 ) -> MethodOutput:
-    return _simple_gradient("norm", lm, problem, units, matrix, batch_size, progress)
+    return _simple_gradient("norm", lm, problem, units, matrix, params.batch_size, progress)
 
 
 @register(
     "grad_x_input",
-    "gradient",
-    token_level=True,
-    description="Gradient times input embedding, summed over dimensions (signed).",
+    Family.GRADIENT,
+    params=GradientParams,
+    aggregation=Aggregation.SUM,
+    signed=True,
+    description="Gradient times input embedding, summed over dimensions (signed; groups sum).",
 )
 def grad_x_input(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
+    params: GradientParams,
+    *,
     matrix: bool = False,
-    batch_size: int = 16,
     progress: ProgressFn | None = None,
-    **_: Any,
 ) -> MethodOutput:
-    return _simple_gradient("dot", lm, problem, units, matrix, batch_size, progress)
+    return _simple_gradient("dot", lm, problem, units, matrix, params.batch_size, progress)
 
 
 @register(
     "integrated_gradients",
-    "gradient",
-    token_level=True,
-    description="Integrated gradients from a zero-embedding baseline (signed; n_steps).",
+    Family.GRADIENT,
+    params=IntegratedGradientsParams,
+    aggregation=Aggregation.SUM,
+    signed=True,
+    description="Integrated gradients from a zero-embedding baseline (signed; groups sum).",
 )
 def integrated_gradients(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
-    n_steps: int = 20,
+    params: IntegratedGradientsParams,
+    *,
     matrix: bool = False,
-    batch_size: int = 16,
     progress: ProgressFn | None = None,
-    **_: Any,
 ) -> MethodOutput:
     """Midpoint Riemann sum of the path integral; all steps (and target rows) batched."""
-    if n_steps < 1:
-        from ..errors import InvalidParameterError
-
-        raise InvalidParameterError("n_steps must be at least 1.")
+    n_steps, batch_size = params.steps, params.batch_size
     alphas = [(i + 0.5) / n_steps for i in range(n_steps)]
     targets: list[int | None] = list(range(len(problem.target_ids))) if matrix else [None]
     rows: list[Row] = [(a, j) for j in targets for a in alphas]
@@ -169,4 +199,4 @@ def integrated_gradients(
             mean_grads[i // n_steps] += g / n_steps
     per_row = (mean_grads * full_inputs).sum(-1)  # [targets, T]
     per_position = per_row.sum(0)
-    return _package(problem, units, per_position, per_row if matrix else None)
+    return _package(Aggregation.SUM, problem, units, per_position, per_row if matrix else None)

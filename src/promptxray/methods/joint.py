@@ -1,45 +1,127 @@
-"""Joint attribution: xprompt, the probabilistic swap search of XPrompt (Algorithm 1).
+"""Joint attribution: the k units whose *joint* masking lowers log p(target) most.
 
 Single-unit methods miss units that matter only together ("publish" and "book":
-masking either alone changes little, masking both changes the answer). xprompt
-looks for the set S of k units whose joint masking lowers
-L(S) = log p(target | prompt with S masked) (summed over target tokens) the most.
+masking either alone changes little, masking both changes the answer). Joint
+attribution looks for the set S, |S| = k, minimising
 
-1. One gradient g = dL/dm at m = 1, where m_u scales the input embeddings of unit u,
-   so g_u = sum over u's tokens of grad . embedding. To first order, masking u
-   (m_u: 1 -> 0) changes L by -g_u, so the k units with the largest *signed* g
-   are the ones whose removal lowers L most: they are the initial S. (Taking the
-   largest |g| would also pick units whose removal raises L.)
-2. For N iterations: draw a unit l outside S and a unit v inside S, each with
-   probability softmax(|g|) over its side, swap them, and keep the swap if L drops.
+    L(S) = log p(target | prompt with the units of S masked)   (summed over target tokens).
 
-Our extension: `proposals_per_step = B` draws B swaps per iteration, scores them
-in one batched forward (sharing the KV cache of the current context's prefix)
-and keeps the best one if it improves L. Sets already scored are remembered, so a
-repeated proposal costs no forward pass.
+Two methods live here:
 
-Scores shown per unit: 1.0 for the selected units, 0.0 for the rest; the result
-is the set (`selected`), not a ranking. The signed gradient per unit is kept in
-`extra["gradient"]` for anyone who wants a ranking inside or outside the set.
+`xprompt` — our budgeted search. Every masked prompt it scores counts against
+`budget` (the unmasked prompt included), scores are remembered, and batches share
+the KV cache of the prefix they have in common. In order:
+
+1. *Starts.* One gradient g = dL/dm (m_u scales unit u's embeddings) gives the
+   first-order start: the k largest signed g_u. If the budget allows, every single
+   unit is scored masked alone — that is leave-one-out, and also greedy's first
+   round — and its top k is a second start.
+2. *Greedy forward selection.* Round r adds to the chosen set the unit that, masked
+   together with it, lowers L most. Each round scores the set plus every candidate
+   in one batch. Candidates are the units ranked best by the evidence so far (all
+   of them when the budget allows; otherwise the top of the ranking, sized so the
+   rounds take about two thirds of what the starts left over).
+3. *Swap refinement* from the best start: each step proposes B swaps (one unit
+   out of S, one in), scores them in a batch and keeps the best if it lowers L;
+   it stops after `patience` steps without improvement or when the budget is spent.
+   Proposals are drawn with *rank-based* weights 1 / (1 + rank): the unit to add by
+   its rank in the single-unit evidence, the unit to drop by its rank from the
+   weakest marginal contribution. Unlike softmax(|g|), whose raw magnitudes make it
+   nearly one-hot (the same proposal over and over), rank weights keep every unit
+   reachable whatever the scale of the scores, and still favour the likely ones.
+4. *Ranking.* The chosen set comes first, ordered by each unit's marginal
+   contribution L(S \\ {u}) − L(S); the other units follow by their best
+   single-unit evidence (their leave-one-out drop, or the gradient when singles
+   were not affordable). So "mask top-k", comprehensiveness and sufficiency mean
+   something for xprompt too.
+
+`strategy="exhaustive"` scores every k-set instead (refused above
+`EXHAUSTIVE_LIMIT` sets): the optimum, for tests and benchmarks.
+
+`xprompt_paper` — Algorithm 1 of Chang et al. (2024) as written, as the
+reference: the k largest |g| as the start, then N iterations, each proposing one
+swap (the unit to add drawn from softmax(g) over the unmasked units, the unit to
+drop from softmax(g) over the masked ones, g = |dL/dm|), kept if it lowers
+p(y); masking by zeroing the embeddings (m ⊙ x). We draw each side from the
+softmax restricted to that side, which is what the paper's text describes (its
+formula, read literally, would also put weight on the other side's entries).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from typing import Any
+from collections.abc import Iterable
+from typing import Literal
 
 import torch
+from pydantic import Field
 
 from ..errors import InvalidParameterError
-from ..masking import DEFAULT_OPERATOR, MaskedContext, check_operator, mask_context
+from ..masking import DEFAULT_OPERATOR, MaskedContext, Operator, mask_context
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
-from .base import MethodOutput, ProgressFn, register
-from .perturbation import as_int
+from .base import Aggregation, Family, MethodOutput, MethodParams, ProgressFn, register
+
+# The most k-sets the exhaustive strategy will score (C(20, 3) = 1140, C(30, 3) = 4060).
+EXHAUSTIVE_LIMIT = 5000
+
+Units = frozenset[int]
 
 
+class _JointParams(MethodParams):
+    k: int = Field(3, ge=1, le=1000, description="Size of the unit set masked jointly.")
+    seed: int = Field(0, description="Seed of the proposal draws.")
+    batch_size: int = Field(
+        16, ge=1, le=4096, description="Masked prompts per batched forward (memory only)."
+    )
+
+    def check_units(self, n_units: int) -> None:
+        if self.k > n_units:
+            raise InvalidParameterError(
+                f"k = {self.k} but the prompt has only {n_units} units at this granularity; "
+                f"choose k between 1 and {n_units} (or a finer granularity)."
+            )
+
+
+class XPromptParams(_JointParams):
+    budget: int | None = Field(
+        None,
+        ge=2,
+        le=1_000_000,
+        description=(
+            "Most prompts scored, the unmasked one included (default: twice "
+            "leave-one-out's count, 2 (n + 1); exhaustive: all it needs)."
+        ),
+    )
+    strategy: Literal["search", "exhaustive"] = Field(
+        "search", description="search: starts, greedy, swaps; exhaustive: every k-set."
+    )
+    proposals_per_step: int = Field(
+        8, ge=1, le=256, description="Swaps proposed and scored together per refinement step."
+    )
+    patience: int = Field(
+        2, ge=1, le=1000, description="Refinement steps without improvement before stopping."
+    )
+    masking: Operator = Field(DEFAULT_OPERATOR, description="How a unit is removed.")
+
+    def budget_for(self, n_units: int) -> int:
+        """The budget given, or the default: 2 (n + 1); exhaustive: every set and the ranking."""
+        if self.budget is not None:
+            return self.budget
+        if self.strategy == "exhaustive":
+            return 1 + math.comb(n_units, self.k) + self.k
+        return 2 * (n_units + 1)
+
+
+class XPromptPaperParams(_JointParams):
+    iterations: int = Field(200, ge=0, le=100_000, description="Swap iterations N.")
+    masking: Operator = Field("zero", description="How a unit is removed (paper: zero).")
+
+
+# ----- shared pieces -------------------------------------------------------------------------
 def unit_gradient(lm: LanguageModel, problem: Problem, units: list[Unit]) -> torch.Tensor:
     """dL/dm_u for every unit at m = 1, where m_u multiplies the unit's input embeddings.
 
@@ -74,13 +156,16 @@ def initial_selection(gradient: list[float], k: int) -> list[int]:
     return sorted(order[:k])
 
 
-def _softmax_weights(values: list[float]) -> list[float]:
-    top = max(values)
-    return [math.exp(v - top) for v in values]
+class BudgetSpent(Exception):
+    """Raised inside the search when the next set would exceed the budget."""
 
 
-class _Objective:
-    """L(S) for unit sets, scored in batches and remembered, with a count of forward passes."""
+class Objective:
+    """L(S) for unit sets: scored in shared-prefix batches, remembered, counted, budgeted.
+
+    `spent` counts every prompt scored (the unmasked one too); a set already known
+    costs nothing. `trajectory` records (spent, best L so far) after every batch.
+    """
 
     def __init__(
         self,
@@ -89,19 +174,35 @@ class _Objective:
         units: list[Unit],
         masking: str,
         batch_size: int,
+        budget: int | None = None,
+        memo: bool = True,
     ) -> None:
         self.lm, self.problem, self.units = lm, problem, units
-        self.masking, self.batch_size = masking, batch_size
-        self.known: dict[frozenset[int], float] = {}
-        self.forward_passes = 0
+        self.masking, self.batch_size, self.budget = masking, batch_size, budget
+        self.memo = memo
+        self.known: dict[Units, float] = {}
+        self.spent = 0
+        self.best = math.inf
+        self.trajectory: list[tuple[int, float]] = []
+        self.k: int | None = None
 
-    def context(self, chosen: frozenset[int]) -> MaskedContext:
+    @property
+    def left(self) -> int:
+        return math.inf if self.budget is None else self.budget - self.spent  # type: ignore[return-value]
+
+    def context(self, chosen: Iterable[int]) -> MaskedContext:
         return mask_context(self.lm, self.problem, self.units, sorted(chosen), self.masking)
 
-    def __call__(
-        self, sets: list[frozenset[int]], reference: frozenset[int] | None = None
-    ) -> list[float]:
-        new = list(dict.fromkeys(s for s in sets if s not in self.known))
+    def unknown(self, sets: Iterable[Units]) -> list[Units]:
+        if not self.memo:
+            return list(dict.fromkeys(sets))
+        return [s for s in dict.fromkeys(sets) if s not in self.known]
+
+    def __call__(self, sets: list[Units], reference: Units | None = None) -> list[float]:
+        """L of every set; raises BudgetSpent (scoring nothing) if the new ones do not fit."""
+        new = self.unknown(sets)
+        if len(new) > self.left:
+            raise BudgetSpent
         if new:
             contexts = [self.context(s) for s in new]
             ref = self.context(reference) if reference is not None and len(new) > 1 else None
@@ -110,101 +211,341 @@ class _Objective:
             )
             for s, row in zip(new, logprobs, strict=True):
                 self.known[s] = float(row.sum())
-            self.forward_passes += len(new)
+                if self.k is not None and len(s) == self.k:
+                    self.best = min(self.best, self.known[s])
+            self.spent += len(new)
+            self.trajectory.append((self.spent, self.best))
         return [self.known[s] for s in sets]
 
+    def fit(self, sets: list[Units]) -> list[Units]:
+        """The longest prefix of `sets` whose unknown members fit in the budget."""
+        out, cost, seen = [], 0, set()
+        for s in sets:
+            extra = 0 if s in self.known or s in seen else 1
+            if cost + extra > self.left:
+                break
+            cost += extra
+            seen.add(s)
+            out.append(s)
+        return out
 
+
+def _rank_weights(order: list[int]) -> dict[int, float]:
+    """1 / (1 + rank): never one-hot, whatever the scale of the evidence behind the order."""
+    return {u: 1.0 / (1 + r) for r, u in enumerate(order)}
+
+
+# ----- xprompt: the budgeted search ------------------------------------------------------------
 @register(
     "xprompt",
-    "joint",
-    token_level=False,
+    Family.JOINT,
+    params=XPromptParams,
+    aggregation=Aggregation.FIXED,
+    signed=True,
     description=(
-        "XPrompt: the k units whose joint masking lowers log p(target) most, by a "
-        "gradient-guided swap search (k, iterations, proposals_per_step, seed, masking)."
+        "The k units whose joint masking lowers log p(target) most: budgeted search "
+        "(gradient and leave-one-out starts, greedy selection, batched swaps); the set "
+        "first by marginal contribution, then the rest by leave-one-out."
     ),
 )
 def xprompt(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
-    k: int = 3,
-    iterations: int = 50,
-    proposals_per_step: int = 1,
-    seed: int = 0,
-    masking: str = DEFAULT_OPERATOR,
-    batch_size: int = 16,
+    params: XPromptParams,
+    *,
+    matrix: bool = False,
     progress: ProgressFn | None = None,
-    **_: Any,
 ) -> MethodOutput:
-    """Search the set S (|S| = k) that minimises L(S) = log p(target | prompt with S masked).
+    n, k = len(units), params.k
+    params.check_units(n)
+    budget = params.budget_for(n)
+    if budget < 2:
+        raise InvalidParameterError("budget must allow at least 2 scored prompts.")
+    objective = Objective(lm, problem, units, params.masking, params.batch_size, budget)
+    phases: dict[str, int] = {}
 
-    `extra["trajectory"]` is L after the initial set, then after every iteration; it
-    never increases, since a swap is kept only when it lowers L.
-    `extra["forward_pass_trajectory"]` is the matching count of masked prompts scored
-    so far (the unmasked baseline and the initial set included; the gradient pass
-    and the shared-prefix passes are not), so searches with different
-    `proposals_per_step` can be compared at equal cost.
-    """
-    check_operator(masking)
-    k = as_int("k", k, 1)
-    iterations = as_int("iterations", iterations, 0)
-    proposals_per_step = as_int("proposals_per_step", proposals_per_step, 1)
-    seed = as_int("seed", seed)
-    batch_size = as_int("batch_size", batch_size, 1)
-    n = len(units)
-    if k > n:
-        raise InvalidParameterError(
-            f"k = {k} but the prompt has only {n} units at this granularity; "
-            f"choose k between 1 and {n} (or a finer granularity)."
+    def phase(name: str, before: int) -> None:
+        phases[name] = phases.get(name, 0) + objective.spent - before
+        if progress:
+            progress(min(objective.spent, budget), budget)
+
+    empty: Units = frozenset()
+    (baseline,) = objective([empty])
+    objective.k = k
+    phase("baseline", 0)
+
+    if params.strategy == "exhaustive":
+        chosen, value, start_won = _exhaustive(objective, n, k, budget)
+        phase("exhaustive", 1)
+        singles, gradient, starts = None, None, {"exhaustive": chosen}
+    else:
+        gradient = unit_gradient(lm, problem, units).tolist()
+        chosen, value, start_won, singles, starts = _search(
+            objective, n, k, gradient, params, phase
         )
+
+    # Marginal contributions inside the set (ranking), as far as the budget allows.
+    before = objective.spent
+    inside = sorted(chosen)
+    leave_out = [chosen - {u} for u in inside]
+    affordable = objective.fit(leave_out)
+    try:
+        values = objective(affordable, reference=chosen)
+    except BudgetSpent:  # pragma: no cover - fit() keeps within budget
+        values = []
+    phase("ranking", before)
+    marginal = {u: v - value for u, v in zip(inside, values, strict=False)}
+    evidence = _single_evidence(n, baseline, singles, gradient)
+    selected = sorted(inside, key=lambda u: (-marginal.get(u, evidence[u]), u))
+    scores = [marginal.get(u, evidence[u]) if u in chosen else evidence[u] for u in range(n)]
+    return MethodOutput(
+        scores=scores,
+        selected=selected,
+        extra={
+            "objective": value,
+            "baseline_objective": baseline,
+            "log_prob_drop": baseline - value,
+            "start": start_won,
+            "starts": {
+                name: {"set": sorted(s), "objective": objective.known[s]}
+                for name, s in starts.items()
+            },
+            "budget": budget,
+            "spent": objective.spent,
+            "passes_by_phase": phases,
+            "trajectory": [[s, b] for s, b in objective.trajectory if math.isfinite(b)],
+            "marginal_contributions": [marginal.get(u) for u in selected],
+            "single_unit_evidence": "leave_one_out" if singles is not None else "gradient",
+            "gradient": gradient,
+        },
+    )
+
+
+def _single_evidence(
+    n: int, baseline: float, singles: dict[int, float] | None, gradient: list[float] | None
+) -> list[float]:
+    """Each unit's best single-unit evidence: its leave-one-out drop, else its gradient."""
+    if singles is not None and len(singles) == n:
+        return [baseline - singles[u] for u in range(n)]
+    return list(gradient) if gradient is not None else [0.0] * n
+
+
+def _exhaustive(objective: Objective, n: int, k: int, budget: int) -> tuple[Units, float, str]:
+    count = math.comb(n, k)
+    if count > EXHAUSTIVE_LIMIT:
+        raise InvalidParameterError(
+            f"The exhaustive strategy would score C({n}, {k}) = {count} sets; it is refused "
+            f"above {EXHAUSTIVE_LIMIT}. Use strategy=search or fewer units."
+        )
+    if count > objective.left:
+        raise InvalidParameterError(
+            f"The exhaustive strategy needs {count + 1} scored prompts but budget is {budget}."
+        )
+    sets = [frozenset(c) for c in itertools.combinations(range(n), k)]
+    values = objective(sets, reference=frozenset())
+    best = min(range(len(sets)), key=lambda i: (values[i], sorted(sets[i])))
+    return sets[best], values[best], "exhaustive"
+
+
+def _search(
+    objective: Objective,
+    n: int,
+    k: int,
+    gradient: list[float],
+    params: XPromptParams,
+    phase,
+) -> tuple[Units, float, str, dict[int, float] | None, dict[str, Units]]:
+    """Starts, greedy, then swaps: (best set, its L, the start that won, singles, starts)."""
+    empty: Units = frozenset()
+    starts: dict[str, Units] = {"gradient": frozenset(initial_selection(gradient, k))}
+    before = objective.spent
+    try:
+        objective([starts["gradient"]], reference=empty)
+    except BudgetSpent:
+        raise InvalidParameterError("budget is too small to score even one k-set.") from None
+    phase("gradient_start", before)
+
+    singles: dict[int, float] | None = None
+    single_sets = [frozenset({u}) for u in range(n)]
+    # Leave-one-out (= greedy round 1) only if it leaves room for its own top-k set.
+    if len(objective.unknown(single_sets)) + 1 <= objective.left:
+        before = objective.spent
+        values = objective(single_sets, reference=empty)
+        singles = dict(enumerate(values))
+        by_drop = sorted(range(n), key=lambda u: (singles[u], u))  # lowest L first
+        starts["leave_one_out"] = frozenset(by_drop[:k])
+        objective([starts["leave_one_out"]], reference=empty)
+        phase("leave_one_out", before)
+        greedy = _greedy(objective, n, k, by_drop, singles)
+        phase("greedy", greedy[1])
+        if greedy[0] is not None:
+            starts["greedy"] = greedy[0]
+        evidence_order = by_drop
+    else:
+        evidence_order = sorted(range(n), key=lambda u: (-gradient[u], u))
+
+    won = min(starts, key=lambda name: (objective.known[starts[name]], name))
+    chosen = starts[won]
+    value = objective.known[chosen]
+    before = objective.spent
+    chosen, value = _refine(objective, n, chosen, value, evidence_order, params)
+    phase("swaps", before)
+    return chosen, value, won, singles, starts
+
+
+def _greedy(
+    objective: Objective, n: int, k: int, by_drop: list[int], singles: dict[int, float]
+) -> tuple[Units | None, int]:
+    """Forward selection from the best single; returns (the k-set or None, passes spent).
+
+    Rounds 2..k each score the set plus one candidate. With the budget for it every
+    remaining unit is a candidate; otherwise the best-ranked ones, so the rounds
+    take about two thirds of what is left (the rest goes to swaps and the ranking).
+    """
+    spent_before = objective.spent
+    chosen: Units = frozenset({by_drop[0]})
+    rounds = k - 1
+    if rounds == 0:
+        return chosen, spent_before
+    share = max(0, int((objective.left - k) * 2 / 3))
+    # Candidates per round: pool - r for r = 1..rounds, summed <= share.
+    pool = n
+    while pool > k and sum(max(0, pool - r) for r in range(1, rounds + 1)) > share:
+        pool -= 1
+    ranking = by_drop  # evidence order; refreshed by each round's results
+    for _ in range(rounds):
+        candidates = [u for u in ranking[:pool] if u not in chosen]
+        if not candidates:
+            candidates = [u for u in ranking if u not in chosen][:1]
+        sets = objective.fit([chosen | {u} for u in candidates])
+        if not sets:
+            return None, spent_before
+        values = objective(sets, reference=chosen)
+        best = min(range(len(sets)), key=lambda i: (values[i], sorted(sets[i])))
+        # Rank next round's candidates by how well they did together with the set.
+        scored = {next(iter(s - chosen)): v for s, v in zip(sets, values, strict=True)}
+        ranking = sorted(scored, key=lambda u: (scored[u], u)) + [
+            u for u in ranking if u not in scored
+        ]
+        chosen = sets[best]
+    return chosen, spent_before
+
+
+def _refine(
+    objective: Objective,
+    n: int,
+    chosen: Units,
+    value: float,
+    evidence_order: list[int],
+    params: XPromptParams,
+) -> tuple[Units, float]:
+    """Batched swap search with rank-based proposals; stops on patience or budget."""
+    rng = random.Random(params.seed)
+    add_weight = _rank_weights(evidence_order)
+    reserve = len(chosen)  # the ranking's leave-one-out-of-the-set passes come after
+    stale = 0
+    while stale < params.patience and objective.left > reserve:
+        outside = [u for u in range(n) if u not in chosen]
+        if not outside:
+            break
+        inside = sorted(chosen)
+        # The unit to drop: weakest marginal contribution L(S - u) - L(S) first when known.
+        drop_order = sorted(inside, key=lambda u: (objective.known.get(chosen - {u}, math.inf), u))
+        drop_weight = _rank_weights(drop_order)
+        want = min(params.proposals_per_step, objective.left - reserve)
+        proposals: list[Units] = []
+        for _ in range(20 * want):
+            if len(proposals) >= want:
+                break
+            (add,) = rng.choices(outside, weights=[add_weight[u] for u in outside])
+            (drop,) = rng.choices(inside, weights=[drop_weight[u] for u in inside])
+            candidate = (chosen - {drop}) | {add}
+            if candidate not in objective.known and candidate not in proposals:
+                proposals.append(candidate)
+        if len(proposals) < want:  # draws keep hitting known sets: take the likeliest others
+            rest = [
+                ((chosen - {d}) | {a}, add_weight[a] * drop_weight[d])
+                for d in inside
+                for a in outside
+            ]
+            rest.sort(key=lambda item: -item[1])
+            for candidate, _ in rest:
+                if len(proposals) >= want:
+                    break
+                if candidate not in objective.known and candidate not in proposals:
+                    proposals.append(candidate)
+        if not proposals:
+            break  # every neighbour of the current set has been scored
+        values = objective(proposals, reference=chosen)
+        best = min(range(len(proposals)), key=lambda i: values[i])
+        if values[best] < value:
+            chosen, value = proposals[best], values[best]
+            stale = 0
+        else:
+            stale += 1
+    return chosen, value
+
+
+# ----- xprompt_paper: Algorithm 1 as published -------------------------------------------------
+@register(
+    "xprompt_paper",
+    Family.JOINT,
+    params=XPromptPaperParams,
+    aggregation=Aggregation.FIXED,
+    signed=False,
+    description=(
+        "XPrompt's Algorithm 1 as published (Chang et al. 2024): top-k |gradient| start, "
+        "N single-swap iterations drawn from softmax(|g|), zero-embedding masking."
+    ),
+)
+def xprompt_paper(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    params: XPromptPaperParams,
+    *,
+    matrix: bool = False,
+    progress: ProgressFn | None = None,
+) -> MethodOutput:
+    n, k = len(units), params.k
+    params.check_units(n)
     gradient = unit_gradient(lm, problem, units).tolist()
-    weight = _softmax_weights([abs(g) for g in gradient])
-    objective = _Objective(lm, problem, units, masking, batch_size)
+    g = [abs(v) for v in gradient]
+    # As published: every iteration scores its proposal, even one seen before.
+    objective = Objective(lm, problem, units, params.masking, params.batch_size, memo=False)
     (baseline,) = objective([frozenset()])
-    start = frozenset(initial_selection(gradient, k))
-    chosen = start
+    objective.k = k
+    chosen: Units = frozenset(sorted(range(n), key=lambda u: (-g[u], u))[:k])
     (value,) = objective([chosen], reference=frozenset())
-    trajectory = [value]
-    spent = [objective.forward_passes]
+    rng = random.Random(params.seed)
+    top = max(g) if g else 0.0
+    weight = [math.exp(v - top) for v in g]
     accepted = 0
-    rng = random.Random(seed)
-    for step in range(iterations):
+    for step in range(params.iterations):
         outside = [u for u in range(n) if u not in chosen]
         if outside:
             inside = sorted(chosen)
-            proposals = []
-            for _ in range(proposals_per_step):
-                (add,) = rng.choices(outside, weights=[weight[u] for u in outside])
-                (drop,) = rng.choices(inside, weights=[weight[u] for u in inside])
-                proposals.append((chosen - {drop}) | {add})
-            values = objective(proposals, reference=chosen)
-            best = min(range(len(proposals)), key=lambda i: values[i])
-            if values[best] < value:
-                chosen, value = proposals[best], values[best]
+            (add,) = rng.choices(outside, weights=[weight[u] for u in outside])
+            (drop,) = rng.choices(inside, weights=[weight[u] for u in inside])
+            proposal = (chosen - {drop}) | {add}
+            (candidate,) = objective([proposal], reference=chosen)
+            if candidate < value:
+                chosen, value = proposal, candidate
                 accepted += 1
-        trajectory.append(value)
-        spent.append(objective.forward_passes)
         if progress:
-            progress(step + 1, iterations)
-    selected = sorted(chosen)
+            progress(step + 1, params.iterations)
+    selected = sorted(chosen, key=lambda u: (-g[u], u))
     return MethodOutput(
         scores=[1.0 if u in chosen else 0.0 for u in range(n)],
         selected=selected,
         extra={
-            "masking": masking,
-            "k": k,
-            "iterations": iterations,
-            "proposals_per_step": proposals_per_step,
-            "seed": seed,
             "objective": value,
             "baseline_objective": baseline,
             "log_prob_drop": baseline - value,
-            "initial_selection": sorted(start),
-            "initial_objective": trajectory[0],
-            "trajectory": trajectory,
-            "forward_pass_trajectory": spent,
+            "spent": objective.spent,
             "accepted_swaps": accepted,
-            "search_forward_passes": objective.forward_passes,
+            "trajectory": [[s, b] for s, b in objective.trajectory if math.isfinite(b)],
             "gradient": gradient,
         },
     )

@@ -6,48 +6,52 @@ and record the masking operator, so the evaluation masks the same way.
 
 from __future__ import annotations
 
-import operator
+import hashlib
 import random as _random
-from typing import Any
 
-from ..errors import InvalidParameterError
-from ..masking import DEFAULT_OPERATOR, check_operator, mask_context
+from pydantic import Field
+
+from ..masking import DEFAULT_OPERATOR, Operator, mask_context
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
-from .base import MethodOutput, ProgressFn, register
+from .base import Aggregation, Family, MethodOutput, MethodParams, ProgressFn, register
 
 
-def as_int(name: str, value: Any, minimum: int | None = None) -> int:
-    """`value` as an int (ints and numpy ints pass, bools and floats do not), or a clear error."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise InvalidParameterError(f"{name} must be an integer; got {value!r}.") from None
-    if minimum is not None and number < minimum:
-        raise InvalidParameterError(f"{name} must be at least {minimum}; got {number}.")
-    return number
+class LeaveOneOutParams(MethodParams):
+    masking: Operator = Field(DEFAULT_OPERATOR, description="How a unit is removed.")
+    batch_size: int = Field(
+        16, ge=1, le=4096, description="Masked prompts per batched forward (memory only)."
+    )
+
+
+class RandomParams(MethodParams):
+    seed: int = Field(0, description="Mixed with the prompt text: same prompt, same scores.")
+    masking: Operator = Field(
+        DEFAULT_OPERATOR,
+        description="Not used to score; recorded so the evaluation masks as the compared methods.",
+    )
 
 
 @register(
     "leave_one_out",
-    "perturbation",
-    token_level=False,
+    Family.PERTURBATION,
+    params=LeaveOneOutParams,
+    aggregation=Aggregation.FIXED,
+    signed=True,
     description=(
         "log p(target) minus log p(target) with the unit masked (positive = the unit "
-        "supports the target); params masking, batch_size."
+        "supports the target); defined only on the units it masked."
     ),
 )
 def leave_one_out(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
-    masking: str = DEFAULT_OPERATOR,
-    batch_size: int = 16,
+    params: LeaveOneOutParams,
+    *,
+    matrix: bool = False,
     progress: ProgressFn | None = None,
-    **_: Any,
 ) -> MethodOutput:
     """Score each unit by how much the target's log-probability drops without it.
 
@@ -56,8 +60,7 @@ def leave_one_out(
     matrix[j][i] = log p(y_j | x, y_<j) - log p(y_j | x without unit i, y_<j), and
     a unit's score is its column sum.
     """
-    check_operator(masking)
-    batch_size = as_int("batch_size", batch_size, 1)
+    masking, batch_size = params.masking, params.batch_size
     full = mask_context(lm, problem, units, [], masking)
     variants = [full] + [mask_context(lm, problem, units, [i], masking) for i in range(len(units))]
     logprobs = lm.score_variants(
@@ -68,7 +71,6 @@ def leave_one_out(
         scores=drop.sum(1).tolist(),
         matrix=drop.T.tolist(),
         extra={
-            "masking": masking,
             "baseline_log_prob": float(logprobs[0].sum()),
             "variants_scored": len(variants),
         },
@@ -77,26 +79,32 @@ def leave_one_out(
 
 @register(
     "random",
-    "perturbation",
-    token_level=False,
-    description="Seeded uniform random scores in [0, 1): the control to beat (seed).",
+    Family.PERTURBATION,
+    params=RandomParams,
+    aggregation=Aggregation.FIXED,
+    signed=False,
+    description="Uniform random scores in [0, 1), seeded by (seed, prompt): the control to beat.",
 )
 def random_scores(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
-    seed: int = 0,
-    masking: str = DEFAULT_OPERATOR,
-    **_: Any,
+    params: RandomParams,
+    *,
+    matrix: bool = False,
+    progress: ProgressFn | None = None,
 ) -> MethodOutput:
-    """Random scores; the same seed gives the same scores for the same units.
+    """Random scores: the same (seed, prompt) gives the same scores, another prompt others.
 
-    The masking operator does nothing here but is recorded, because the
-    evaluation of this control must mask the way the methods it is compared with do.
+    Seeding from the seed alone would hand every prompt of the same length the same
+    "random" positions, so a control that favours, say, the third word everywhere
+    would not be random across a data set.
     """
-    check_operator(masking)
-    seed = as_int("seed", seed)
-    rng = _random.Random(seed)
-    return MethodOutput(
-        scores=[rng.random() for _ in units], extra={"masking": masking, "seed": seed}
-    )
+    rng = _random.Random(random_seed(params.seed, problem))
+    return MethodOutput(scores=[rng.random() for _ in units])
+
+
+def random_seed(seed: int, problem: Problem) -> int:
+    """A seed mixed from the user's seed and everything the user wrote (prompt and system)."""
+    text = f"{seed}\0{problem.encoding.system_prompt or ''}\0{problem.encoding.prompt}"
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")

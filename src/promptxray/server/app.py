@@ -19,17 +19,18 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..api import check_request
 from ..attribution import Attribution
-from ..errors import InvalidParameterError, PromptXrayError
-from ..methods import REGISTRY, get_method
+from ..errors import InvalidParameterError, PromptXrayError, RegroupRefusedError
+from ..methods import REGISTRY
 from ..model import LanguageModel
-from ..segments import GRANULARITIES, check_granularity
+from ..segments import GRANULARITIES
 from ..targets import build_problem
 from . import schemas
 from .jobs import JobQueue
 from .store import HistoryStore
 from .tasks import explain_job, generate_job, mask_job
-from .views import explanation_view, export_html, ranking
+from .views import explanation_view, export_html
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -96,9 +97,12 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
         methods = [
             {
                 "name": n,
-                "family": REGISTRY[n].family,
-                "token_level": REGISTRY[n].token_level,
+                "family": str(REGISTRY[n].family),
+                "aggregation": str(REGISTRY[n].aggregation),
+                "signed": REGISTRY[n].signed,
+                "token_level": REGISTRY[n].regroupable,
                 "description": REGISTRY[n].description,
+                "params": [p.as_dict() for p in REGISTRY[n].param_info()],
             }
             for n in names
         ]
@@ -124,8 +128,7 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
     def explain(body: schemas.ExplainRequest) -> dict[str, str]:
         """Explain all of a run's output, or a character span of it, with one method."""
         run = _run_or_404(store, body.run_id)
-        spec = get_method(body.method)
-        check_granularity(body.granularity)
+        request = check_request(body.method, body.granularity, None, body.method_params())
         span = tuple(body.span) if body.span is not None else None
         problem = build_problem(
             lm,
@@ -134,14 +137,8 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
             output_ids=run["output_ids"],
             span=span,
         )
-        if body.k is not None and not spec.token_level:
-            n_units = len(problem.units(body.granularity))
-            if body.k > n_units:
-                raise InvalidParameterError(
-                    f"k = {body.k} but there are only {n_units} {body.granularity} units; "
-                    f"choose k between 1 and {n_units} (or a finer granularity)."
-                )
-        params = body.method_params()
+        request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
+        params = request.params.model_dump(mode="json")
         settings = {
             "method": body.method,
             "granularity": body.granularity,
@@ -150,7 +147,7 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
             "params": params,
         }
         return _job_ref(
-            jobs.submit("explain", explain_job(lm, store, run["id"], problem, settings, params))
+            jobs.submit("explain", explain_job(lm, store, run["id"], problem, settings, request))
         )
 
     @app.post("/api/mask", response_model=schemas.JobRef, status_code=202)
@@ -168,7 +165,7 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
                 raise InvalidParameterError(
                     f"top_k is {body.top_k} but there are only {n_units} units."
                 )
-            masked = ranking(attr)[: body.top_k]
+            masked = attr.ranking("support")[: body.top_k]
         else:
             masked = sorted(set(body.units or []))
             if not masked:
@@ -279,7 +276,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PromptXrayError)
     async def user_error(_: Request, exc: PromptXrayError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        # 409: the request is fine but conflicts with how the stored result was computed.
+        status = 409 if isinstance(exc, RegroupRefusedError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(_: Request, exc: RequestValidationError) -> JSONResponse:

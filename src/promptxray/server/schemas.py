@@ -39,14 +39,20 @@ class ExplainRequest(BaseModel):
     method: str = Field(default="grad_norm", max_length=64)
     granularity: str = Field(default="word", max_length=32)
     matrix: bool = Field(default=False, description="Also compute the target x source heatmap.")
-    k: int | None = Field(default=None, ge=1, le=1000, description="Units xprompt selects.")
-    iterations: int | None = Field(default=None, ge=1, le=10_000)
-    n_steps: int | None = Field(default=None, ge=1, le=512, description="Integrated gradients.")
-    masking: Literal["delete", "replace", "zero"] | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The method's parameters by name (see /api/info); others are refused.",
+    )
+    k: int | None = Field(default=None, description="Shorthand for params.k.")
+    iterations: int | None = Field(default=None, description="Shorthand for params.iterations.")
+    steps: int | None = Field(default=None, description="Shorthand for params.steps.")
+    masking: str | None = Field(default=None, description="Shorthand for params.masking.")
 
     def method_params(self) -> dict[str, Any]:
-        names = ("k", "iterations", "n_steps", "masking")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        """`params` plus any shorthand that was set (the method validates them all)."""
+        names = ("k", "iterations", "steps", "masking")
+        given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {**given, **self.params}
 
 
 class MaskRequest(BaseModel):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import attribute
+from ..api import Request
+from ..api import run as run_request
 from ..attribution import Attribution
 from ..model import LanguageModel
 from ..targets import Problem
@@ -61,21 +62,12 @@ def explain_job(
     run_id: str,
     problem: Problem,
     settings: dict[str, Any],
-    params: dict[str, Any],
+    request: Request,
 ) -> JobFn:
-    """Run one method on an already-built problem (no regeneration) and save it."""
+    """Run one checked request on an already-built problem (no regeneration) and save it."""
 
     def work(ctx: JobContext) -> dict[str, Any]:
-        attr = attribute(
-            lm,
-            problem,
-            settings["method"],
-            settings["granularity"],
-            None,
-            settings["matrix"],
-            ctx.progress,
-            **params,
-        )
+        attr = run_request(lm, problem, request, matrix=settings["matrix"], progress=ctx.progress)
         explanation_id = store.add_explanation(run_id, settings, attr)
         return explanation_view(explanation_id, run_id, attr, settings)
 
