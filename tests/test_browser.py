@@ -6,18 +6,22 @@ model, so it is about the page and the API together, not about model quality.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_server_api import make_wordy_lm
 
+from promptxray import Attribution
+from promptxray.render.palette import css, scale_for
 from promptxray.server import create_app
 
 pytestmark = pytest.mark.browser
@@ -197,14 +201,22 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
     page.click("#clear-picked")
     expect(page.locator("#mask-picked")).to_be_disabled()
 
-    # 5. mask the top 3 and regenerate
+    # 5. mask the top 3 and regenerate; the page says beforehand which units that removes
     page.fill("#mask-k", "3")
+    expect(page.locator("#removal-preview .chip")).to_have_count(3)
+    to_remove = [
+        page.locator(f'.salience .unit[data-index="{i}"]').inner_text()
+        for i in page.locator("#removal-preview .chip").evaluate_all(
+            "nodes => nodes.map(n => n.dataset.index)"
+        )
+    ]
     page.click("#mask-top")
     expect(page.locator("#mask-result")).to_be_visible()
     expect(page.locator("#job")).to_be_hidden()
     assert float(page.locator("#metric-pr").inner_text()) > 0
     assert float(page.locator("#metric-kl").inner_text()) >= 0
     assert page.locator("#masked-units .chip").count() == 3
+    assert sorted(page.locator("#masked-units .chip").all_inner_texts()) == sorted(to_remove)
     assert page.locator("#diff-after").inner_text().strip()
     page.screenshot(path=str(tmp_path / "debugger.png"), full_page=True)
 
@@ -279,26 +291,97 @@ def test_perturbation_and_joint_methods_in_the_page(page, server_url):
     expect(page.locator("#explain")).to_be_enabled()
 
     # leave-one-out masks whole words: it can be regrouped coarser, never finer
+    # the form offers the method's own parameters, from /api/info (batch size is not offered)
     page.select_option("#method", "leave_one_out")
-    expect(page.locator("#masking-field")).to_be_visible()
-    expect(page.locator("#k-field")).to_be_hidden()
+    expect(page.locator("#param-masking-field")).to_be_visible()
+    expect(page.locator("#param-k-field")).to_have_count(0)
+    expect(page.locator("#param-batch_size")).to_have_count(0)
+    page.select_option("#param-masking", "replace")
     page.click("#explain")
     expect(page.locator("#result-meta")).to_contain_text("leave_one_out · word")
+    expect(page.locator("#result-meta")).to_contain_text("masking: replace")
     expect(page.locator("#sal-prompt .unit")).to_have_count(9)
+
+    # a result computed by masking whole words has no token scores: 409, and one click
+    # recomputes it at tokens with the same method and parameters
     page.select_option("#granularity", "token")
-    expect(page.locator("#error")).to_contain_text("cannot be split into tokens")
-    expect(page.locator("#error")).to_contain_text("Press Explain")
+    expect(page.locator("#error")).to_contain_text("no scores for token units")
     expect(page.locator("#sal-prompt .unit")).to_have_count(9)  # the word view stays
+    recompute = page.locator("#error-action")
+    expect(recompute).to_have_text("Recompute at token")
+    recompute.click()
+    expect(page.locator("#result-meta")).to_contain_text("leave_one_out · token")
+    expect(page.locator("#result-meta")).to_contain_text("masking: replace")
+    assert page.locator("#sal-prompt .unit").count() > 9
+    assert page.locator("#error").is_hidden()
 
     # xprompt chooses k units jointly; they are underlined and lead the top list
     page.select_option("#granularity", "word")
+    expect(page.locator("#error")).to_contain_text("Recompute at word")
     page.select_option("#method", "xprompt")
-    expect(page.locator("#k-field")).to_be_visible()
-    page.fill("#k", "2")
+    expect(page.locator("#param-k-field")).to_be_visible()
+    page.fill("#param-k", "2")
     page.click("#explain")
     expect(page.locator("#result-meta")).to_contain_text("xprompt · word")
     expect(page.locator("#sal-prompt .unit.chosen")).to_have_count(2)
     expect(page.locator("#legend")).to_contain_text("2 units xprompt chose together")
     expect(page.locator("#top-list li.chosen")).to_have_count(2)
     assert page.locator("#error").is_hidden()
+    assert page.problems == []
+
+
+def _export_backgrounds(server_url: str, explanation_id: str) -> tuple[dict[int, str], str]:
+    """Unit index -> background of its span in the HTML export, and the export's legend."""
+    url = f"{server_url}/api/explanations/{explanation_id}/export?format=html"
+    with urllib.request.urlopen(url) as response:
+        page = response.read().decode()
+    colours: dict[int, str] = {}
+    for index, style in re.findall(r'<span data-unit="(\d+)" style="([^"]*)"', page):
+        colours.setdefault(int(index), re.search(r"background:(rgb\([^)]*\))", style).group(1))
+    caption = re.search(r'<span class="pxr-caption">([^<]*)</span>', page).group(1)
+    return colours, html.unescape(caption)
+
+
+@pytest.mark.parametrize("method", ["grad_x_input", "grad_norm"])  # signed, unsigned
+def test_page_colours_units_as_the_html_export_does(page, server_url, method):
+    from playwright.sync_api import expect
+
+    page.goto(server_url)
+    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+    page.fill("#prompt", "Tell me about green hills and quiet rivers, please.")
+    page.fill("#max-new", "6")
+    page.click("#generate")
+    expect(page.locator("#explain")).to_be_enabled()
+    page.select_option("#method", method)
+    page.check("#matrix")
+    page.click("#explain")
+    expect(page.locator("#result-meta")).to_contain_text(f"{method} · word")
+    explanation_id = page.locator("#result-card").get_attribute("data-explanation")
+
+    exported, caption = _export_backgrounds(server_url, explanation_id)
+    shown = page.locator("#sal-prompt .unit, #sal-output .unit").evaluate_all(
+        "nodes => nodes.map(n => [Number(n.dataset.index), getComputedStyle(n).backgroundColor])"
+    )
+    assert len(shown) == len(exported) > 3
+    for index, colour in shown:
+        assert colour == exported[index], f"unit {index}"
+    assert any(colour != "rgb(255, 255, 255)" for _, colour in shown)
+    strongest = int(page.locator("#top-list li").first.get_attribute("data-index"))
+    assert dict(shown)[strongest] == exported[strongest]
+    # the legend says the same words, scaled to the same peak
+    expect(page.locator("#legend-caption")).to_have_text(caption)
+    signed = "red raises p(target), blue lowers it"
+    assert (signed in caption) == (method == "grad_x_input")
+
+    # heatmap cells: the page's colour rule on the server's palette = the Python scale
+    url = f"{server_url}/api/explanations/{explanation_id}/export?format=json&granularity=word"
+    with urllib.request.urlopen(url) as response:
+        attr = Attribution.from_json(response.read().decode())
+    cells = [v for row in attr.matrix for v in row]
+    scale = scale_for(cells, signed=attr.signed)
+    page.click("#tab-heatmap")
+    drawn = page.locator("#heatmap tbody td").evaluate_all(
+        "nodes => nodes.map(n => getComputedStyle(n).backgroundColor)"
+    )
+    assert drawn == [css(scale.color(v)) for v in cells]
     assert page.problems == []

@@ -121,7 +121,7 @@ def test_generate_explain_regroup_mask_history_round_trip(client, wordy_lm):
 
     # mask the top-3 words and regenerate from the same point
     edit = run_job(client, "/api/mask", {"explanation_id": eid, "top_k": 3})["result"]
-    assert edit["masked"] == sorted(view["top"][:3])
+    assert edit["masked"] == sorted(view["removal"][:3])
     units = direct.units
     masked_ctx = mask_context(wordy_lm, problem, units, edit["masked"], "delete")
     original = MaskedContext(ids=list(problem.context_ids))

@@ -14,21 +14,24 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import ROLE_OUTPUT
-from .palette import TARGET, Scale, scale_for, text_color
+from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import SOURCE_ROLES, cost_summary, role_pieces, visible
 
-# Units weaker than this fraction of the peak are left unstyled: a near-white box
-# would stand out on a dark terminal more than the strong units do.
+# Units weaker than this fraction of the peak are left unstyled: their palette colour
+# is near-white, and a near-white box on a dark terminal would stand out more than
+# the strong units do. Every other unit gets exactly the palette's RGB (truecolor).
 MIN_STRENGTH = 0.05
 
 
+def _rich(color: tuple[int, int, int]) -> str:
+    return css(color).replace(" ", "")
+
+
 def _style(scale: Scale, score: float, selected: bool) -> str:
-    strength = scale.strength(score)
     parts = []
-    if abs(strength) >= MIN_STRENGTH:
+    if abs(scale.strength(score)) >= MIN_STRENGTH:
         bg = scale.color(score)
-        fg = text_color(bg)
-        parts.append(f"rgb({fg[0]},{fg[1]},{fg[2]}) on rgb({bg[0]},{bg[1]},{bg[2]})")
+        parts.append(f"{_rich(text_color(bg))} on {_rich(bg)}")
     if selected:
         parts.append("bold underline")
     return " ".join(parts)
@@ -54,16 +57,16 @@ def _output(attr: Any, scale: Scale, scores: list[float], chosen: set[int]) -> T
 
 
 def _legend(scale: Scale, has_selection: bool) -> Text:
+    """Swatches from the palette's ends (and zero), then the one caption every view prints."""
     legend = Text("colour: ", style="dim")
+    stops = scale.stops
     if scale.signed:
-        legend.append(" + ", style="white on rgb(37,99,235)")
-        legend.append(" raises p(target)  ", style="dim")
-        legend.append(" − ", style="white on rgb(220,38,38)")
-        legend.append(" lowers it  ", style="dim")
+        ends = [("−", stops[0]), ("0", scale.color(0.0)), ("+", stops[-1])]
     else:
-        legend.append("   ", style="on rgb(234,88,12)")
-        legend.append(" stronger influence (all scores ≥ 0)  ", style="dim")
-    legend.append(f"peak |score| {scale.peak:.4g}", style="dim")
+        ends = [("0", stops[0]), ("max", stops[-1])]
+    for label, rgb in ends:
+        legend.append(f" {label} ", style=f"{_rich(text_color(rgb))} on {_rich(rgb)}")
+    legend.append(" " + scale.caption(), style="dim")
     legend.append("  ")
     legend.append(" target ", style=f"bold black on rgb{TARGET}")
     if has_selection:
@@ -73,18 +76,19 @@ def _legend(scale: Scale, has_selection: bool) -> Text:
     return legend
 
 
-def _table(attr: Any, top: int, scale: Scale, chosen: set[int]) -> Table:
+def _table(attr: Any, top: int, scale: Scale, scores: list[float], chosen: set[int]) -> Table:
+    """The strongest units first (`ranking("magnitude")`), the sign kept in the score."""
     units = attr.units
-    index_of = {id(u): i for i, u in enumerate(units)}
-    table = Table(title=f"Top {top} units", title_justify="left", show_edge=False)
+    order = " by |score|" if scale.signed else ""
+    table = Table(title=f"Top {top} units{order}", title_justify="left", show_edge=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("unit")
     table.add_column("role", style="dim")
     table.add_column("score", justify="right")
     if attr.selected is not None:
         table.add_column("selected", justify="center")
-    for rank, (unit, score) in enumerate(attr.top_k(top, by_abs=scale.signed), start=1):
-        i = index_of[id(unit)]
+    for rank, i in enumerate(attr.ranking(by="magnitude")[:top], start=1):
+        unit, score = units[i], scores[i]
         row: list[Text] = [
             Text(str(rank)),
             Text(visible(unit.text, 40), style=_style(scale, score, i in chosen)),
@@ -100,7 +104,7 @@ def _table(attr: Any, top: int, scale: Scale, chosen: set[int]) -> Table:
 def render_console(attr: Any, top: int = 10) -> RenderableType:
     """A rich renderable of an `Attribution` (what `rich.print(attr)` shows)."""
     scores = attr.scores
-    scale = scale_for(scores)
+    scale = scale_for(scores, signed=attr.signed)
     chosen = set(attr.selected or [])
     parts: list[RenderableType] = []
     for role, title in SOURCE_ROLES:
@@ -113,7 +117,7 @@ def render_console(attr: Any, top: int = 10) -> RenderableType:
         parts.append(Panel(body, title=title, title_align="left", border_style="dim"))
     parts.append(_legend(scale, attr.selected is not None))
     if top > 0 and attr.units:
-        parts.append(_table(attr, min(top, len(attr.units)), scale, chosen))
+        parts.append(_table(attr, min(top, len(attr.units)), scale, scores, chosen))
     meta = Text(style="dim")
     for n, (label, value) in enumerate(cost_summary(attr)):
         meta.append((" · " if n else "") + f"{label} {value}")

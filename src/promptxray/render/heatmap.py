@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InvalidParameterError
 from ..model import ROLE_OUTPUT, ROLE_SYSTEM
-from .palette import SIGNED_CMAP, UNSIGNED_CMAP, scale_for
+from .palette import Scale, scale_for
 from .pieces import token_label, visible
 
 _CELL_INCHES = 0.24
@@ -24,6 +24,15 @@ _ROLE_PREFIX = {ROLE_SYSTEM: "sys: ", ROLE_OUTPUT: "out: "}
 def _mpl_safe(label: str) -> str:
     """Keep matplotlib from reading `$...$` in a token as mathtext."""
     return label.replace("$", r"\$")
+
+
+def palette_cmap(scale: Scale) -> Any:
+    """The palette's stops as a matplotlib colour map: the same bins, so the same colours."""
+    from matplotlib.colors import ListedColormap
+
+    stops = [tuple(c / 255 for c in rgb) for rgb in scale.stops]
+    name = "promptxray_signed" if scale.signed else "promptxray_unsigned"
+    return ListedColormap(stops, name=name)
 
 
 def unit_labels(attr: Any, limit: int = 24) -> list[str]:
@@ -42,7 +51,11 @@ def heatmap_figure(
     cmap: str | None = None,
     title: str | None = None,
 ) -> Any:
-    """A matplotlib `Figure` of `attr.matrix` (target tokens x units)."""
+    """A matplotlib `Figure` of `attr.matrix` (target tokens x units).
+
+    Coloured by the palette every view uses, scaled to the largest |cell|; `cmap`
+    overrides the colour map (the colour bar then no longer matches the other views).
+    """
     matrix = attr.matrix
     if matrix is None:
         raise InvalidParameterError(
@@ -59,12 +72,10 @@ def heatmap_figure(
     if len(rows) != n_rows:  # defensive: label by position rather than mislabel
         rows = [str(i) for i in range(n_rows)]
     cols = unit_labels(attr, max_label)
-    scale = scale_for([v for row in matrix for v in row])
-    peak = scale.peak or 1.0
-    if scale.signed:
-        cmap, vmin, vmax = cmap or SIGNED_CMAP, -peak, peak
-    else:
-        cmap, vmin, vmax = cmap or UNSIGNED_CMAP, 0.0, peak
+    scale = scale_for([v for row in matrix for v in row], signed=attr.signed)
+    lo, hi = scale.domain
+    if not scale.peak > 0:  # all cells 0: an honest white picture, not a divide by zero
+        lo, hi = (-1.0, 1.0) if scale.signed else (0.0, 1.0)
 
     font = 9 if max(n_rows, n_cols) <= 30 else 7
     longest_col = max(len(c) for c in cols)
@@ -75,7 +86,12 @@ def heatmap_figure(
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(
-        matrix, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+        matrix,
+        aspect="auto",
+        cmap=cmap or palette_cmap(scale),
+        vmin=lo,
+        vmax=hi,
+        interpolation="nearest",
     )
     ax.set_xticks(range(n_cols), [_mpl_safe(c) for c in cols], rotation=60, ha="right")
     ax.set_yticks(range(n_rows), [_mpl_safe(r) for r in rows])
@@ -86,8 +102,7 @@ def heatmap_figure(
     default_title = f"{attr.method} · {attr.granularity}" + (f" · {model}" if model else "")
     ax.set_title(_mpl_safe(title or default_title), fontsize=font + 2)
     bar = fig.colorbar(image, ax=ax, shrink=min(1.0, max(0.5, 8 / n_rows)))
-    legend = "score (+ raises, − lowers p(token))" if scale.signed else "score (≥ 0)"
-    bar.set_label(legend, fontsize=font + 1)
+    bar.set_label(_mpl_safe(scale.caption()), fontsize=font + 1)
     bar.ax.tick_params(labelsize=font)
     return fig
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..model import ROLE_OUTPUT
 from ..segments import Unit
-from .palette import MAGNITUDE, NEGATIVE, POSITIVE, TARGET, Scale, css, scale_for, text_color
+from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import SOURCE_ROLES, cost_summary, role_pieces, visible
 
 _BOX = (
@@ -76,19 +76,19 @@ def _output_html(view: _View) -> str:
 
 
 def _legend(scale: Scale, has_selection: bool) -> str:
-    if scale.signed:
-        bar = f"linear-gradient(to right,{css(NEGATIVE)},#fff,{css(POSITIVE)})"
-        ends = (f"−{scale.peak:.3g} lowers p(target)", "0", f"+{scale.peak:.3g} raises it")
-    else:
-        bar = f"linear-gradient(to right,#fff,{css(MAGNITUDE)})"
-        ends = ("0", "", f"{scale.peak:.3g} stronger influence")
+    """The colour bar drawn from the palette's own stops, its ends, and the one caption."""
+    stops = scale.stops
+    bar = "linear-gradient(to right," + ",".join(css(s) for s in stops) + ")"
+    peak = scale.peak_label()
+    ends = (f"−{peak}", "0", f"+{peak}") if scale.signed else ("0", "", peak)
     labels = "".join(f"<span>{escape(e)}</span>" for e in ends)
     out = (
-        '<div style="display:flex;align-items:center;gap:10px;font-size:12px;color:#444;'
-        'margin:4px 0 8px 0;flex-wrap:wrap">'
+        '<div class="pxr-legend" style="display:flex;align-items:center;gap:10px;'
+        'font-size:12px;color:#444;margin:4px 0 8px 0;flex-wrap:wrap">'
         f'<div style="width:220px"><div style="height:10px;border:1px solid #ccc;'
         f'border-radius:2px;background:{bar}"></div>'
         f'<div style="display:flex;justify-content:space-between">{labels}</div></div>'
+        f'<span class="pxr-caption">{escape(scale.caption())}</span>'
         f'<span style="background:{css(TARGET)};padding:0 4px;border-radius:3px">target</span>'
     )
     if has_selection:
@@ -97,10 +97,10 @@ def _legend(scale: Scale, has_selection: bool) -> str:
 
 
 def _top_list(view: _View, top: int) -> str:
-    index_of = {id(u): i for i, u in enumerate(view.units)}
+    """The strongest units first (`ranking("magnitude")`), the sign kept in the score."""
     items = []
-    for unit, score in view.attr.top_k(top, by_abs=view.scale.signed):
-        i = index_of[id(unit)]
+    for i in view.attr.ranking(by="magnitude")[:top]:
+        unit, score = view.units[i], view.scores[i]
         label = _unit_span(visible(unit.text, 60), i, view)
         mark = " · selected" if i in view.chosen else ""
         items.append(
@@ -108,8 +108,9 @@ def _top_list(view: _View, top: int) -> str:
             f'font-size:12px">{escape(_fmt(score, view.scale))} · {escape(unit.role)}{mark}'
             "</span></li>"
         )
+    order = " by |score|" if view.scale.signed else ""
     return (
-        f'<div style="{_HEADING}">Top {len(items)} units</div>'
+        f'<div style="{_HEADING}">Top {len(items)} units{order}</div>'
         f'<ol style="margin:2px 0 8px 0;padding-left:24px">{"".join(items)}</ol>'
     )
 
@@ -117,7 +118,8 @@ def _top_list(view: _View, top: int) -> str:
 def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
     """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
     scores = attr.scores
-    view = _View(attr, attr.units, scores, scale_for(scores), set(attr.selected or []))
+    scale = scale_for(scores, signed=attr.signed)
+    view = _View(attr, attr.units, scores, scale, set(attr.selected or []))
     sections = []
     for role, title in SOURCE_ROLES:
         if role == ROLE_OUTPUT:

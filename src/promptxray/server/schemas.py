@@ -91,6 +91,19 @@ class UnitView(BaseModel):
     role: str
     span: tuple[int, int] | None
     score: float
+    color: str = Field(description="CSS background of the unit (one palette for every view).")
+    text_color: str = Field(description="CSS text colour that reads on `color`.")
+
+
+class PaletteView(BaseModel):
+    """A colour scale: value -> stops[clamp(floor((v - lo) / (hi - lo) * len(stops)))]."""
+
+    signed: bool = Field(description="Domain [-peak, peak] if signed, else [0, peak].")
+    peak: float
+    peak_label: str = Field(description="The peak as the legends print it.")
+    stops: list[str]
+    legend: str = Field(description="What the colours mean (the same words in every view).")
+    caption: str = Field(description="The legend plus the peak the colours are scaled to.")
 
 
 class ExplanationView(BaseModel):
@@ -109,9 +122,16 @@ class ExplanationView(BaseModel):
     units: list[UnitView]
     matrix: list[list[float]] | None
     selected: list[int] | None
-    top: list[int] = Field(description="Unit indices, most salient first (selected set first).")
+    top: list[int] = Field(
+        description="Unit indices, strongest |score| first (a joint method's set first)."
+    )
+    removal: list[int] = Field(
+        description="What mask top-k removes: most support first (a joint method's set first)."
+    )
     max_abs: float
     signed: bool
+    palette: PaletteView
+    matrix_palette: PaletteView | None
     template_tokens: list[str]
     template_scores: list[float]
     settings: dict[str, Any]

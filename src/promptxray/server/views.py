@@ -1,36 +1,51 @@
 """Turn a stored attribution into what the page draws, and into export files.
 
-The page never aggregates or ranks on its own: it asks for a granularity and gets
-units, scores, the heatmap and the ranking computed here by `Attribution`, so the
-web UI shows exactly what the notebook API and the CLI would.
+The page never aggregates, ranks or picks colours on its own: it asks for a
+granularity and gets units, scores, their colours, the palette, the heatmap and
+the rankings computed here by `Attribution` and `render.palette`, so the web UI
+shows exactly what the notebook API, the CLI and the HTML export would.
 """
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from ..attribution import Attribution
-
-
-def ranking(attr: Attribution) -> list[int]:
-    """View-unit indices, highest score first; a joint method's selected set leads."""
-    scores = attr.scores
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    chosen = attr.selected
-    if chosen:
-        picked = set(chosen)
-        order = [i for i in order if i in picked] + [i for i in order if i not in picked]
-    return order
+from ..render.html import render_html
+from ..render.palette import css, palette_payload, scale_for, text_color
 
 
 def explanation_view(
     explanation_id: str, run_id: str, attr: Attribution, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    """Everything needed to colour the prompt, list the top units and draw the heatmap."""
+    """Everything needed to colour the prompt, list the top units and draw the heatmap.
+
+    Colours: each unit's `color` / `text_color` come from the unit-score scale
+    (`palette`); heatmap cells are drawn from `matrix_palette` (the matrix's own
+    peak) by the rule in `render.palette`. Orders: `top` is the list order
+    (strongest |score| first), `removal` what "mask top-k" removes (most support first).
+    """
     units, scores = attr.units, attr.scores
     matrix = attr.matrix
-    values = list(scores) + [v for row in matrix or [] for v in row]
+    scale = scale_for(scores, signed=attr.signed)
+    unit_views = []
+    for i, (u, s) in enumerate(zip(units, scores, strict=True)):
+        bg = scale.color(s)
+        unit_views.append(
+            {
+                "index": i,
+                "text": u.text,
+                "role": u.role,
+                "span": list(u.span) if u.span is not None else None,
+                "score": float(s),
+                "color": css(bg),
+                "text_color": css(text_color(bg)),
+            }
+        )
+    matrix_palette = None
+    if matrix is not None:
+        cells = scale_for([v for row in matrix for v in row], signed=attr.signed)
+        matrix_palette = palette_payload(cells)
     return {
         "explanation_id": explanation_id,
         "run_id": run_id,
@@ -42,21 +57,15 @@ def explanation_view(
         "output": attr.output,
         "target_span": list(attr.target_span),
         "target_tokens": attr.target_tokens,
-        "units": [
-            {
-                "index": i,
-                "text": u.text,
-                "role": u.role,
-                "span": list(u.span) if u.span is not None else None,
-                "score": float(s),
-            }
-            for i, (u, s) in enumerate(zip(units, scores, strict=True))
-        ],
+        "units": unit_views,
         "matrix": matrix,
         "selected": attr.selected,
-        "top": ranking(attr),
-        "max_abs": max((abs(float(s)) for s in scores), default=0.0),
-        "signed": any(v < 0 for v in values),
+        "top": attr.ranking(by="magnitude"),
+        "removal": attr.ranking(by="support"),
+        "max_abs": scale.peak,
+        "signed": scale.signed,
+        "palette": palette_payload(scale),
+        "matrix_palette": matrix_palette,
         "template_tokens": attr.template_tokens,
         "template_scores": attr.template_scores,
         "settings": settings,
@@ -65,31 +74,5 @@ def explanation_view(
 
 
 def export_html(attr: Attribution) -> str:
-    """A standalone HTML page of the attribution (the renderer's, or a plain escaped one)."""
-    try:
-        from ..render.html import render_html
-    except ImportError:
-        return plain_html(attr)
+    """A standalone HTML page of the attribution: the same renderer as the notebook view."""
     return render_html(attr, standalone=True)
-
-
-def plain_html(attr: Attribution) -> str:
-    """A minimal self-contained page: units shaded by score, every text escaped."""
-    scores = attr.scores
-    peak = max((abs(s) for s in scores), default=0.0) or 1.0
-    rows = []
-    for unit, score in zip(attr.units, scores, strict=True):
-        alpha = min(1.0, abs(score) / peak)
-        colour = f"rgba(220,90,30,{alpha:.2f})" if score >= 0 else f"rgba(40,110,220,{alpha:.2f})"
-        rows.append(
-            f'<span title="{score:.4g}" style="background:{colour}">{html.escape(unit.text)}</span>'
-        )
-    title = html.escape(f"promptxray: {attr.method} at {attr.granularity} granularity")
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{title}</title></head><body style='font-family:sans-serif;max-width:50em'>"
-        f"<h1>{title}</h1><h2>Source units</h2><p>{' '.join(rows)}</p>"
-        f"<h2>Output</h2><pre style='white-space:pre-wrap'>{html.escape(attr.output)}</pre>"
-        f"<h2>Explained target</h2><pre style='white-space:pre-wrap'>"
-        f"{html.escape(attr.target)}</pre></body></html>"
-    )

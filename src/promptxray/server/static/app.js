@@ -12,6 +12,7 @@ const state = {
   view: null, // the explanation view being shown
   picked: new Set(), // unit indices (at the current granularity) picked for masking
   job: null, // the job this page is waiting on
+  paramValues: {}, // method parameters the user changed, by name (kept across methods)
 };
 
 // ----- small helpers ------------------------------------------------------------------
@@ -43,9 +44,16 @@ function fmt(x, digits = 3) {
   return x.toFixed(digits);
 }
 
-function showError(message) {
+// `action` ({label, onclick}) adds one button after the message, e.g. "Recompute at token".
+function showError(message, action) {
   const box = $("error");
   box.textContent = message;
+  if (message && action) {
+    box.append(
+      " ",
+      el("button", { type: "button", id: "error-action", class: "error-action", onclick: action.onclick }, action.label),
+    );
+  }
   box.hidden = !message;
 }
 
@@ -65,7 +73,9 @@ async function api(method, path, body) {
   }
   if (!response.ok) {
     const detail = data && data.detail ? data.detail : `${response.status} ${response.statusText}`;
-    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+    const error = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+    error.status = response.status;
+    throw error;
   }
   return data;
 }
@@ -133,30 +143,41 @@ async function cancelJob() {
 }
 
 // ----- colours ------------------------------------------------------------------------
-// Positive scores shade orange, negative blue; strength is |score| / the largest |score|.
-function shade(score, maxAbs) {
-  if (!maxAbs) return "transparent";
-  const t = Math.min(1, Math.abs(score) / maxAbs);
-  const alpha = (0.08 + 0.8 * t).toFixed(3);
-  if (t < 0.005) return "transparent";
-  return score >= 0 ? `rgba(234, 88, 12, ${alpha})` : `rgba(37, 99, 235, ${alpha})`;
+// The page has no colour scale of its own. Units arrive with their colour (unit.color);
+// heatmap cells and legends use a palette from the server ({signed, peak, stops, legend,
+// caption}) by the rule of promptxray/render/palette.py: the domain ([-peak, peak] or
+// [0, peak]) is cut into stops.length equal bins and a value takes the stop of its bin.
+function paletteColor(palette, value) {
+  const n = palette.stops.length;
+  const neutral = palette.signed ? Math.floor(n / 2) : 0;
+  if (!(palette.peak > 0) || !Number.isFinite(value)) return palette.stops[neutral];
+  const lo = palette.signed ? -palette.peak : 0;
+  const position = ((value - lo) / (palette.peak - lo)) * n;
+  return palette.stops[Math.max(0, Math.min(n - 1, Math.floor(position)))];
+}
+
+function paletteBar(palette) {
+  return el("span", {
+    class: "legend-bar",
+    style: { background: `linear-gradient(to right, ${palette.stops.join(", ")})` },
+  });
+}
+
+// Signed methods show the sign of every score, unsigned ones the plain magnitude.
+function fmtScore(x, signed, digits = 3) {
+  return (signed && x > 0 ? "+" : "") + fmt(x, digits);
 }
 
 function renderLegend(view) {
   const box = clear($("legend"));
-  const max = view.max_abs;
-  const bar = el("span", { class: view.signed ? "legend-bar signed" : "legend-bar" });
+  const palette = view.palette;
+  const peak = palette.peak_label;
   box.append(
-    el("span", { class: "legend-label" }, view.signed ? `−${fmt(max)}` : "0"),
-    bar,
-    el("span", { class: "legend-label" }, `+${fmt(max)}`),
-    el(
-      "span",
-      { class: "legend-note" },
-      view.signed
-        ? "orange: pushes toward the output · blue: pushes away · hover a unit for its score"
-        : "darker: more influence on the explained output · hover a unit for its score",
-    ),
+    el("span", { class: "legend-label" }, palette.signed ? `−${peak}` : "0"),
+    paletteBar(palette),
+    el("span", { class: "legend-label" }, palette.signed ? `+${peak}` : peak),
+    el("span", { class: "legend-note", id: "legend-caption" }, palette.caption),
+    el("span", { class: "legend-note" }, "hover a unit for its score"),
   );
   if (view.selected && view.selected.length) {
     box.append(el("span", { class: "legend-note" }, `underlined: the ${view.selected.length} units ${view.method} chose together`));
@@ -221,7 +242,7 @@ function onOutputSelect() {
 
 // ----- the salience view -------------------------------------------------------------------
 function unitTitle(unit, rank) {
-  return `score ${fmt(unit.score, 4)} · rank ${rank + 1}` + (state.view.selected && state.view.selected.includes(unit.index) ? " · selected" : "");
+  return `score ${fmtScore(unit.score, state.view.signed, 4)} · rank ${rank + 1}` + (state.view.selected && state.view.selected.includes(unit.index) ? " · selected" : "");
 }
 
 // Draw `text` with the units of `role` shaded; characters outside units stay plain.
@@ -239,7 +260,7 @@ function paintRole(container, text, role, view, ranks, limit = text.length) {
         class: "unit",
         title: unitTitle(unit, ranks[unit.index]),
         dataset: { index: String(unit.index), score: String(unit.score) },
-        style: { backgroundColor: shade(unit.score, view.max_abs) },
+        style: { backgroundColor: unit.color, color: unit.text_color },
         onclick: () => togglePick(unit.index),
       },
       text.slice(start, end),
@@ -268,10 +289,12 @@ function renderSalience(view) {
   if (t1 < view.output.length) out.append(el("span", { class: "after-target" }, view.output.slice(t1)));
 }
 
+// The list order is the server's `top`: strongest |score| first, the sign kept.
 function renderTop(view) {
   const list = clear($("top-list"));
+  $("top-order").textContent = view.signed ? "(by |score|)" : "";
   const shown = view.top.slice(0, 12);
-  const max = view.max_abs || 1;
+  const max = view.palette.peak || 1;
   for (const index of shown) {
     const unit = view.units[index];
     const width = `${Math.round((100 * Math.abs(unit.score)) / max)}%`;
@@ -281,22 +304,51 @@ function renderTop(view) {
       {
         class: state.picked.has(index) ? "picked" : "",
         title: `${unit.role} text · click to pick for masking`,
+        dataset: { index: String(index) },
         onclick: () => togglePick(index),
       },
       el(
         "span",
         { class: "top-row" },
         el("span", { class: "top-text" }, label),
-        el("span", { class: "top-score" }, fmt(unit.score)),
+        el("span", { class: "top-score" }, fmtScore(unit.score, view.signed)),
       ),
       el(
         "span",
         { class: "top-bar" },
-        el("span", { style: { width, backgroundColor: shade(unit.score, max) } }),
+        el("span", { style: { width, backgroundColor: unit.color } }),
       ),
     );
     if (view.selected && view.selected.includes(index)) item.classList.add("chosen");
     list.append(item);
+  }
+}
+
+// What "Remove top-k" will take away: the server's `removal` order (most support for the
+// target first, a joint method's set first), not the list order above.
+function renderRemoval() {
+  const box = clear($("removal-preview"));
+  const view = state.view;
+  if (!view) return;
+  const k = Math.max(0, Math.min(Number($("mask-k").value) || 0, view.removal.length));
+  const what = view.signed ? "the units that raise p(target) most" : "the strongest units";
+  box.append(`Top-${k} removes ${what}: `);
+  for (const index of view.removal.slice(0, k)) {
+    const unit = view.units[index];
+    const label = unit.text.length > 32 ? `${unit.text.slice(0, 31)}…` : unit.text;
+    box.append(
+      el(
+        "span",
+        {
+          class: "chip",
+          title: `${unit.role} text · score ${fmtScore(unit.score, view.signed, 4)}`,
+          dataset: { index: String(index) },
+          style: { backgroundColor: unit.color, color: unit.text_color },
+        },
+        label,
+      ),
+      " ",
+    );
   }
 }
 
@@ -313,11 +365,14 @@ function renderHeatmap(view) {
       " (some methods give only one score per unit).";
     return;
   }
-  let max = 0;
-  for (const row of view.matrix) for (const v of row) max = Math.max(max, Math.abs(v));
-  note.textContent =
-    `Rows: the ${view.target_tokens.length} explained output tokens. Columns: the ${view.units.length} source units. ` +
-    `Full colour = ${fmt(max)} (the largest cell, its own scale). Hover a cell for its score.`;
+  const palette = view.matrix_palette;
+  note.replaceChildren(
+    `Rows: the ${view.target_tokens.length} explained output tokens. Columns: the ${view.units.length} source units. `,
+    paletteBar(palette),
+    " ",
+    el("span", { id: "heatmap-caption" }, palette.caption),
+    " (the largest cell, its own scale). Hover a cell for its score.",
+  );
   const head = el("tr", {}, el("th", { class: "corner" }, "target ↓ / source →"));
   for (const unit of view.units) {
     const label = unit.text.length > 24 ? `${unit.text.slice(0, 23)}…` : unit.text;
@@ -331,8 +386,8 @@ function renderHeatmap(view) {
     row.forEach((value, c) => {
       tr.append(
         el("td", {
-          title: `${JSON.stringify(token)} ← ${JSON.stringify(view.units[c].text)}: ${fmt(value, 4)}`,
-          style: { backgroundColor: shade(value, max) },
+          title: `${JSON.stringify(token)} ← ${JSON.stringify(view.units[c].text)}: ${fmtScore(value, palette.signed, 4)}`,
+          style: { backgroundColor: paletteColor(palette, value) },
         }),
       );
     });
@@ -350,7 +405,9 @@ function renderMeta(view) {
   ];
   if (m.seconds !== undefined) parts.push(`${fmt(m.seconds, 2)} s`);
   if (m.forward_passes !== undefined) parts.push(`${m.forward_passes} forward, ${m.backward_passes} backward passes`);
-  if (m.masking) parts.push(`masking: ${m.masking}`);
+  // As the other views' cost summary: the masking operator of methods that mask.
+  const masking = m.masking || (m.params || {}).masking;
+  if (masking && m.family && m.family !== "gradient") parts.push(`masking: ${masking}`);
   $("result-meta").textContent = parts.join(" · ");
 }
 
@@ -370,6 +427,7 @@ function renderView(view) {
   $("export-html").href = `/api/explanations/${view.explanation_id}/export?format=html&${q}`;
   $("mask-top").disabled = !!state.job;
   $("mask-k").max = String(view.units.length);
+  renderRemoval();
   updatePicked();
 }
 
@@ -499,18 +557,19 @@ async function generate() {
 async function explain() {
   if (!state.run) return;
   const method = $("method").value;
-  const body = {
+  await explainWith({
     run_id: state.run.id,
     span: state.span,
     method,
     granularity: $("granularity").value,
     matrix: $("matrix").checked,
-  };
-  if (method === "xprompt") body.k = Number($("k").value) || 3;
-  if (method === "integrated_gradients") body.n_steps = Number($("n-steps").value) || 20;
-  if (!$("masking-field").hidden) body.masking = $("masking").value;
+    params: readParams(method),
+  });
+}
+
+async function explainWith(body) {
   try {
-    const view = await runJob("/api/explain", body, `Explaining with ${method}`);
+    const view = await runJob("/api/explain", body, `Explaining with ${body.method}`);
     state.picked.clear();
     $("mask-result").hidden = true;
     renderView(view);
@@ -520,7 +579,34 @@ async function explain() {
   }
 }
 
+// The shown result again at granularity `wanted`: same run, span, method, parameters, heatmap.
+async function recompute(wanted) {
+  const view = state.view;
+  if (!view || state.job) return;
+  const settings = view.settings;
+  const spec = methodSpec(settings.method);
+  const known = new Set(spec ? spec.params.map((p) => p.name) : []);
+  const params = {};
+  for (const [name, value] of Object.entries(settings.params || {})) {
+    if (known.has(name)) params[name] = value;
+  }
+  $("method").value = settings.method;
+  onMethodChange();
+  setParams(params);
+  $("granularity").value = wanted;
+  $("matrix").checked = !!settings.matrix;
+  await explainWith({
+    run_id: view.run_id,
+    span: settings.span,
+    method: settings.method,
+    granularity: wanted,
+    matrix: !!settings.matrix,
+    params,
+  });
+}
+
 // Switching granularity re-aggregates the stored result on the server: no model call.
+// A result computed by masking whole units cannot be regrouped (409): offer to recompute.
 async function regroup() {
   if (!state.view) return;
   const wanted = $("granularity").value;
@@ -531,9 +617,12 @@ async function regroup() {
     state.picked.clear();
     renderView(view);
   } catch (err) {
-    // Keep the choice: the user may want to recompute at this granularity with Explain.
-    const message = err.message.replace(/\s*Re-run with --granularity \w+\.?/, "");
-    showError(`${message} Press Explain to compute it at ${wanted} granularity.`);
+    // Keep the choice: the user may want to recompute at this granularity.
+    if (err.status === 409) {
+      showError(err.message, { label: `Recompute at ${wanted}`, onclick: () => recompute(wanted) });
+    } else {
+      showError(err.message);
+    }
   }
 }
 
@@ -610,6 +699,8 @@ async function openRun(runId) {
     if (last) {
       $("method").value = last.settings.method;
       onMethodChange();
+      setParams(last.settings.params || {});
+      $("matrix").checked = !!last.settings.matrix;
       // Show the latest edit with the units it removed, i.e. at its granularity.
       const edit = [...run.edits].reverse().find((e) => e.explanation_id === last.id);
       const query = edit ? `?granularity=${encodeURIComponent(edit.result.granularity)}` : "";
@@ -634,13 +725,87 @@ function newRun() {
   $("prompt").focus();
 }
 
+// ----- method parameters: form fields generated from /api/info ------------------------------
+// Parameters that change only memory use, not the result, are not offered.
+const HIDDEN_PARAMS = new Set(["batch_size"]);
+
+function methodSpec(name) {
+  return state.info ? state.info.methods.find((m) => m.name === name) : undefined;
+}
+
+function paramField(param) {
+  const id = `param-${param.name}`;
+  const stored = state.paramValues[param.name];
+  const value = stored !== undefined ? stored : param.default;
+  let input;
+  if (param.choices) {
+    input = el("select", { id, dataset: { param: param.name, kind: "choice" } });
+    for (const choice of param.choices) input.append(el("option", { value: choice }, choice));
+    input.value = param.choices.includes(value) ? value : param.default;
+  } else if (/^bool/.test(param.type)) {
+    input = el("input", { id, type: "checkbox", dataset: { param: param.name, kind: "bool" } });
+    input.checked = !!value;
+  } else if (/\b(int|float)\b/.test(param.type)) {
+    const integer = /\bint\b/.test(param.type);
+    input = el("input", {
+      id,
+      type: "number",
+      min: param.minimum ?? undefined,
+      max: param.maximum ?? undefined,
+      step: integer ? "1" : "any",
+      placeholder: param.default === null ? "auto" : undefined,
+      dataset: { param: param.name, kind: integer ? "int" : "float" },
+    });
+    input.value = value === null || value === undefined ? "" : String(value);
+  } else {
+    input = el("input", { id, type: "text", dataset: { param: param.name, kind: "text" } });
+    input.value = value === null || value === undefined ? "" : String(value);
+  }
+  input.addEventListener("change", () => {
+    state.paramValues[param.name] = input.type === "checkbox" ? input.checked : input.value;
+  });
+  return el("label", { class: "inline", id: `${id}-field`, title: param.help }, param.name.replace(/_/g, " "), input);
+}
+
+function renderParams(method) {
+  const box = clear($("params"));
+  const spec = methodSpec(method);
+  if (!spec) return;
+  for (const param of spec.params || []) {
+    if (!HIDDEN_PARAMS.has(param.name)) box.append(paramField(param));
+  }
+}
+
+// The chosen method's parameters as the request's `params`; an empty number means "default".
+function readParams(method) {
+  const params = {};
+  const spec = methodSpec(method);
+  if (!spec) return params;
+  for (const node of $("params").querySelectorAll("[data-param]")) {
+    const { param, kind } = node.dataset;
+    if (kind === "bool") params[param] = node.checked;
+    else if (kind === "int" || kind === "float") {
+      if (node.value.trim() !== "") params[param] = Number(node.value);
+    } else if (node.value !== "") params[param] = node.value;
+  }
+  return params;
+}
+
+// Put stored parameter values into the generated fields (a reopened or recomputed result).
+function setParams(params) {
+  for (const [name, value] of Object.entries(params)) {
+    const node = $(`param-${name}`);
+    if (!node) continue;
+    if (node.type === "checkbox") node.checked = !!value;
+    else node.value = value === null || value === undefined ? "" : String(value);
+  }
+}
+
 // ----- set-up --------------------------------------------------------------------------------
 function onMethodChange() {
   const method = $("method").value;
-  $("k-field").hidden = method !== "xprompt";
-  $("steps-field").hidden = method !== "integrated_gradients";
-  const spec = state.info && state.info.methods.find((m) => m.name === method);
-  $("masking-field").hidden = !spec || spec.token_level;
+  renderParams(method);
+  const spec = methodSpec(method);
   $("method-help").textContent = spec
     ? spec.description + (spec.token_level ? "" : " Computed on whole units: it can be regrouped coarser, not finer.")
     : "";
@@ -656,6 +821,7 @@ async function init() {
   $("granularity").addEventListener("change", regroup);
   $("method").addEventListener("change", onMethodChange);
   $("mask-top").addEventListener("click", () => maskAndRegenerate({ top_k: Number($("mask-k").value) || 3 }));
+  $("mask-k").addEventListener("input", renderRemoval);
   $("mask-picked").addEventListener("click", () => maskAndRegenerate({ units: [...state.picked] }));
   $("clear-picked").addEventListener("click", clearPicked);
   $("new-run").addEventListener("click", newRun);
