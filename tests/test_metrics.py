@@ -14,9 +14,9 @@ from promptxray.evaluation.metrics import (
     bleu,
     kl_divergence,
     probability_ratio,
-    ranking_of,
     rouge_l,
     sbert_cosine,
+    sequence_log10_ratio,
 )
 from promptxray.evaluation.table import bootstrap_cell, build_table
 
@@ -100,18 +100,6 @@ def test_aopc_and_capped_ks():
         aopc(0.0, [])
 
 
-# ----- ranking ---------------------------------------------------------------------------
-class _FakeAttribution:
-    def __init__(self, scores, selected=None):
-        self.scores = scores
-        self.selected = selected
-
-
-def test_ranking_puts_selected_first_then_by_score():
-    assert ranking_of(_FakeAttribution([0.1, 0.9, -2.0, 0.5])) == [1, 3, 0, 2]
-    assert ranking_of(_FakeAttribution([0.1, 0.9, -2.0, 0.5], selected=[2, 0])) == [0, 2, 1, 3]
-
-
 # ----- the table ---------------------------------------------------------------------------
 def test_bootstrap_cell():
     c = bootstrap_cell([0.5, 0.5, 0.5])
@@ -128,20 +116,30 @@ def test_bootstrap_cell():
 
 def test_build_table_outputs():
     rows = [
-        {"method": "a", "bleu": 0.2, "kl": 1.0, "seconds": 1.0},
-        {"method": "a", "bleu": 0.4, "kl": 3.0, "seconds": 3.0},
-        {"method": "b", "bleu": 0.9, "kl": 0.0, "seconds": 0.5},
+        {"prompt_key": "p1", "method": "a", "bleu": 0.2, "kl": 1.0, "seconds": 1.0},
+        {"prompt_key": "p2", "method": "a", "bleu": 0.4, "kl": 3.0, "seconds": 3.0},
+        {"prompt_key": "p1", "method": "b", "bleu": 0.9, "kl": 0.0, "seconds": 0.5},
+        {"prompt_key": "p2", "method": "b", "bleu": 0.9, "kl": 0.0, "seconds": 0.5},
     ]
     table = build_table(rows, ["a", "b"], title="t")
-    assert table.counts == {"a": 2, "b": 1}
+    assert table.counts == {"a": 2, "b": 2}
     assert table.cells["a"]["bleu"].mean == pytest.approx(0.3)
     assert table.cells["a"]["sbert"].mean is None
     md = table.to_markdown()
-    assert "| a | 2 | 0.300 [" in md and "| b | 1 | 0.900 |" in md
+    assert "| a | 2 | 0.300 [" in md and "| b | 2 | 0.900 [0.900, 0.900]" in md
     assert "BLEU ↓" in md and "KL ↑" in md
     csv_lines = table.to_csv().splitlines()
     assert csv_lines[0].startswith("method,n,bleu,bleu_low,bleu_high")
-    assert csv_lines[2].startswith("b,1,0.9,,")
+    assert csv_lines[2].startswith("b,2,0.9,0.9,0.9")
     d = table.to_dict()
     assert d["methods"]["a"]["kl"]["mean"] == pytest.approx(2.0)
     assert "seconds" not in table.without_timing()["methods"]["a"]
+
+
+def test_sequence_log10_ratio_is_the_paper_pr_in_log10():
+    masked = torch.tensor([-1.0, -2.0, -0.5])
+    original = torch.tensor([-0.5, -0.5, -0.5])
+    expected = (-0.5 - 1.5 + 0.0) / math.log(10)
+    assert sequence_log10_ratio(masked, original) == pytest.approx(expected)
+    # the per-token PR is the geometric mean of the same ratios
+    assert probability_ratio(masked, original) == pytest.approx(math.exp(-2.0 / 3))

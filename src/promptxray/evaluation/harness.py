@@ -480,13 +480,14 @@ def _table(
 
 
 def write_table(table: ResultsTable, out_dir: str | Path) -> list[Path]:
-    """Write table.md, table.csv and table.json into the run directory."""
+    """Write table.md, table.csv, paired.csv and table.json into the run directory."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name, text in (
         ("table.md", table.to_markdown()),
         ("table.csv", table.to_csv()),
+        ("paired.csv", table.paired_csv()),
         ("table.json", table.to_json()),
     ):
         path = out / name

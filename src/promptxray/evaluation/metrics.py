@@ -106,6 +106,18 @@ def probability_ratio(masked_logprobs: torch.Tensor, original_logprobs: torch.Te
     return float(torch.exp(diff.mean()))
 
 
+def sequence_log10_ratio(masked_logprobs: torch.Tensor, original_logprobs: torch.Tensor) -> float:
+    """log10 p(y | masked) - log10 p(y | x) over the whole sequence: the paper's PR, in log10.
+
+    XPrompt's text defines PR as the ratio of sequence probabilities; for long
+    outputs that ratio underflows, so it is reported as its base-10 logarithm
+    (-2 means the masked prompt makes y a hundred times less likely).
+    """
+    _check_same_shape(masked_logprobs, original_logprobs)
+    diff = masked_logprobs.double() - original_logprobs.double()
+    return float(diff.sum() / math.log(10))
+
+
 def kl_divergence(masked_logdist: torch.Tensor, original_logdist: torch.Tensor) -> float:
     """Mean over target positions of KL(p(.|masked, y<t) || p(.|x, y<t)); inputs are log-softmax."""
     _check_same_shape(masked_logdist, original_logdist)
@@ -144,6 +156,7 @@ METRIC_NAMES = (
     "rouge_f",
     "sbert",
     "pr",
+    "pr_seq_log10",
     "kl",
     "comprehensiveness",
     "sufficiency",
@@ -160,6 +173,7 @@ class Faithfulness:
     rouge_f: float
     sbert: float | None
     pr: float
+    pr_seq_log10: float
     kl: float
     comprehensiveness: float
     sufficiency: float
@@ -242,6 +256,7 @@ class FaithfulnessScorer:
             rouge_f=f,
             sbert=sbert_cosine(masked_output, self.reference) if self.use_sbert else None,
             pr=probability_ratio(masked_logprobs, self.original_logprobs),
+            pr_seq_log10=sequence_log10_ratio(masked_logprobs, self.original_logprobs),
             kl=kl_divergence(masked_logdist, self.original_logdist),
             comprehensiveness=aopc(original_mean, means[: len(ks)]),
             sufficiency=aopc(original_mean, means[len(ks) :]),
@@ -262,22 +277,3 @@ class FaithfulnessScorer:
 def _gather(logdist: torch.Tensor, target_ids: list[int]) -> torch.Tensor:
     index = torch.tensor(target_ids, device=logdist.device).unsqueeze(-1)
     return logdist.gather(-1, index).squeeze(-1)
-
-
-def ranking_of(attribution: Any) -> list[int]:
-    """Unit indices best first: a joint method's selected set, then the rest by score.
-
-    The same order as `Attribution.top_k`, as indices, so the evaluation masks
-    exactly the units a user would see as the top k.
-    """
-    scores = attribution.scores
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    chosen = attribution.selected
-    if chosen:
-        picked = set(chosen)
-        order = [i for i in order if i in picked] + [i for i in order if i not in picked]
-    return order
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

@@ -1,9 +1,19 @@
 """The results table (methods x metrics, as in the XPrompt paper's Table 1) with bootstrap CIs.
 
 Every cell is a mean over prompts with a 95% percentile-bootstrap interval, so a
-reader can see when two methods are not really apart. The resampling uses a fixed
-seed and the rows come in prompt order, so the same rows always give the same
-table, byte for byte.
+reader can see when two methods are not really apart. Every method's means are
+over the same prompts: those where every method has a row, so a method that
+failed on the hard prompts cannot look better for it.
+
+Unpaired intervals overlap even when one method beats another on almost every
+prompt, so the table also holds **paired comparisons**: for each pair (A, B) and
+metric, the mean of A − B over the same prompts with a paired percentile-bootstrap
+95% interval (`scipy.stats.bootstrap` on the differences) and A's win/tie/loss
+counts ("win" = more faithful by that metric's direction). Markdown and JSON carry
+them; the CSV holds the per-method table and `paired_csv()` the comparisons.
+
+The resampling uses a fixed seed and the rows come in prompt order, so the same
+rows always give the same table, byte for byte.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +35,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rouge_r", "ROUGE-L R", "↓"),
     ("rouge_f", "ROUGE-L F1", "↓"),
     ("sbert", "SBERT", "↓"),
-    ("pr", "PR", "↓"),
+    ("pr", "PR (per token)", "↓"),
+    ("pr_seq_log10", "PR (seq, log10)", "↓"),
     ("kl", "KL", "↑"),
     ("comprehensiveness", "Comp.", "↑"),
     ("sufficiency", "Suff.", "↓"),
@@ -33,6 +44,17 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("forward_passes", "fwd/prompt", ""),
 )
 TIMING_COLUMNS = ("seconds",)
+PAIRED_METRICS = (
+    "pr",
+    "pr_seq_log10",
+    "kl",
+    "bleu",
+    "rouge_f",
+    "sbert",
+    "comprehensiveness",
+    "sufficiency",
+)
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -68,14 +90,125 @@ def bootstrap_cell(
     return Cell(mean, float(low), float(high), int(data.size))
 
 
+@dataclass(frozen=True)
+class PairedComparison:
+    """A − B on one metric over the prompts both have, with a paired interval and W/T/L."""
+
+    n: int
+    mean: float | None
+    low: float | None
+    high: float | None
+    wins: int
+    ties: int
+    losses: int
+
+    def as_text(self, digits: int = 3) -> str:
+        if self.mean is None:
+            return "–"
+        interval = (
+            f" [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+            if self.low is not None and self.high is not None
+            else " [–]"
+        )
+        return f"{self.mean:+.{digits}f}{interval} {self.wins}/{self.ties}/{self.losses}"
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+
+def paired_comparison(
+    a_values: Sequence[float | None],
+    b_values: Sequence[float | None],
+    direction: str,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    level: float = 0.95,
+) -> PairedComparison:
+    """Mean of a − b over positions where both are finite, paired bootstrap interval, W/T/L.
+
+    `direction` is "↓" (lower is more faithful) or "↑"; a win is A more faithful
+    than B by more than 1e-9. Fewer than two pairs: no interval.
+    """
+    from scipy.stats import bootstrap
+
+    pairs = [
+        (float(a), float(b))
+        for a, b in zip(a_values, b_values, strict=True)
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+    ]
+    if not pairs:
+        return PairedComparison(0, None, None, None, 0, 0, 0)
+    diffs = np.array([a - b for a, b in pairs])
+    better = -diffs if direction == "↓" else diffs
+    wins, losses = int((better > TIE).sum()), int((better < -TIE).sum())
+    ties = len(diffs) - wins - losses
+    mean = float(diffs.mean())
+    if len(diffs) < 2:
+        return PairedComparison(1, mean, None, None, wins, ties, losses)
+    if np.ptp(diffs) == 0:  # every resample has the same mean
+        return PairedComparison(len(diffs), mean, mean, mean, wins, ties, losses)
+    result = bootstrap(
+        (diffs,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=level,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    ci = result.confidence_interval
+    return PairedComparison(len(diffs), mean, float(ci.low), float(ci.high), wins, ties, losses)
+
+
 @dataclass
 class ResultsTable:
-    """One row per method, one `Cell` per column."""
+    """One row per method, one `Cell` per column; paired comparisons per (A, B, metric)."""
 
     methods: list[str]
     cells: dict[str, dict[str, Cell]]
     counts: dict[str, int]
     title: str = ""
+    paired: dict[tuple[str, str], dict[str, PairedComparison]] = field(default_factory=dict)
+    dropped: int = 0
+
+    def paired_markdown(self, digits: int = 3) -> str:
+        if not self.paired:
+            return ""
+        names = [k for k in PAIRED_METRICS if any(k in v for v in self.paired.values())]
+        titles = {key: f"{title} {arrow}" for key, title, arrow in COLUMNS}
+        lines = [
+            "Paired differences A − B over the same prompts: mean [paired 95% bootstrap "
+            "interval] A's wins/ties/losses (a win: A more faithful).",
+            "",
+            "| A − B | " + " | ".join(titles[k] for k in names) + " |",
+            "| --- |" + " ---: |" * len(names),
+        ]
+        for (a, b), by_metric in self.paired.items():
+            cells = [by_metric[k].as_text(digits) for k in names]
+            lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def paired_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["a", "b", "metric", "n", "mean", "low", "high", "wins", "ties", "losses"])
+        for (a, b), by_metric in self.paired.items():
+            for key, c in by_metric.items():
+                writer.writerow(
+                    [
+                        a,
+                        b,
+                        key,
+                        c.n,
+                        _num(c.mean),
+                        _num(c.low),
+                        _num(c.high),
+                        c.wins,
+                        c.ties,
+                        c.losses,
+                    ]
+                )
+        return buf.getvalue()
 
     def to_markdown(self, digits: int = 3) -> str:
         head = ["method", "n"] + [f"{title} {arrow}".strip() for _, title, arrow in COLUMNS]
@@ -91,9 +224,15 @@ class ResultsTable:
                 row.append(cell.as_text(1 if key == "forward_passes" else digits))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        same = "the same prompts for every method"
+        if self.dropped:
+            same += f" ({self.dropped} prompts without a row for every method left out)"
         lines.append(
-            "Mean over prompts [95% bootstrap interval]; ↓/↑: lower/higher is more faithful."
+            f"Mean over {same} [95% bootstrap interval]; ↓/↑: lower/higher is more faithful."
         )
+        paired = self.paired_markdown(digits)
+        if paired:
+            lines += ["", paired.rstrip("\n")]
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -128,6 +267,12 @@ class ResultsTable:
                 }
                 for m in self.methods
             },
+            "dropped_prompts": self.dropped,
+            "paired": [
+                {"a": a, "b": b, "metric": key, **asdict(c)}
+                for (a, b), by_metric in self.paired.items()
+                for key, c in by_metric.items()
+            ],
         }
 
     def to_json(self) -> str:
@@ -174,16 +319,44 @@ def build_table(
 ) -> ResultsTable:
     """Aggregate per-(prompt, method) rows (dicts with the COLUMNS keys) into the table.
 
+    Only prompts (`prompt_key`) with a row for every method count, for every method.
     Rows should come in a fixed order (prompt order): the bootstrap resamples by
     position, so a different order would give slightly different intervals.
     """
+    methods = list(methods)
+    by_prompt: dict[Any, dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        by_prompt.setdefault(r.get("prompt_key"), {})[r["method"]] = r
+    complete = [p for p, got in by_prompt.items() if all(m in got for m in methods)]
+    dropped = len(by_prompt) - len(complete)
     cells: dict[str, dict[str, Cell]] = {}
     counts: dict[str, int] = {}
     for m in methods:
-        mine = [r for r in rows if r["method"] == m]
+        mine = [by_prompt[p][m] for p in complete]
         counts[m] = len(mine)
         cells[m] = {
             key: bootstrap_cell([r.get(key) for r in mine], n_boot=n_boot, seed=seed)
             for key, _, _ in COLUMNS
         }
-    return ResultsTable(methods=list(methods), cells=cells, counts=counts, title=title)
+    direction = {key: arrow for key, _, arrow in COLUMNS}
+    paired: dict[tuple[str, str], dict[str, PairedComparison]] = {}
+    for i, a in enumerate(methods):
+        for b in methods[i + 1 :]:
+            paired[(a, b)] = {
+                key: paired_comparison(
+                    [by_prompt[p][a].get(key) for p in complete],
+                    [by_prompt[p][b].get(key) for p in complete],
+                    direction[key],
+                    seed=seed,
+                )
+                for key in PAIRED_METRICS
+                if key in direction
+            }
+    return ResultsTable(
+        methods=methods,
+        cells=cells,
+        counts=counts,
+        title=title,
+        paired=paired,
+        dropped=dropped,
+    )
