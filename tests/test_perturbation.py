@@ -123,9 +123,9 @@ def test_default_model_knows_what_the_answer_rests_on(default_lm):
     prompt, target = "What is the capital of France?", " The capital of France is Paris."
     attr = explain(prompt, model=default_lm, method="leave_one_out", target=target)
     assert {unit.text for unit, _ in attr.top_k(2, by="support")} == {"capital", "France?"}
-    # With k = 1 and six units the search visits every single-unit mask, so its best
-    # L is the unmasked L minus the largest leave-one-out score.
-    joint = explain(prompt, model=default_lm, method="xprompt", target=target, k=1, iterations=30)
+    # With k = 1 the search scores every single-unit mask (leave-one-out is one of its
+    # starts), so its best L is the unmasked L minus the largest leave-one-out score.
+    joint = explain(prompt, model=default_lm, method="xprompt", target=target, k=1)
     expected = attr.metadata["baseline_log_prob"] - max(attr.scores)
     assert joint.metadata["objective"] == pytest.approx(expected, abs=1e-3)
     assert [joint.units[i].text for i in joint.selected] == ["France?"]

@@ -66,3 +66,22 @@ def test_group_units_keeps_every_token():
     assert [u.text for u in units] == ["Hi there.", "Bye now."]
     assert owner == [0, 0, 0, 1, 1, 1]
     assert sorted(t for u in units for t in u.tokens) == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Dr. Smith arrived at 5 p.m. today.", ["Dr. Smith arrived at 5 p.m. today."]),
+        ("See e.g. the docs.", ["See e.g. the docs."]),
+        ("Pi is 3.14. It is irrational.", ["Pi is 3.14.", "It is irrational."]),
+        ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+        ("1. Buy milk.\n2. Buy eggs.", ["1. Buy milk.", "2. Buy eggs."]),
+        ("No end mark\n\nNew paragraph", ["No end mark", "New paragraph"]),
+        ("  Lead space. Trail space.  ", ["Lead space.", "Trail space."]),
+    ],
+)
+def test_sentences_by_a_maintained_splitter(text, sentences):
+    assert _texts("sentence", text=text) == sentences
+    segs = segment(text, "sentence")
+    assert "".join(text[s.cover[0] : s.cover[1]] for s in segs) == text
+    assert segs[0].cover[0] == 0 and segs[-1].cover[1] == len(text)

@@ -10,20 +10,65 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from .errors import UnknownGranularityError
+
+
+class Granularity(StrEnum):
+    TOKEN = "token"
+    WORD = "word"
+    SENTENCE = "sentence"
+    LINE = "line"
+    PARAGRAPH = "paragraph"
+    REGEX = "regex"
+
 
 GRANULARITIES = ("token", "word", "sentence", "line", "paragraph")
 
 _CORE_PATTERNS = {
     "word": r"\S+",
-    "sentence": r"[^\s](?:[^.!?\n]|[.!?]+(?=[^\s.!?]))*[.!?]*[\"')\]]*",
     "line": r"[^\n]*\S[^\n]*",
     "paragraph": r"\S(?:[^\n]|\n(?![ \t]*\n))*",
 }
+
+_splitter_lock = threading.Lock()
+_splitter: Any = None
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentences by pysbd (abbreviations, decimals, quotes, lists), never across a blank line.
+
+    pysbd knows "Dr.", "p.m.", "e.g." and "3.14" are not sentence ends, which no
+    short regex does. Paragraphs are split first, so a blank line always ends a
+    sentence. Each span is stripped of surrounding whitespace.
+    """
+    global _splitter
+    with _splitter_lock:
+        if _splitter is None:
+            import pysbd
+
+            _splitter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+        spans = []
+        for para in re.finditer(_CORE_PATTERNS["paragraph"], text):
+            offset, body, cursor = para.start(), para.group(), 0
+            for sent in _splitter.segment(body):
+                piece = sent.sent.strip()
+                if not piece:
+                    continue
+                start = body.find(piece, cursor)
+                if start < 0:  # pysbd changed the text: keep the rest of the paragraph whole
+                    piece = body[cursor:].strip()
+                    start = body.find(piece, cursor) if piece else -1
+                    if start < 0:
+                        break
+                spans.append((offset + start, offset + start + len(piece)))
+                cursor = start + len(piece)
+    return spans
 
 
 @dataclass
@@ -75,8 +120,11 @@ def segment(text: str, granularity: str, pattern: str | None = None) -> list[Seg
     check_granularity(granularity, pattern)
     if granularity == "token":
         raise UnknownGranularityError("Token units come from the tokenizer, not from segment().")
-    core = re.compile(pattern if granularity == "regex" else _CORE_PATTERNS[granularity])
-    matches = [(m.start(), m.end()) for m in core.finditer(text) if m.end() > m.start()]
+    if granularity == "sentence":
+        matches = _sentence_spans(text)
+    else:
+        core = re.compile(pattern if granularity == "regex" else _CORE_PATTERNS[granularity])
+        matches = [(m.start(), m.end()) for m in core.finditer(text) if m.end() > m.start()]
     cores: list[tuple[int, int]] = []
     cursor = 0
     for start, end in matches:
