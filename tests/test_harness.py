@@ -278,3 +278,17 @@ def test_cli_evaluate_runs_and_resumes(tiny_lm, data_file, tmp_path, monkeypatch
     assert (tmp_path / "run" / "table.md").read_text(encoding="utf-8").count("| 2 |") == 2
     bad = CliRunner().invoke(cli.app, ["evaluate", "--data", str(tmp_path / "x.jsonl"), "-o", "o"])
     assert bad.exit_code == 2 and "Data file not found" in bad.output
+
+
+def test_the_stop_token_is_part_of_y_when_generation_ended_early(tiny_lm, monkeypatch):
+    """XPrompt's code scores y with its end-of-sequence token; the CLI output drops it."""
+    eos = tiny_lm.tokenizer.eos_token_id
+    word = tiny_lm.tokenizer.encode(" fine", add_special_tokens=False)[0]
+
+    def fake_generate(input_ids=None, **kwargs):
+        return torch.cat([input_ids, torch.tensor([[word, eos, eos]])], dim=1)
+
+    monkeypatch.setattr(tiny_lm.model, "generate", fake_generate)
+    ids = tiny_lm.encode_prompt("Hi").ids
+    assert tiny_lm.generate(ids, max_new_tokens=8) == [word]
+    assert tiny_lm.generate(ids, max_new_tokens=8, keep_stop=True) == [word, eos]
