@@ -126,7 +126,9 @@ def test_build_table_outputs():
     assert table.cells["a"]["bleu"].mean == pytest.approx(0.3)
     assert table.cells["a"]["sbert"].mean is None
     md = table.to_markdown()
-    assert "| a | 2 | 0.300 [" in md and "| b | 2 | 0.900 [0.900, 0.900]" in md
+    assert "| a | 0.300 [" in md and "| b | 0.900 [0.900, 0.900]" in md
+    assert "Mean over the same 2 prompts for every method [" in md  # n stated once
+    assert "| method | BLEU ↓ |" in md
     assert "BLEU ↓" in md and "KL ↑" in md
     csv_lines = table.to_csv().splitlines()
     assert csv_lines[0].startswith("method,n,bleu,bleu_low,bleu_high")

@@ -99,7 +99,8 @@ def probability_ratio(masked_logprobs: torch.Tensor, original_logprobs: torch.Te
     """exp(mean_t [log p(y_t | masked, y<t) - log p(y_t | x, y<t)]).
 
     The per-token geometric mean keeps PR comparable across outputs of different
-    lengths (the raw product would vanish for long outputs).
+    lengths (the raw product would vanish for long outputs); it is what the official
+    XPrompt code computes. `sequence_log10_ratio` is the paper's text's definition.
     """
     _check_same_shape(masked_logprobs, original_logprobs)
     diff = masked_logprobs.double() - original_logprobs.double()

@@ -2,15 +2,20 @@
 
 Every cell is a mean over prompts with a 95% percentile-bootstrap interval, so a
 reader can see when two methods are not really apart. Every method's means are
-over the same prompts: those where every method has a row, so a method that
-failed on the hard prompts cannot look better for it.
+over the same prompts: those (`prompt_key`) where every listed method has a row
+without an error, so a method that failed on the hard prompts cannot look better
+for it. That n is stated once, under the table, with the number of prompts left
+out because some method lacked a row.
 
 Unpaired intervals overlap even when one method beats another on almost every
 prompt, so the table also holds **paired comparisons**: for each pair (A, B) and
-metric, the mean of A − B over the same prompts with a paired percentile-bootstrap
-95% interval (`scipy.stats.bootstrap` on the differences) and A's win/tie/loss
-counts ("win" = more faithful by that metric's direction). Markdown and JSON carry
-them; the CSV holds the per-method table and `paired_csv()` the comparisons.
+metric, the mean of A − B over the prompts both have a row for, with a paired
+percentile-bootstrap 95% interval (`scipy.stats.bootstrap` on the differences,
+2000 resamples) and A's win/tie/loss counts ("win" = more faithful by that metric's
+direction, tie = |A − B| <= 1e-9). Markdown gets a second table "Paired differences
+(A − B)", JSON a "paired" list; `to_csv()` stays the per-method table only (one
+header, easy to load) and `paired_csv()` holds the comparisons, one row per
+(A, B, metric).
 
 The resampling uses a fixed seed and the rows come in prompt order, so the same
 rows always give the same table, byte for byte.
@@ -28,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidParameterError
+
 # (key in a row, column title, which direction means "more faithful")
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("bleu", "BLEU", "↓"),
@@ -44,6 +51,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("forward_passes", "fwd/prompt", ""),
 )
 TIMING_COLUMNS = ("seconds",)
+# Metrics compared pairwise: the faithfulness ones (not timing, not ROUGE P/R, which
+# F1 summarises).
 PAIRED_METRICS = (
     "pr",
     "pr_seq_log10",
@@ -54,11 +63,14 @@ PAIRED_METRICS = (
     "comprehensiveness",
     "sufficiency",
 )
-TIE = 1e-9
+TIE = 1e-9  # |A − B| at or below this is a tie: float noise is not a win
+PAIRED_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
 class Cell:
+    """One method's mean of one metric and its bootstrap interval; n = finite values used."""
+
     mean: float | None
     low: float | None
     high: float | None
@@ -92,7 +104,12 @@ def bootstrap_cell(
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """A − B on one metric over the prompts both have, with a paired interval and W/T/L."""
+    """A − B on one metric over the prompts both have, with a paired interval and W/T/L.
+
+    Pairing removes the prompt-to-prompt spread that both methods share, so the
+    interval says whether A and B differ even when their unpaired cells overlap.
+    `low`/`high` are None with fewer than two pairs; wins/ties/losses are A's.
+    """
 
     n: int
     mean: float | None
@@ -114,6 +131,7 @@ class PairedComparison:
 
     @property
     def excludes_zero(self) -> bool:
+        """Whether the interval lies strictly on one side of 0 (A and B really differ)."""
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
 
@@ -122,16 +140,23 @@ def paired_comparison(
     b_values: Sequence[float | None],
     direction: str,
     seed: int = 0,
-    n_resamples: int = 2000,
+    n_resamples: int = PAIRED_RESAMPLES,
     level: float = 0.95,
 ) -> PairedComparison:
     """Mean of a − b over positions where both are finite, paired bootstrap interval, W/T/L.
 
-    `direction` is "↓" (lower is more faithful) or "↑"; a win is A more faithful
-    than B by more than 1e-9. Fewer than two pairs: no interval.
+    `a_values[i]` and `b_values[i]` must be the same prompt. `direction` is "↓"
+    (lower is more faithful) or "↑"; a win is A more faithful than B by more than
+    1e-9. The interval is the percentile bootstrap of the mean difference
+    (`scipy.stats.bootstrap` on the differences, which is the paired bootstrap of
+    mean(A) − mean(B)), from `numpy.random.default_rng(seed)`, so it is the same
+    for the same values. Fewer than two pairs: no interval; a constant difference
+    d: exactly [d, d] (every resample has mean d).
     """
     from scipy.stats import bootstrap
 
+    if direction not in ("↓", "↑"):
+        raise InvalidParameterError(f'direction must be "↓" or "↑", not {direction!r}.')
     pairs = [
         (float(a), float(b))
         for a, b in zip(a_values, b_values, strict=True)
@@ -143,11 +168,11 @@ def paired_comparison(
     better = -diffs if direction == "↓" else diffs
     wins, losses = int((better > TIE).sum()), int((better < -TIE).sum())
     ties = len(diffs) - wins - losses
+    if np.ptp(diffs) == 0:  # every resample has mean d; np.mean could be off by an ulp
+        d = float(diffs[0])
+        low, high = (d, d) if len(diffs) >= 2 else (None, None)
+        return PairedComparison(len(diffs), d, low, high, wins, ties, losses)
     mean = float(diffs.mean())
-    if len(diffs) < 2:
-        return PairedComparison(1, mean, None, None, wins, ties, losses)
-    if np.ptp(diffs) == 0:  # every resample has the same mean
-        return PairedComparison(len(diffs), mean, mean, mean, wins, ties, losses)
     result = bootstrap(
         (diffs,),
         np.mean,
@@ -162,7 +187,12 @@ def paired_comparison(
 
 @dataclass
 class ResultsTable:
-    """One row per method, one `Cell` per column; paired comparisons per (A, B, metric)."""
+    """One row per method, one `Cell` per column; paired comparisons per (A, B, metric).
+
+    `n` is the number of prompts every method's means are over (`counts` repeats
+    it per method for older callers); `dropped` the prompts left out because some
+    method had no row for them; `paired_n[(A, B)]` the prompts both A and B have.
+    """
 
     methods: list[str]
     cells: dict[str, dict[str, Cell]]
@@ -170,25 +200,43 @@ class ResultsTable:
     title: str = ""
     paired: dict[tuple[str, str], dict[str, PairedComparison]] = field(default_factory=dict)
     dropped: int = 0
+    n: int = 0
+    paired_n: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def caption(self) -> str:
+        """The line under the table: n once, what was left out, what the cells mean."""
+        text = f"Mean over the same {self.n} prompts for every method"
+        if self.dropped:
+            them = "prompt" if self.dropped == 1 else "prompts"
+            text += f" ({self.dropped} {them} left out: some method had no row for them)"
+        return text + " [95% bootstrap interval]; ↓/↑: lower/higher is more faithful."
 
     def paired_markdown(self, digits: int = 3) -> str:
+        """The "Paired differences (A − B)" table: one row per pair, one cell per metric."""
         if not self.paired:
             return ""
         names = [k for k in PAIRED_METRICS if any(k in v for v in self.paired.values())]
         titles = {key: f"{title} {arrow}" for key, title, arrow in COLUMNS}
         lines = [
-            "Paired differences A − B over the same prompts: mean [paired 95% bootstrap "
-            "interval] A's wins/ties/losses (a win: A more faithful).",
+            "**Paired differences (A − B)**",
             "",
-            "| A − B | " + " | ".join(titles[k] for k in names) + " |",
-            "| --- |" + " ---: |" * len(names),
+            "| A − B | n | " + " | ".join(titles[k] for k in names) + " |",
+            "| --- | ---: |" + " ---: |" * len(names),
         ]
         for (a, b), by_metric in self.paired.items():
             cells = [by_metric[k].as_text(digits) for k in names]
-            lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+            n = self.paired_n.get((a, b), 0)
+            lines.append(f"| {a} − {b} | {n} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Mean of A − B over the prompts both have [paired 95% percentile-bootstrap "
+            "interval, – with fewer than 2 prompts] A's wins/ties/losses (win: A more "
+            "faithful by the metric's ↓/↑; tie: |A − B| ≤ 1e-9).",
+        ]
         return "\n".join(lines) + "\n"
 
     def paired_csv(self) -> str:
+        """The paired comparisons, one row per (A, B, metric); empty bounds = no interval."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["a", "b", "metric", "n", "mean", "low", "high", "wins", "ties", "losses"])
@@ -211,31 +259,28 @@ class ResultsTable:
         return buf.getvalue()
 
     def to_markdown(self, digits: int = 3) -> str:
-        head = ["method", "n"] + [f"{title} {arrow}".strip() for _, title, arrow in COLUMNS]
+        """The per-method table (n stated once, in the caption), then the paired table."""
+        head = ["method"] + [f"{title} {arrow}".strip() for _, title, arrow in COLUMNS]
         lines = []
         if self.title:
             lines += [f"**{self.title}**", ""]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("| " + " | ".join(["---"] + ["---:"] * (len(head) - 1)) + " |")
         for m in self.methods:
-            row = [m, str(self.counts[m])]
+            row = [m]
             for key, _, _ in COLUMNS:
                 cell = self.cells[m][key]
                 row.append(cell.as_text(1 if key == "forward_passes" else digits))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
-        same = "the same prompts for every method"
-        if self.dropped:
-            same += f" ({self.dropped} prompts without a row for every method left out)"
-        lines.append(
-            f"Mean over {same} [95% bootstrap interval]; ↓/↑: lower/higher is more faithful."
-        )
+        lines.append(self.caption())
         paired = self.paired_markdown(digits)
         if paired:
             lines += ["", paired.rstrip("\n")]
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
+        """The per-method table only (n repeated per row, it is the same for all)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         header = ["method", "n"]
@@ -267,6 +312,7 @@ class ResultsTable:
                 }
                 for m in self.methods
             },
+            "n_prompts": self.n,
             "dropped_prompts": self.dropped,
             "paired": [
                 {"a": a, "b": b, "metric": key, **asdict(c)}
@@ -287,17 +333,16 @@ class ResultsTable:
         return d
 
     def rich(self) -> Any:
+        """The per-method table for the terminal, n stated once in the caption."""
         from rich.table import Table
 
-        table = Table(title=self.title or None)
+        table = Table(title=self.title or None, caption=self.caption())
         table.add_column("method")
-        table.add_column("n", justify="right")
         for _, title, arrow in COLUMNS:
             table.add_column(f"{title} {arrow}".strip(), justify="right")
         for m in self.methods:
             table.add_row(
                 m,
-                str(self.counts[m]),
                 *(
                     self.cells[m][key].as_text(1 if key == "forward_passes" else 3)
                     for key, _, _ in COLUMNS
@@ -317,16 +362,30 @@ def build_table(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> ResultsTable:
-    """Aggregate per-(prompt, method) rows (dicts with the COLUMNS keys) into the table.
+    """Aggregate per-(prompt, method) rows (dicts with `prompt_key`, `method` and the
+    COLUMNS keys) into the table.
 
-    Only prompts (`prompt_key`) with a row for every method count, for every method.
-    Rows should come in a fixed order (prompt order): the bootstrap resamples by
-    position, so a different order would give slightly different intervals.
+    Rows with a truthy `error` and rows of methods not listed are ignored. Means are
+    over the prompts where every listed method has a row, for every method (so no
+    method is averaged over easier prompts); each pair (A, B) is compared over the
+    prompts both have. Rows should come in a fixed order (prompt order): the
+    bootstrap resamples by position, so a different order would give slightly
+    different intervals.
     """
     methods = list(methods)
+    wanted = set(methods)
     by_prompt: dict[Any, dict[str, Mapping[str, Any]]] = {}
     for r in rows:
-        by_prompt.setdefault(r.get("prompt_key"), {})[r["method"]] = r
+        if r.get("error") or r["method"] not in wanted:
+            continue
+        if r.get("prompt_key") is None:
+            raise InvalidParameterError("Every row needs a prompt_key to pair methods.")
+        got = by_prompt.setdefault(r["prompt_key"], {})
+        if r["method"] in got:
+            raise InvalidParameterError(
+                f"Two rows for prompt {r['prompt_key']!r} and method {r['method']!r}."
+            )
+        got[r["method"]] = r
     complete = [p for p, got in by_prompt.items() if all(m in got for m in methods)]
     dropped = len(by_prompt) - len(complete)
     cells: dict[str, dict[str, Cell]] = {}
@@ -340,17 +399,19 @@ def build_table(
         }
     direction = {key: arrow for key, _, arrow in COLUMNS}
     paired: dict[tuple[str, str], dict[str, PairedComparison]] = {}
+    paired_n: dict[tuple[str, str], int] = {}
     for i, a in enumerate(methods):
         for b in methods[i + 1 :]:
+            both = [p for p, got in by_prompt.items() if a in got and b in got]
+            paired_n[(a, b)] = len(both)
             paired[(a, b)] = {
                 key: paired_comparison(
-                    [by_prompt[p][a].get(key) for p in complete],
-                    [by_prompt[p][b].get(key) for p in complete],
+                    [by_prompt[p][a].get(key) for p in both],
+                    [by_prompt[p][b].get(key) for p in both],
                     direction[key],
                     seed=seed,
                 )
                 for key in PAIRED_METRICS
-                if key in direction
             }
     return ResultsTable(
         methods=methods,
@@ -359,4 +420,6 @@ def build_table(
         title=title,
         paired=paired,
         dropped=dropped,
+        n=len(complete),
+        paired_n=paired_n,
     )
