@@ -36,8 +36,23 @@ _CORE_PATTERNS = {
     "paragraph": r"\S(?:[^\n]|\n(?![ \t]*\n))*",
 }
 
-_splitter_lock = threading.Lock()
+_splitter_lock = threading.Lock()  # a pysbd Segmenter keeps state while it segments
 _splitter: Any = None
+
+# Characters pysbd uses internally as placeholders: in the input they make it drop or
+# rewrite sentences ("I ☝ you. Go." comes back as just "Go."). Each is swapped for a
+# neutral one-character stand-in before pysbd sees the text, so offsets do not move.
+_PYSBD_PLACEHOLDERS = "∯♨☝ȸȹ∮☉☈☇☄☏ƪ♟♝♬♭ᓰᓱᓳᓴᓷᓸ✂⌬⎋"
+_NEUTRALIZE = str.maketrans({c: "#" for c in _PYSBD_PLACEHOLDERS})
+
+
+def _pysbd() -> Any:
+    global _splitter
+    if _splitter is None:
+        import pysbd
+
+        _splitter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return _splitter
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -45,29 +60,31 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
 
     pysbd knows "Dr.", "p.m.", "e.g." and "3.14" are not sentence ends, which no
     short regex does. Paragraphs are split first, so a blank line always ends a
-    sentence. Each span is stripped of surrounding whitespace.
+    sentence; within a paragraph pysbd decides, and it ends a sentence at every
+    newline. pysbd's sentences are mapped back by their visible characters
+    (whitespace may differ), searching forward from a cursor; text pysbd leaves
+    out stays a unit of its own inside its paragraph. Spans are stripped.
     """
-    global _splitter
-    with _splitter_lock:
-        if _splitter is None:
-            import pysbd
-
-            _splitter = pysbd.Segmenter(language="en", clean=False, char_span=True)
-        spans = []
-        for para in re.finditer(_CORE_PATTERNS["paragraph"], text):
-            offset, body, cursor = para.start(), para.group(), 0
-            for sent in _splitter.segment(body):
-                piece = sent.sent.strip()
-                if not piece:
-                    continue
-                start = body.find(piece, cursor)
-                if start < 0:  # pysbd changed the text: keep the rest of the paragraph whole
-                    piece = body[cursor:].strip()
-                    start = body.find(piece, cursor) if piece else -1
-                    if start < 0:
-                        break
-                spans.append((offset + start, offset + start + len(piece)))
-                cursor = start + len(piece)
+    spans: list[tuple[int, int]] = []
+    for para in re.finditer(_CORE_PATTERNS["paragraph"], text):
+        offset = para.start()
+        body = para.group().translate(_NEUTRALIZE)
+        where = [i for i, c in enumerate(body) if not c.isspace()]  # visible char -> offset
+        visible = "".join(body[i] for i in where)
+        with _splitter_lock:
+            sentences = [sent.sent for sent in _pysbd().segment(body)]
+        cursor = 0  # in `visible`
+        for sent in sentences:
+            key = "".join(sent.split())
+            found = visible.find(key, cursor) if key else -1
+            if found < 0:
+                continue
+            if found > cursor:  # pysbd skipped text: keep it as a unit
+                spans.append((offset + where[cursor], offset + where[found - 1] + 1))
+            cursor = found + len(key)
+            spans.append((offset + where[found], offset + where[cursor - 1] + 1))
+        if cursor < len(visible):
+            spans.append((offset + where[cursor], offset + where[-1] + 1))
     return spans
 
 
