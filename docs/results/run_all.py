@@ -1,28 +1,36 @@
 """Reproduce the tables in docs/results: four runs (2 prompt sets x token/word units).
 
-The runs share one slow CPU, so they go round-robin with a growing prompt limit
-(5, 10, 15, ...): whenever the time runs out, every table has about the same
-number of prompts. Every call resumes from the run's SQLite file, so stopping and
-restarting this script loses nothing. Equivalent CLI call for one step:
+Prompts are sampled across the length range: each shared set is sorted by word
+count and the prompts at 60 evenly spaced ranks are kept (in file order) in
+`data/{set}_spread60.jsonl`; every third of those ranks (20 prompts, again
+spread over the range) forms `data/{set}_spread20.jsonl`, where xprompt_paper
+runs too. Rows are keyed by prompt id and text, so both files share one SQLite
+store per run and the 20-prompt table reuses the 60-prompt rows.
 
-    promptxray evaluate --data docs/results/data/instructions_short50.jsonl \
-        --methods random,integrated_gradients,leave_one_out,xprompt,grad_norm \
-        --k 3 --granularity token --max-new-tokens 32 --limit 5 \
-        --out docs/results/instructions_token
+Every call resumes from the run's SQLite file, so stopping and restarting loses
+nothing; runs go round-robin with a growing prompt limit so that, whenever the
+time runs out, every table has about the same number of prompts. Equivalent CLI
+call for one step:
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python docs/results/run_all.py [STEP] [MAX]
+    promptxray evaluate --data docs/results/data/instructions_spread60.jsonl \
+        --methods random,leave_one_out,xprompt --k 3 --granularity word \
+        --max-new-tokens 64 --limit 10 --out docs/results/instructions_word
+
+Usage: OMP_NUM_THREADS=1 .venv/bin/python docs/results/run_all.py sample
+       OMP_NUM_THREADS=1 .venv/bin/python docs/results/run_all.py run RUN[,RUN...] [STEP]
        .venv/bin/python docs/results/run_all.py tables   # final tables, no new rows
+RUN is e.g. instructions_word.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from promptxray import load_model
 from promptxray.evaluation.harness import (
     DB_NAME,
     EvalConfig,
@@ -32,96 +40,129 @@ from promptxray.evaluation.harness import (
 )
 
 HERE = Path(__file__).resolve().parent
-METHODS = ["random", "integrated_gradients", "leave_one_out", "xprompt", "grad_norm"]
-RUNS = [
-    (dataset, granularity)
-    for dataset in ("instructions", "counseling")
-    for granularity in ("token", "word")
-]
-MAX_NEW_TOKENS = 32  # the paper-like 64 halves the prompts that fit in our CPU budget
+SHARED = HERE.parents[2] / "shared" / "data"
+METHODS = ["random", "leave_one_out", "xprompt"]
+PAPER = "xprompt_paper"
+SETS = ("instructions", "counseling")
+RUNS = [f"{s}_{g}" for s in SETS for g in ("word", "token")]
+MAX_NEW_TOKENS = 64  # the harness default
+N_PROMPTS, N_PAPER = 60, 20
 
 
-def config_for(granularity: str, limit: int | None) -> EvalConfig:
+def sample() -> None:
+    """Write the spread60/spread20 subsets of the shared prompt sets."""
+    for name in SETS:
+        rows = [json.loads(line) for line in (SHARED / f"{name}.jsonl").open() if line.strip()]
+        by_length = sorted(range(len(rows)), key=lambda i: (len(rows[i]["prompt"].split()), i))
+        ranks = [round(j * (len(rows) - 1) / (N_PROMPTS - 1)) for j in range(N_PROMPTS)]
+        picked = [by_length[r] for r in ranks]
+        subsets = {"spread60": picked, "spread20": picked[::3]}
+        for suffix, chosen in subsets.items():
+            out = HERE / "data" / f"{name}_{suffix}.jsonl"
+            with out.open("w", encoding="utf-8") as fh:
+                for i in sorted(chosen):
+                    fh.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
+            words = sorted(len(rows[i]["prompt"].split()) for i in chosen)
+            print(f"{out.name}: {len(chosen)} prompts, {words[0]}-{words[-1]} words")
+
+
+def config_for(run: str, methods: list[str], limit: int | None) -> EvalConfig:
     return EvalConfig(
-        methods=METHODS,
+        methods=methods,
         k=3,
-        granularity=granularity,
+        granularity=run.split("_")[1],
         masking="delete",
         max_new_tokens=MAX_NEW_TOKENS,
         limit=limit,
-        iterations=50,
-        n_steps=20,
+        use_sbert=True,
     )
 
 
-def complete_records(dataset: str, granularity: str) -> list:
-    """Prompts with a row for every method, in file order (workers may fill any prompt)."""
+def data_file(run: str, suffix: str) -> Path:
+    return HERE / "data" / f"{run.split('_')[0]}_{suffix}.jsonl"
+
+
+def complete_records(run: str, suffix: str, methods: list[str]) -> list:
+    """Prompts with a row for every method (workers may fill any prompt), in file order."""
     from promptxray.model import DEFAULT_MODEL
 
-    records, _ = read_prompts(HERE / "data" / f"{dataset}_short50.jsonl")
-    db = HERE / f"{dataset}_{granularity}" / DB_NAME
+    records, _ = read_prompts(data_file(run, suffix))
+    db = HERE / run / DB_NAME
     if not db.exists():
         return []
     store = ResultStore(db)
-    config = config_for(granularity, None)
+    config = config_for(run, methods, None)
     done = [
         rec
         for rec in records
-        if all(store.has_row(store.row_key(rec, m, DEFAULT_MODEL, config)) for m in METHODS)
+        if all(store.has_row(store.row_key(rec, m, DEFAULT_MODEL, config)) for m in methods)
     ]
     store.close()
     return done
 
 
 def tables() -> None:
-    """Rewrite each run's tables over its complete prompts and print them (no new rows).
-
-    Every prompt with all five rows counts, not only a prefix of the file: a
-    second worker may fill the file from the end while this script fills it from
-    the start, and both write the same keyed rows.
-    """
+    """Rewrite each run's tables over its complete prompts (no new rows): the 60-prompt
+    table of the three methods, and the 20-prompt table with xprompt_paper beside them."""
     from promptxray.evaluation.harness import _table, write_table
     from promptxray.model import DEFAULT_MODEL
 
-    for dataset, granularity in RUNS:
-        done = complete_records(dataset, granularity)
-        if not done:
-            continue
-        source = HERE / "data" / f"{dataset}_short50.jsonl"
-        store = ResultStore(HERE / f"{dataset}_{granularity}" / DB_NAME)
-        table = _table(store, done, DEFAULT_MODEL, config_for(granularity, None), str(source))
-        store.close()
-        write_table(table, HERE / f"{dataset}_{granularity}")
-        lines = [rec.line for rec in done]
-        print(table.to_markdown())
-        print(f"prompt lines used: {lines}\n")
+    for run in RUNS:
+        for suffix, methods, folder in (
+            ("spread60", METHODS, HERE / run),
+            ("spread20", [*METHODS, PAPER], HERE / run / "with_paper"),
+        ):
+            done = complete_records(run, suffix, methods)
+            if not done:
+                continue
+            store = ResultStore(HERE / run / DB_NAME)
+            config = config_for(run, methods, None)
+            table = _table(store, done, DEFAULT_MODEL, config, str(data_file(run, suffix)))
+            store.close()
+            write_table(table, folder)
+            print(table.to_markdown())
+            print(f"{run} {suffix}: {len(done)} complete prompts\n")
+
+
+def run(runs: list[str], step: int) -> None:
+    from promptxray import load_model
+
+    torch.set_num_threads(1)  # the machine is shared: one thread avoids oversubscription
+    lm = load_model()
+    for limit in range(step, N_PROMPTS + step, step):
+        for name in runs:
+            jobs = [("spread60", METHODS, min(limit, N_PROMPTS))]
+            if limit <= N_PROMPTS:
+                jobs.append(("spread20", [PAPER], min(limit // 3, N_PAPER)))
+            for suffix, methods, cap in jobs:
+                if cap < 1:
+                    continue
+                started = time.time()
+                report = run_evaluation(
+                    data_file(name, suffix),
+                    HERE / name,
+                    config_for(name, methods, cap),
+                    lm=lm,
+                    show_progress=False,
+                )
+                print(
+                    f"{time.strftime('%H:%M:%S')} {name} {suffix} {methods} limit={cap}: "
+                    f"{report.computed} computed, {report.reused} reused, "
+                    f"{len(report.errors)} errors, {time.time() - started:.0f} s",
+                    flush=True,
+                )
 
 
 def main() -> None:
-    if sys.argv[1:] == ["tables"]:
+    args = sys.argv[1:]
+    if args == ["sample"]:
+        sample()
+    elif args == ["tables"]:
         tables()
-        return
-    step = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    most = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    torch.set_num_threads(1)  # the machine is shared: one thread avoids oversubscription
-    lm = load_model()
-    for limit in range(step, most + 1, step):
-        for dataset, granularity in RUNS:
-            started = time.time()
-            config = config_for(granularity, limit)
-            report = run_evaluation(
-                HERE / "data" / f"{dataset}_short50.jsonl",
-                HERE / f"{dataset}_{granularity}",
-                config,
-                lm=lm,
-                show_progress=False,
-            )
-            print(
-                f"{time.strftime('%H:%M:%S')} {dataset}/{granularity} limit={limit}: "
-                f"{report.computed} computed, {report.reused} reused, "
-                f"{len(report.errors)} errors, {time.time() - started:.0f} s",
-                flush=True,
-            )
+    elif args and args[0] == "run":
+        run(args[1].split(","), int(args[2]) if len(args) > 2 else 10)
+    else:
+        sys.exit(__doc__)
 
 
 if __name__ == "__main__":
