@@ -62,10 +62,6 @@ class MethodParams(BaseModel):
         """Refuse settings that cannot work on `n_units` units (e.g. k larger than n)."""
 
 
-class NoParams(MethodParams):
-    pass
-
-
 @dataclass
 class MethodOutput:
     """Scores over the units the method was given (same order).

@@ -174,17 +174,17 @@ class Objective:
         units: list[Unit],
         masking: str,
         batch_size: int,
+        k: int,
         budget: int | None = None,
         memo: bool = True,
     ) -> None:
         self.lm, self.problem, self.units = lm, problem, units
-        self.masking, self.batch_size, self.budget = masking, batch_size, budget
+        self.masking, self.batch_size, self.k, self.budget = masking, batch_size, k, budget
         self.memo = memo
         self.known: dict[Units, float] = {}
         self.spent = 0
-        self.best = math.inf
+        self.best = math.inf  # the lowest L among the k-sets scored so far
         self.trajectory: list[tuple[int, float]] = []
-        self.k: int | None = None
 
     @property
     def left(self) -> int:
@@ -211,7 +211,7 @@ class Objective:
             )
             for s, row in zip(new, logprobs, strict=True):
                 self.known[s] = float(row.sum())
-                if self.k is not None and len(s) == self.k:
+                if len(s) == self.k:
                     self.best = min(self.best, self.known[s])
             self.spent += len(new)
             self.trajectory.append((self.spent, self.best))
@@ -260,9 +260,7 @@ def xprompt(
     n, k = len(units), params.k
     params.check_units(n)
     budget = params.budget_for(n)
-    if budget < 2:
-        raise InvalidParameterError("budget must allow at least 2 scored prompts.")
-    objective = Objective(lm, problem, units, params.masking, params.batch_size, budget)
+    objective = Objective(lm, problem, units, params.masking, params.batch_size, k, budget)
     phases: dict[str, int] = {}
 
     def phase(name: str, before: int) -> None:
@@ -272,11 +270,10 @@ def xprompt(
 
     empty: Units = frozenset()
     (baseline,) = objective([empty])
-    objective.k = k
     phase("baseline", 0)
 
     if params.strategy == "exhaustive":
-        chosen, value, start_won = _exhaustive(objective, n, k, budget)
+        chosen, value, start_won = _exhaustive(objective, n, k)
         phase("exhaustive", 1)
         singles, gradient, starts = None, None, {"exhaustive": chosen}
     else:
@@ -289,11 +286,7 @@ def xprompt(
     before = objective.spent
     inside = sorted(chosen)
     leave_out = [chosen - {u} for u in inside]
-    affordable = objective.fit(leave_out)
-    try:
-        values = objective(affordable, reference=chosen)
-    except BudgetSpent:  # pragma: no cover - fit() keeps within budget
-        values = []
+    values = objective(objective.fit(leave_out), reference=chosen)
     phase("ranking", before)
     marginal = {u: v - value for u, v in zip(inside, values, strict=False)}
     evidence = _single_evidence(n, baseline, singles, gradient)
@@ -331,7 +324,7 @@ def _single_evidence(
     return list(gradient) if gradient is not None else [0.0] * n
 
 
-def _exhaustive(objective: Objective, n: int, k: int, budget: int) -> tuple[Units, float, str]:
+def _exhaustive(objective: Objective, n: int, k: int) -> tuple[Units, float, str]:
     count = math.comb(n, k)
     if count > EXHAUSTIVE_LIMIT:
         raise InvalidParameterError(
@@ -340,7 +333,8 @@ def _exhaustive(objective: Objective, n: int, k: int, budget: int) -> tuple[Unit
         )
     if count > objective.left:
         raise InvalidParameterError(
-            f"The exhaustive strategy needs {count + 1} scored prompts but budget is {budget}."
+            f"The exhaustive strategy needs {count + 1} scored prompts but budget is "
+            f"{objective.budget}."
         )
     sets = [frozenset(c) for c in itertools.combinations(range(n), k)]
     values = objective(sets, reference=frozenset())
@@ -377,10 +371,11 @@ def _search(
         starts["leave_one_out"] = frozenset(by_drop[:k])
         objective([starts["leave_one_out"]], reference=empty)
         phase("leave_one_out", before)
-        greedy = _greedy(objective, n, k, by_drop, singles)
-        phase("greedy", greedy[1])
-        if greedy[0] is not None:
-            starts["greedy"] = greedy[0]
+        before = objective.spent
+        greedy = _greedy(objective, n, k, by_drop)
+        phase("greedy", before)
+        if greedy is not None:
+            starts["greedy"] = greedy
         evidence_order = by_drop
     else:
         evidence_order = sorted(range(n), key=lambda u: (-gradient[u], u))
@@ -394,20 +389,17 @@ def _search(
     return chosen, value, won, singles, starts
 
 
-def _greedy(
-    objective: Objective, n: int, k: int, by_drop: list[int], singles: dict[int, float]
-) -> tuple[Units | None, int]:
-    """Forward selection from the best single; returns (the k-set or None, passes spent).
+def _greedy(objective: Objective, n: int, k: int, by_drop: list[int]) -> Units | None:
+    """Forward selection from the best single: the k-set, or None if the budget ran out.
 
     Rounds 2..k each score the set plus one candidate. With the budget for it every
     remaining unit is a candidate; otherwise the best-ranked ones, so the rounds
     take about two thirds of what is left (the rest goes to swaps and the ranking).
     """
-    spent_before = objective.spent
     chosen: Units = frozenset({by_drop[0]})
     rounds = k - 1
     if rounds == 0:
-        return chosen, spent_before
+        return chosen
     share = max(0, int((objective.left - k) * 2 / 3))
     # Candidates per round: pool - r for r = 1..rounds, summed <= share.
     pool = n
@@ -420,7 +412,7 @@ def _greedy(
             candidates = [u for u in ranking if u not in chosen][:1]
         sets = objective.fit([chosen | {u} for u in candidates])
         if not sets:
-            return None, spent_before
+            return None
         values = objective(sets, reference=chosen)
         best = min(range(len(sets)), key=lambda i: (values[i], sorted(sets[i])))
         # Rank next round's candidates by how well they did together with the set.
@@ -429,7 +421,7 @@ def _greedy(
             u for u in ranking if u not in scored
         ]
         chosen = sets[best]
-    return chosen, spent_before
+    return chosen
 
 
 def _refine(
@@ -513,9 +505,8 @@ def xprompt_paper(
     gradient = unit_gradient(lm, problem, units).tolist()
     g = [abs(v) for v in gradient]
     # As published: every iteration scores its proposal, even one seen before.
-    objective = Objective(lm, problem, units, params.masking, params.batch_size, memo=False)
+    objective = Objective(lm, problem, units, params.masking, params.batch_size, k, memo=False)
     (baseline,) = objective([frozenset()])
-    objective.k = k
     chosen: Units = frozenset(sorted(range(n), key=lambda u: (-g[u], u))[:k])
     (value,) = objective([chosen], reference=frozenset())
     rng = random.Random(params.seed)
