@@ -167,6 +167,26 @@ def test_a_row_key_holds_only_its_own_methods_parameters(tiny_lm, data_file, tmp
     assert paper["iterations"] == 2 and paper["k"] == 2 and paper["masking"] == "delete"
 
 
+def test_a_new_algorithm_version_recomputes_only_that_methods_rows(
+    tiny_lm, data_file, tmp_path, monkeypatch
+):
+    """Rows of an older algorithm are not passed off as the new one's; version 1 keeps
+    the keys rows had before methods had versions."""
+    import dataclasses
+
+    from promptxray.methods import REGISTRY, get_method
+
+    cfg = _config(methods=["grad_norm", "xprompt_paper"], iterations=2, limit=2)
+    assert "version" not in json.loads(cfg.params_key("xprompt_paper"))
+    first = run_evaluation(data_file, tmp_path, cfg, lm=tiny_lm, show_progress=False)
+    assert first.computed == 4
+    newer = dataclasses.replace(get_method("xprompt_paper"), version=2)
+    monkeypatch.setitem(REGISTRY, "xprompt_paper", newer)
+    assert json.loads(cfg.params_key("xprompt_paper"))["version"] == 2
+    again = run_evaluation(data_file, tmp_path, cfg, lm=tiny_lm, show_progress=False)
+    assert again.reused == 2 and again.computed == 2
+
+
 def test_a_parameter_no_method_takes_is_refused_before_any_work(tiny_lm, data_file, tmp_path):
     with pytest.raises(InvalidParameterError, match="takes the parameter 'iterations'"):
         run_evaluation(

@@ -162,6 +162,7 @@ def run(
     template = problem.template_positions
     metadata = {
         "method": spec.name,
+        "method_version": spec.version,
         "family": str(spec.family),
         "params": request.params.model_dump(mode="json"),
         "aggregation": str(spec.aggregation),

@@ -153,8 +153,17 @@ class EvalConfig:
         return spec.resolve({n: v for n, v in shared.items() if spec.accepts(n)})
 
     def params_key(self, method: str) -> str:
+        """What a stored row was computed with: parameters, metrics, algorithm version.
+
+        Version 1 is left out so rows stored before methods had versions still match.
+        """
+        from ..methods import get_method
+
         key = self.method_params(method).model_dump(mode="json")
         key["sbert"] = self.use_sbert
+        version = get_method(method).version
+        if version != 1:
+            key["version"] = version
         return json.dumps(key, sort_keys=True)
 
 

@@ -124,6 +124,9 @@ class MethodSpec:
     aggregation: Aggregation
     signed: bool
     description: str
+    # Raised when the algorithm changes what it returns for the same parameters, so
+    # stored results (evaluation rows) of the old algorithm are not reused as new.
+    version: int = 1
 
     @property
     def regroupable(self) -> bool:
@@ -200,9 +203,12 @@ def register(
     aggregation: Aggregation,
     signed: bool,
     description: str,
+    version: int = 1,
 ) -> Callable[[MethodFn], MethodFn]:
     def wrap(fn: MethodFn) -> MethodFn:
-        REGISTRY[name] = MethodSpec(name, family, fn, params, aggregation, signed, description)
+        REGISTRY[name] = MethodSpec(
+            name, family, fn, params, aggregation, signed, description, version
+        )
         return fn
 
     return wrap
