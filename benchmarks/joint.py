@@ -33,27 +33,23 @@ import json
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from joint_tables import (
+    TABLES,
+    benchmark_prompts,
+    best_k_set,
+    collect,
+    greedy_from_table,
+    key_of,
+    load,
+)
 
 from promptxray import attribute, build_problem, load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "instructions.jsonl"
 CHECKPOINTS = (10, 20, 30, 42, 60, 100, 150, 202)
-
-
-def prompts(path: Path, n: int, lm, max_units: int) -> list[tuple[str, str]]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        problem = build_problem(lm, row["prompt"], target=" x")
-        if len(problem.units("word")) <= max_units:
-            out.append((row["id"], row["prompt"]))
-        if len(out) == n:
-            break
-    return out
 
 
 def best_at(trajectory: list[list[float]], baseline: float, passes: int) -> float | None:
@@ -76,28 +72,37 @@ def main() -> None:
     k = args.k
     rows = []
     curves: dict[str, list[list[float | None]]] = {"xprompt": [], "xprompt_paper": []}
-    for key, prompt in prompts(args.data, args.n, lm, args.max_units):
+    for key, prompt in benchmark_prompts(args.data, args.n, lm, args.max_units):
+        stored = TABLES / f"{key}.json"
+        if stored.exists():
+            table = load(stored)
+        else:  # every set of size <= k, scored once and kept (the optimum's ground truth)
+            table = collect(lm, key, prompt, k, args.max_new_tokens)
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            stored.write_text(json.dumps(table), encoding="utf-8")
         problem = build_problem(lm, prompt, max_new_tokens=args.max_new_tokens)
-        started = time.perf_counter()
-        exhaustive = attribute(lm, problem, "xprompt", "word", k=k, strategy="exhaustive")
-        seconds_exhaustive = time.perf_counter() - started
-        meta = exhaustive.metadata
-        baseline, optimum = meta["baseline_objective"], meta["log_prob_drop"]
-        n = len(exhaustive.units)
-        full = attribute(lm, problem, "xprompt", "word", k=k, budget=10**6, patience=1)
-        starts = full.metadata["starts"]
-        greedy_passes = 1 + n + sum(n - r for r in range(1, k))
+        if list(problem.target_ids) != table["target_ids"] or table["k"] != k:
+            sys.exit(f"{stored} was made for another y or k; delete it to recompute.")
+        baseline = table["baseline"]
+        best_set, optimum = best_k_set(table)
+        n = len(table["units"])
+        singles = sorted(range(n), key=lambda u: (table["values"][str(u)], u))
+        loo_set = frozenset(singles[:k])
+        greedy_set, greedy_passes = greedy_from_table(table)
         ours = attribute(lm, problem, "xprompt", "word", k=k)
         paper = attribute(lm, problem, "xprompt_paper", "word", k=k, masking="delete")
         double = attribute(lm, problem, "xprompt", "word", k=k, budget=4 * (n + 1))
         tenth = attribute(lm, problem, "xprompt", "word", k=k, budget=paper.metadata["spent"] // 10)
+        for attr in (ours, double, tenth):  # the model and the table agree on what was found
+            found = frozenset(attr.selected)
+            assert abs(attr.metadata["objective"] - table["values"][key_of(found)]) < 1e-3
         row = {
             "prompt": key,
             "units": n,
             "optimum": optimum,
-            "loo_drop": baseline - starts["leave_one_out"]["objective"],
+            "loo_drop": baseline - table["values"][key_of(loo_set)],
             "loo_passes": n + 2,
-            "greedy_drop": baseline - starts["greedy"]["objective"],
+            "greedy_drop": baseline - table["values"][key_of(greedy_set)],
             "greedy_passes": greedy_passes,
             "xprompt_drop": ours.metadata["log_prob_drop"],
             "xprompt_passes": ours.metadata["spent"],
@@ -109,8 +114,8 @@ def main() -> None:
             "paper_drop": paper.metadata["log_prob_drop"],
             "paper_passes": paper.metadata["spent"],
             "paper_seconds": paper.metadata["seconds"],
-            "exhaustive_passes": meta["spent"],
-            "exhaustive_seconds": seconds_exhaustive,
+            "exhaustive_passes": 1 + math.comb(n, k),
+            "exhaustive_seconds": table["seconds"] * math.comb(n, k) / len(table["values"]),
         }
         rows.append(row)
         for name, attr in (("xprompt", ours), ("xprompt_paper", paper)):

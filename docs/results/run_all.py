@@ -17,9 +17,10 @@ call for one step:
         --max-new-tokens 64 --limit 10 --out docs/results/instructions_word
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python docs/results/run_all.py sample
-       OMP_NUM_THREADS=1 .venv/bin/python docs/results/run_all.py run RUN[,RUN...] [STEP]
+       OMP_NUM_THREADS=1 .venv/bin/python docs/results/run_all.py run RUN[,RUN...] [STEP] [M,...]
        .venv/bin/python docs/results/run_all.py tables   # final tables, no new rows
-RUN is e.g. instructions_word.
+RUN is e.g. instructions_word; M,... (default: all four) limits a call to some of
+them, e.g. to fill the rows that do not depend on a change to another method.
 """
 
 from __future__ import annotations
@@ -124,29 +125,29 @@ def tables() -> None:
             print(f"{run} {suffix}: {len(done)} complete prompts\n")
 
 
-def run(runs: list[str], step: int) -> None:
+def run(runs: list[str], step: int, methods: list[str]) -> None:
     from promptxray import load_model
 
     torch.set_num_threads(1)  # the machine is shared: one thread avoids oversubscription
     lm = load_model()
     for limit in range(step, N_PROMPTS + step, step):
         for name in runs:
-            jobs = [("spread60", METHODS, min(limit, N_PROMPTS))]
-            if limit <= N_PROMPTS:
+            jobs = [("spread60", [m for m in METHODS if m in methods], min(limit, N_PROMPTS))]
+            if limit <= N_PROMPTS and PAPER in methods:
                 jobs.append(("spread20", [PAPER], min(limit // 3, N_PAPER)))
-            for suffix, methods, cap in jobs:
-                if cap < 1:
+            for suffix, job_methods, cap in jobs:
+                if cap < 1 or not job_methods:
                     continue
                 started = time.time()
                 report = run_evaluation(
                     data_file(name, suffix),
                     HERE / name,
-                    config_for(name, methods, cap),
+                    config_for(name, job_methods, cap),
                     lm=lm,
                     show_progress=False,
                 )
                 print(
-                    f"{time.strftime('%H:%M:%S')} {name} {suffix} {methods} limit={cap}: "
+                    f"{time.strftime('%H:%M:%S')} {name} {suffix} {job_methods} limit={cap}: "
                     f"{report.computed} computed, {report.reused} reused, "
                     f"{len(report.errors)} errors, {time.time() - started:.0f} s",
                     flush=True,
@@ -160,7 +161,12 @@ def main() -> None:
     elif args == ["tables"]:
         tables()
     elif args and args[0] == "run":
-        run(args[1].split(","), int(args[2]) if len(args) > 2 else 10)
+        step = int(args[2]) if len(args) > 2 else 10
+        methods = args[3].split(",") if len(args) > 3 else [*METHODS, PAPER]
+        unknown = set(methods) - {*METHODS, PAPER}
+        if unknown:
+            sys.exit(f"unknown methods {sorted(unknown)}; choose from {[*METHODS, PAPER]}")
+        run(args[1].split(","), step, methods)
     else:
         sys.exit(__doc__)
 
