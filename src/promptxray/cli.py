@@ -551,3 +551,40 @@ def evaluate(
             seed=seed,
             sbert=sbert,
         )
+
+
+@app.command()
+def study(
+    data: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Study file (JSONL; see docs/studies.md).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="DIR", help="Folder: study.sqlite, CSVs, report.html."),
+    ],
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated models (names, ids or paths).")
+    ] = "SmolLM2-135M-Instruct",
+    method: Annotated[str, typer.Option("--method", help="Attribution method.")] = "grad_norm",
+    granularity: GranularityOpt = "word",
+    max_new_tokens: MaxTokensOpt = 24,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Use only the first N rows.")
+    ] = None,
+    param: ParamOpt = None,
+) -> None:
+    """Compare token importance across tasks, prompt structures and models (resumable)."""
+    with user_errors():
+        from .study.command import study_command
+
+        study_command(
+            data,
+            out,
+            models,
+            load=_load,
+            method=method,
+            granularity=granularity,
+            max_new_tokens=max_new_tokens,
+            limit=limit,
+            params=method_params(param),
+        )

@@ -1,0 +1,127 @@
+"""What every batch job over a JSONL file shares: line-numbered reading and progress.
+
+`promptxray evaluate` and `promptxray study` both read one JSON object per line,
+report a bad line by its number and go on (one broken row must not cost a long
+run), and show progress with an ETA. They share this module rather than copies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidParameterError
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    reason: str
+
+
+def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
+    """(line number, object) for every JSON-object line; the other non-blank lines as BadLine."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(f"Data file not found: {path}")
+    good: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadLine] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                bad.append(BadLine(number, f"not valid JSON ({exc.msg})"))
+                continue
+            if not isinstance(obj, dict):
+                bad.append(BadLine(number, "not a JSON object"))
+                continue
+            good.append((number, obj))
+    return good, bad
+
+
+def row_key(obj: dict[str, Any], line: int, seen: set[str]) -> str:
+    """The row's `id`, or `line<N>`; a repeated id gets `@line<N>` so keys stay unique."""
+    key = str(obj["id"]) if obj.get("id") not in (None, "") else f"line{line}"
+    if key in seen:
+        key = f"{key}@line{line}"
+    seen.add(key)
+    return key
+
+
+@contextmanager
+def progress_bar(
+    console: Any, show: bool, total: int, label: str
+) -> Iterator[Callable[[int, str], None]]:
+    """A rich progress bar with elapsed time and ETA; yields advance(n, description)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        disable=not show,
+    )
+    with progress:
+        task = progress.add_task("", total=total)
+
+        def advance(n: int, description: str) -> None:
+            progress.update(task, advance=n, description=description)
+
+        yield advance
+
+
+class SqliteStore:
+    """A run's SQLite file where every write is committed at once.
+
+    A long batch job is stopped, killed or out of power at some point; committing
+    each finished row means a rerun skips it and nothing done is lost. Subclasses
+    give `schema` and their own key columns.
+    """
+
+    schema = ""
+
+    def __init__(self, path: str | Path) -> None:
+        import sqlite3
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path))
+        self.conn.row_factory = sqlite3.Row
+        self.conn.executescript(self.schema)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def insert(self, table: str, values: dict[str, Any]) -> None:
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", list(values.values())
+        )
+        self.conn.commit()
+
+    def get(self, table: str, key: dict[str, Any]) -> Any:
+        where = " AND ".join(f"{c}=?" for c in key)
+        return self.conn.execute(
+            f"SELECT * FROM {table} WHERE {where}", list(key.values())
+        ).fetchone()
