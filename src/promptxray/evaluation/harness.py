@@ -13,12 +13,12 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..batch import BadLine, SqliteStore, progress_bar, read_jsonl, row_key
 from ..errors import InvalidParameterError, PromptXrayError
 from ..methods.base import MethodParams
 from ..segments import check_granularity
@@ -40,45 +40,22 @@ class PromptRecord:
         return hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class BadLine:
-    line: int
-    reason: str
-
-
 def read_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]:
     """Prompts of a JSONL file (field `prompt`, optional `id`) and the lines that are not.
 
     A bad line (not JSON, not an object, no or empty prompt) is reported with its
     line number and skipped, so one broken row does not cost the whole run.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidParameterError(f"Data file not found: {path}")
+    lines, bad = read_jsonl(path)
     records: list[PromptRecord] = []
-    bad: list[BadLine] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                bad.append(BadLine(number, f"not valid JSON ({exc.msg})"))
-                continue
-            if not isinstance(obj, dict):
-                bad.append(BadLine(number, "not a JSON object"))
-                continue
-            prompt = obj.get("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                bad.append(BadLine(number, "no non-empty 'prompt' string"))
-                continue
-            key = str(obj["id"]) if obj.get("id") not in (None, "") else f"line{number}"
-            if key in seen:
-                key = f"{key}@line{number}"
-            seen.add(key)
-            records.append(PromptRecord(number, key, prompt))
+    for number, obj in lines:
+        prompt = obj.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            bad.append(BadLine(number, "no non-empty 'prompt' string"))
+            continue
+        records.append(PromptRecord(number, row_key(obj, number, seen), prompt))
+    bad.sort(key=lambda b: b.line)
     return records, bad
 
 
@@ -198,19 +175,10 @@ _ROW_KEY = (
 )
 
 
-class ResultStore:
+class ResultStore(SqliteStore):
     """The SQLite file of a run directory; every write is committed at once."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path))
-        self.conn.row_factory = sqlite3.Row
-        self.conn.executescript(_SCHEMA)
-        self.conn.commit()
-
-    def close(self) -> None:
-        self.conn.close()
+    schema = _SCHEMA
 
     def get_output(self, rec: PromptRecord, model: str, max_new_tokens: int) -> sqlite3.Row | None:
         return self.conn.execute(
@@ -229,7 +197,7 @@ class ResultStore:
             "prompt": rec.prompt,
             **fields,
         }
-        self._insert("outputs", values)
+        self.insert("outputs", values)
 
     def row_key(self, rec: PromptRecord, method: str, model: str, cfg: EvalConfig) -> tuple:
         return (
@@ -249,7 +217,7 @@ class ResultStore:
         return self.conn.execute(f"SELECT 1 FROM rows WHERE {where}", key).fetchone() is not None
 
     def put_row(self, key: tuple, **fields: Any) -> None:
-        self._insert("rows", {**dict(zip(_ROW_KEY, key, strict=True)), **fields})
+        self.insert("rows", {**dict(zip(_ROW_KEY, key, strict=True)), **fields})
 
     def rows_for(self, keys: Sequence[tuple]) -> list[dict[str, Any]]:
         where = " AND ".join(f"{c}=?" for c in _ROW_KEY)
@@ -259,14 +227,6 @@ class ResultStore:
             if row is not None:
                 out.append(dict(row))
         return out
-
-    def _insert(self, table: str, values: dict[str, Any]) -> None:
-        cols = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", list(values.values())
-        )
-        self.conn.commit()
 
 
 # ----- the run --------------------------------------------------------------------------
@@ -324,7 +284,9 @@ def run_evaluation(
     computed = reused = 0
     errors: list[tuple[str, str, str]] = []
     try:
-        with _progress(console, show_progress, len(records) * len(config.methods)) as advance:
+        with progress_bar(
+            console, show_progress, len(records) * len(config.methods), "evaluate"
+        ) as advance:
             for rec in records:
                 todo = [
                     m
@@ -365,37 +327,6 @@ def run_evaluation(
         prompts=len(records),
         files=files,
     )
-
-
-@contextmanager
-def _progress(console: Any, show: bool, total: int) -> Iterator[Callable[[int, str], None]]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]evaluate[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        disable=not show,
-    )
-    with progress:
-        task = progress.add_task("", total=total)
-
-        def advance(n: int, label: str) -> None:
-            progress.update(task, advance=n, description=label)
-
-        yield advance
 
 
 def _problem_for(lm: Any, store: ResultStore, rec: PromptRecord, cfg: EvalConfig):
