@@ -238,3 +238,32 @@ def test_cli_study_runs_and_refuses_a_file_with_nothing_usable(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert loads == ["tiny"] and (out / "report.html").is_file()
     assert "2 computed, 0 reused, 0 errors" in result.stderr
+
+
+def test_readings_say_what_the_numbers_say():
+    from promptxray.study.report import read_adherence, read_shares
+
+    def cell(task, structure, share):
+        return {
+            "task": task,
+            "structure": structure,
+            "model": "m",
+            "n": 4,
+            "constraint": (share, None, None),
+            "input": (1 - share, None, None),
+        }
+
+    sentence = read_shares([cell("qa", "once", 0.2), cell("qa", "twice", 0.42)])
+    assert "2.1× higher under twice (42%) than under once (20%)" in sentence
+    flat = [
+        {
+            "task": "qa",
+            "structure": s,
+            "model": "m",
+            "n": 3,
+            "adherence": (0.0, None, None),
+            "instruction_share": None,
+        }
+        for s in ("a", "b")
+    ]
+    assert read_adherence(flat, None) == "Adherence is 0% in every cell."

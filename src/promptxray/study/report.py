@@ -254,6 +254,11 @@ def read_adherence(table: list[dict[str, Any]], corr: dict[str, Any] | None) -> 
         return "No row has adherence checks."
     best = max(table, key=lambda r: r["adherence"][0])
     worst = min(table, key=lambda r: r["adherence"][0])
+    if best["adherence"][0] == worst["adherence"][0]:
+        sentence = f"Adherence is {100 * best['adherence'][0]:.0f}% in every cell"
+        if corr is not None:
+            sentence += ", so nothing varies to relate it to the instruction share"
+        return sentence + "."
     sentence = (
         f"Adherence ranges from {100 * worst['adherence'][0]:.0f}% "
         f"({worst['task']} / {worst['structure']} on {worst['model']}) to "
