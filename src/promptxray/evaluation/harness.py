@@ -288,32 +288,38 @@ def run_evaluation(
             console, show_progress, len(records) * len(config.methods), "evaluate"
         ) as advance:
             for rec in records:
-                todo = [
-                    m
-                    for m in config.methods
-                    if not store.has_row(store.row_key(rec, m, lm.name, config))
-                ]
-                reused += len(config.methods) - len(todo)
-                advance(len(config.methods) - len(todo), rec.key)
-                if not todo:
+                job = prompt_job(store, rec, lm.name, config)
+                reused += len(config.methods) - len(job.methods)
+                advance(len(config.methods) - len(job.methods), rec.key)
+                if not job.methods:
                     continue
-                problem, error = _problem_for(lm, store, rec, config)
-                if problem is None:
-                    errors.append((rec.key, "", error or "no output"))
-                    advance(len(todo), rec.key)
-                    continue
-                scorers: dict[tuple, FaithfulnessScorer] = {}
-                for method in todo:
-                    advance(0, f"{rec.key} · {method}")
-                    key = store.row_key(rec, method, lm.name, config)
-                    fields = _evaluate_row(lm, problem, method, config, scorers)
-                    store.put_row(key, line=rec.line, **fields)
+
+                def stored_output(fields: dict[str, Any], rec: PromptRecord = rec) -> None:
+                    store.put_output(rec, lm.name, config.max_new_tokens, **fields)
+
+                def stored_row(method: str, fields: dict[str, Any], rec=rec) -> None:
+                    nonlocal computed
+                    store.put_row(
+                        store.row_key(rec, method, lm.name, config), line=rec.line, **fields
+                    )
                     computed += 1
                     if fields.get("error"):
                         errors.append((rec.key, method, fields["error"]))
                     advance(1, f"{rec.key} · {method}")
                     if on_row is not None:
                         on_row({"prompt_key": rec.key, "method": method, **fields})
+
+                result = compute_prompt(
+                    lm,
+                    job,
+                    config,
+                    on_output=stored_output,
+                    on_method=stored_row,
+                    on_start=lambda method, rec=rec: advance(0, f"{rec.key} · {method}"),
+                )
+                if result.error is not None:
+                    errors.append((rec.key, "", result.error))
+                    advance(len(job.methods), rec.key)
         table = _table(store, records, lm.name, config, str(data))
     finally:
         store.close()
@@ -329,35 +335,99 @@ def run_evaluation(
     )
 
 
-def _problem_for(lm: Any, store: ResultStore, rec: PromptRecord, cfg: EvalConfig):
-    """The prompt's problem, generating y only the first time (later runs reuse it)."""
+# ----- one prompt: the unit of work, the same in one process and on a Ray worker -----------
+@dataclass
+class PromptJob:
+    """One prompt's outstanding work, with what the store already knows of it."""
+
+    rec: PromptRecord
+    methods: list[str]
+    output_ids: list[int] | None = None  # y from an earlier run: never regenerated
+    output_error: str | None = None  # an earlier run could not make y
+
+
+@dataclass
+class PromptResult:
+    rec: PromptRecord
+    model: str
+    new_output: dict[str, Any] | None  # y made now: the fields of its `outputs` row
+    error: str | None  # the prompt has no y (too long, empty output...): no rows
+    rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def prompt_job(store: ResultStore, rec: PromptRecord, model: str, cfg: EvalConfig) -> PromptJob:
+    """The methods still missing for this prompt, and its stored y (or y's error)."""
+    todo = [m for m in cfg.methods if not store.has_row(store.row_key(rec, m, model, cfg))]
+    job = PromptJob(rec, todo)
+    if todo:
+        row = store.get_output(rec, model, cfg.max_new_tokens)
+        if row is not None and row["error"]:
+            job.output_error = row["error"]
+        elif row is not None:
+            job.output_ids = json.loads(row["output_ids"])
+    return job
+
+
+def store_result(store: ResultStore, result: PromptResult, cfg: EvalConfig) -> None:
+    """Commit what a worker computed: y first (when new), then every method's row."""
+    if result.new_output is not None:
+        store.put_output(result.rec, result.model, cfg.max_new_tokens, **result.new_output)
+    for method, fields in result.rows:
+        key = store.row_key(result.rec, method, result.model, cfg)
+        store.put_row(key, line=result.rec.line, **fields)
+
+
+def compute_prompt(
+    lm: Any,
+    job: PromptJob,
+    cfg: EvalConfig,
+    on_output: Callable[[dict[str, Any]], None] | None = None,
+    on_method: Callable[[str, dict[str, Any]], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> PromptResult:
+    """Make y if needed, then run and score every outstanding method of one prompt.
+
+    Touches no store: the single-process run commits through the callbacks as each
+    piece finishes; a Ray worker returns the result and the driver commits it.
+    """
     from ..targets import build_problem
 
-    row = store.get_output(rec, lm.name, cfg.max_new_tokens)
-    if row is not None and row["error"]:
-        return None, row["error"]
+    result = PromptResult(job.rec, lm.name, None, job.output_error)
+    if job.output_error is not None:
+        return result
     try:
-        if row is not None:
-            ids = json.loads(row["output_ids"])
-            return build_problem(lm, rec.prompt, output_ids=ids), None
-        started = time.perf_counter()
-        # The stop token is part of y when the model ended early (as in XPrompt's code).
-        ids = lm.generate(
-            lm.encode_prompt(rec.prompt).ids, max_new_tokens=cfg.max_new_tokens, keep_stop=True
-        )
-        problem = build_problem(lm, rec.prompt, output_ids=ids)
+        if job.output_ids is not None:
+            problem = build_problem(lm, job.rec.prompt, output_ids=job.output_ids)
+        else:
+            started = time.perf_counter()
+            # The stop token is part of y when the model ended early (as in XPrompt's code).
+            ids = lm.generate(
+                lm.encode_prompt(job.rec.prompt).ids,
+                max_new_tokens=cfg.max_new_tokens,
+                keep_stop=True,
+            )
+            problem = build_problem(lm, job.rec.prompt, output_ids=ids)
+            result.new_output = {
+                "output": problem.output,
+                "output_ids": json.dumps(problem.output_ids),
+                "seconds": time.perf_counter() - started,
+            }
     except PromptXrayError as exc:
-        store.put_output(rec, lm.name, cfg.max_new_tokens, error=str(exc))
-        return None, str(exc)
-    store.put_output(
-        rec,
-        lm.name,
-        cfg.max_new_tokens,
-        output=problem.output,
-        output_ids=json.dumps(problem.output_ids),
-        seconds=time.perf_counter() - started,
-    )
-    return problem, None
+        result.new_output, result.error = {"error": str(exc)}, str(exc)
+        if on_output is not None:
+            on_output(result.new_output)
+        return result
+    if result.new_output is not None and on_output is not None:
+        on_output(result.new_output)
+    scorers: dict[tuple, FaithfulnessScorer] = {}
+    for method in job.methods:
+        if on_start is not None:
+            on_start(method)
+        fields = _evaluate_row(lm, problem, method, cfg, scorers)
+        result.rows.append((method, fields))
+        if on_method is not None:
+            on_method(method, fields)
+    return result
 
 
 def _evaluate_row(
