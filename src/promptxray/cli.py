@@ -253,6 +253,37 @@ MaskingOpt = Annotated[
         show_default=False,
     ),
 ]
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray", help="Run whole prompts on Ray workers (a local Ray unless --ray-address)."
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", metavar="ADDRESS", help="Join this Ray cluster (implies --ray)."),
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Ray workers (each loads the model).")]
+CpusOpt = Annotated[
+    float, typer.Option("--cpus-per-worker", help="CPUs (and torch threads) per Ray worker.")
+]
+GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="GPUs per Ray worker.")]
+
+
+def ray_options(ray: bool, address: str | None, workers: int, cpus: float, gpus: float) -> Any:
+    """The Ray settings when --ray or --ray-address was given, else None (one process)."""
+    if not ray and address is None:
+        return None
+    from .distributed import RayOptions, require_ray
+
+    require_ray()
+    options = RayOptions(
+        address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus
+    )
+    options.check()
+    return options
+
+
 ParamOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -530,10 +561,17 @@ def evaluate(
     sbert: Annotated[
         bool, typer.Option("--sbert/--no-sbert", help="Compute the SentenceBERT similarity.")
     ] = True,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 2,
+    cpus_per_worker: CpusOpt = 1.0,
+    gpus_per_worker: GpusOpt = 0.0,
 ) -> None:
     """Measure how faithful each method's top-k units are on a prompt set (resumable)."""
     with user_errors():
         from .evaluation.command import evaluate_command
+
+        spread = ray_options(ray, ray_address, workers, cpus_per_worker, gpus_per_worker)
 
         evaluate_command(
             data,
@@ -544,12 +582,14 @@ def evaluate(
             granularity=granularity,
             masking=masking,
             max_new_tokens=max_new_tokens,
-            lm=lambda: _load(model),
+            model=model,
+            lm=None if spread else (lambda: _load(model)),
             iterations=iterations,
             steps=steps,
             params=method_params(param),
             seed=seed,
             sbert=sbert,
+            ray=spread,
         )
 
 
@@ -572,10 +612,17 @@ def study(
         int | None, typer.Option("--limit", metavar="N", help="Use only the first N rows.")
     ] = None,
     param: ParamOpt = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 2,
+    cpus_per_worker: CpusOpt = 1.0,
+    gpus_per_worker: GpusOpt = 0.0,
 ) -> None:
     """Compare token importance across tasks, prompt structures and models (resumable)."""
     with user_errors():
         from .study.command import study_command
+
+        spread = ray_options(ray, ray_address, workers, cpus_per_worker, gpus_per_worker)
 
         study_command(
             data,
@@ -587,4 +634,5 @@ def study(
             max_new_tokens=max_new_tokens,
             limit=limit,
             params=method_params(param),
+            ray=spread,
         )

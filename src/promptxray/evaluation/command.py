@@ -35,6 +35,7 @@ def evaluate_command(
     sbert: bool = True,
     progress: bool = True,
     console: Any = None,
+    ray: Any = None,
 ) -> EvalReport:
     """Run (or resume) an evaluation, print the table and a summary, return the report.
 
@@ -58,7 +59,14 @@ def evaluate_command(
         use_sbert=sbert,
     )
     report = run_evaluation(
-        data, out, config, lm=lm, model=model, console=Console(stderr=True), show_progress=progress
+        data,
+        out,
+        config,
+        lm=lm,
+        model=model,
+        console=Console(stderr=True),
+        show_progress=progress,
+        ray=ray,
     )
     console.print(report.table.rich())
     console.print(

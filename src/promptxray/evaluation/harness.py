@@ -253,6 +253,7 @@ def run_evaluation(
     on_row: RowHook | None = None,
     console: Any = None,
     show_progress: bool = True,
+    ray: Any = None,
 ) -> EvalReport:
     """Evaluate `config.methods` on the prompts of `data`, writing into `out_dir`.
 
@@ -260,6 +261,9 @@ def run_evaluation(
     settings and the data file check out); without it `model` is loaded.
     `on_row` is called after each newly computed row is committed (it may raise to
     stop the run: the rows so far stay, and a rerun continues from there).
+    With `ray` (a `distributed.RayOptions`) whole prompts run on Ray workers, each
+    loading the model once (`lm` must then be a loader function, or `model` a
+    name); this process keeps the store and commits each prompt as it returns.
     """
     from rich.console import Console
 
@@ -277,6 +281,24 @@ def run_evaluation(
         raise InvalidParameterError(f"No usable prompts in {data}.")
     out = Path(out_dir)
     store = ResultStore(out / DB_NAME)
+    if ray is not None:
+        try:
+            return _run_on_ray(
+                records,
+                bad,
+                store,
+                out,
+                str(data),
+                config,
+                lm,
+                model,
+                ray,
+                console,
+                show_progress,
+                on_row,
+            )
+        finally:
+            store.close()
     if lm is None:
         lm = as_model(model)
     elif callable(lm) and not hasattr(lm, "tokenizer"):
@@ -335,6 +357,92 @@ def run_evaluation(
     )
 
 
+def _run_on_ray(
+    records: list[PromptRecord],
+    bad: list[BadLine],
+    store: ResultStore,
+    out: Path,
+    source: str,
+    config: EvalConfig,
+    lm: Any,
+    model: str | None,
+    options: Any,
+    console: Any,
+    show_progress: bool,
+    on_row: RowHook | None,
+) -> EvalReport:
+    """The same rows as the loop above, computed by Ray workers, committed here."""
+    import functools
+
+    from ..distributed import require_ray, run_on_ray
+    from ..model import load_model
+
+    require_ray()
+    loader = lm if callable(lm) and not hasattr(lm, "tokenizer") else None
+    if loader is None:
+        if lm is not None:
+            raise InvalidParameterError("With Ray, give a model name or a loader, not a model.")
+        loader = functools.partial(load_model, model)
+    counts = {"computed": 0, "reused": 0}
+    errors: list[tuple[str, str, str]] = []
+    names: list[str] = []
+    total = len(records) * len(config.methods)
+    with progress_bar(console, show_progress, total, "evaluate (ray)") as advance:
+
+        def jobs_for(model_name: str) -> list[PromptJob]:
+            names.append(model_name)
+            jobs = []
+            for rec in records:
+                job = prompt_job(store, rec, model_name, config)
+                counts["reused"] += len(config.methods) - len(job.methods)
+                advance(len(config.methods) - len(job.methods), rec.key)
+                if job.methods:
+                    jobs.append(job)
+            return jobs
+
+        def landed(result: PromptResult) -> None:
+            store_result(store, result, config)
+            if result.error is not None:
+                errors.append((result.rec.key, "", result.error))
+            for method, fields in result.rows:
+                counts["computed"] += 1
+                if fields.get("error"):
+                    errors.append((result.rec.key, method, fields["error"]))
+                if on_row is not None:
+                    on_row({"prompt_key": result.rec.key, "method": method, **fields})
+            advance(len(result.methods), result.rec.key)
+
+        def failed(job: PromptJob, reason: str) -> None:
+            for method in job.methods:
+                key = store.row_key(job.rec, method, names[0], config)
+                store.put_row(key, line=job.rec.line, error=f"not computed: {reason}")
+                counts["computed"] += 1
+                errors.append((job.rec.key, method, reason))
+            advance(len(job.methods), job.rec.key)
+
+        stats = run_on_ray(
+            jobs_for,
+            functools.partial(compute_prompt, cfg=config),
+            loader,
+            options,
+            landed,
+            failed,
+            job_key=lambda job: job.rec.key,
+        )
+    console.print(stats.summary(), soft_wrap=True)
+    table = _table(store, records, names[0], config, source)
+    files = write_table(table, out)
+    return EvalReport(
+        table=table,
+        computed=counts["computed"],
+        reused=counts["reused"],
+        bad_lines=bad,
+        errors=errors,
+        prompts=len(records),
+        files=files,
+    )
+
+
 # ----- one prompt: the unit of work, the same in one process and on a Ray worker -----------
 @dataclass
 class PromptJob:
@@ -352,6 +460,7 @@ class PromptResult:
     model: str
     new_output: dict[str, Any] | None  # y made now: the fields of its `outputs` row
     error: str | None  # the prompt has no y (too long, empty output...): no rows
+    methods: list[str] = field(default_factory=list)  # the methods that were asked for
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -392,7 +501,7 @@ def compute_prompt(
     """
     from ..targets import build_problem
 
-    result = PromptResult(job.rec, lm.name, None, job.output_error)
+    result = PromptResult(job.rec, lm.name, None, job.output_error, list(job.methods))
     if job.output_error is not None:
         return result
     try:

@@ -22,6 +22,7 @@ def study_command(
     params: dict[str, Any] | None = None,
     progress: bool = True,
     console: Any = None,
+    ray: Any = None,
 ) -> StudyReport:
     """Run (or resume) a study and print where its report is."""
     from rich.console import Console

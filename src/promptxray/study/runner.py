@@ -146,12 +146,15 @@ def run_study(
     console: Any = None,
     show_progress: bool = True,
     report: bool = True,
+    ray: Any = None,
 ) -> StudyReport:
     """Run the study and (with `report`) write its tables and HTML report into `out_dir`.
 
     `loaders` maps a model name to a loaded model or a function returning one
     (tests pass tiny models); other names are loaded with `load_model`, one model
-    at a time, after the settings and the file check out.
+    at a time, after the settings and the file check out. With `ray` (a
+    `distributed.RayOptions`) each model's rows run on Ray workers that load it
+    once; this process keeps the store and commits each row as it returns.
     """
     from rich.console import Console
 
@@ -179,6 +182,13 @@ def run_study(
                 advance(len(rows) - len(todo), model_name)
                 if not todo:
                     continue
+                if ray is not None:
+                    done, failed = _rows_on_ray(
+                        todo, model_name, loaders, config, gallery, store, ray, advance, console
+                    )
+                    computed += done
+                    errors.extend(failed)
+                    continue
                 lm = as_model((loaders or {}).get(model_name, model_name))
                 for row in todo:
                     advance(0, f"{model_name} · {row.key}")
@@ -197,6 +207,62 @@ def run_study(
 
         files = write_report(rows, results, config, out, source=str(data))
     return StudyReport(computed, reused, bad, errors, rows, results, files)
+
+
+def explain_job(lm: Any, job: tuple[StudyRow, bool], cfg: StudyConfig) -> tuple:
+    """One row's work on a Ray worker: (row, payload, error), as `_explain_row` computes it."""
+    row, keep_matrix = job
+    return (row, *_explain_row(lm, row, cfg, keep_matrix))
+
+
+def _rows_on_ray(
+    todo: list[StudyRow],
+    model_name: str,
+    loaders: dict[str, Any] | None,
+    cfg: StudyConfig,
+    gallery: set[str],
+    store: StudyStore,
+    options: Any,
+    advance: Callable[[int, str], None],
+    console: Any,
+) -> tuple[int, list[tuple[str, str, str]]]:
+    import functools
+
+    from ..distributed import run_on_ray
+    from ..model import load_model
+
+    loader = (loaders or {}).get(model_name) or functools.partial(load_model, model_name)
+    errors: list[tuple[str, str, str]] = []
+    count = 0
+
+    def landed(result: tuple) -> None:
+        nonlocal count
+        row, payload, error = result
+        store.put(store.key(row, model_name, cfg), row, payload, error)
+        count += 1
+        if error:
+            errors.append((row.key, model_name, error))
+        advance(1, f"{model_name} · {row.key}")
+
+    def failed(job: tuple[StudyRow, bool], reason: str) -> None:
+        nonlocal count
+        row = job[0]
+        store.put(store.key(row, model_name, cfg), row, None, f"not computed: {reason}")
+        count += 1
+        errors.append((row.key, model_name, reason))
+        advance(1, f"{model_name} · {row.key}")
+
+    stats = run_on_ray(
+        [(row, row.key in gallery) for row in todo],
+        functools.partial(explain_job, cfg=cfg),
+        loader,
+        options,
+        landed,
+        failed,
+        job_key=lambda job: job[0].key,
+    )
+    console.print(f"{model_name}: {stats.summary()}", soft_wrap=True)
+    return count, errors
 
 
 def _explain_row(

@@ -1,0 +1,204 @@
+"""Ray scale-out: the same rows as one process, resume, a worker killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from promptxray.distributed import RayOptions
+from promptxray.evaluation.harness import DB_NAME, EvalConfig, run_evaluation
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+PROMPTS = [
+    "Answer in one word: What color is the sky?",
+    "Write a six-word story about love",
+    "Name a fruit that is yellow.",
+    "Say hello to the team in French.",
+    "List two colors of a rainbow.",
+    "What is two plus two?",
+]
+
+
+def tiny_loader():
+    """Built inside the worker (no reference to the test modules): the tiny random Llama."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from promptxray.model import LanguageModel, provision_default_model
+
+    tokenizer = AutoTokenizer.from_pretrained(str(provision_default_model()))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LanguageModel(LlamaForCausalLM(config).eval(), tokenizer, name="tiny-random-llama")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import sys
+
+    # Workers cannot import this test module: send tiny_loader by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS))
+    )
+    return path
+
+
+CONFIG = dict(methods=["leave_one_out", "grad_norm"], k=2, max_new_tokens=4, use_sbert=False)
+METRICS = ("pr", "pr_seq_log10", "kl", "bleu", "rouge_f", "comprehensiveness", "sufficiency")
+
+
+def stored_rows(out: Path) -> dict[tuple, dict]:
+    conn = sqlite3.connect(out / DB_NAME)
+    conn.row_factory = sqlite3.Row
+    rows = {(r["prompt_key"], r["method"]): dict(r) for r in conn.execute("SELECT * FROM rows")}
+    conn.close()
+    return rows
+
+
+def test_ray_rows_equal_single_process_rows(local_ray, data, tmp_path):
+    single = run_evaluation(
+        data, tmp_path / "one", EvalConfig(**CONFIG), lm=tiny_loader, show_progress=False
+    )
+    spread = run_evaluation(
+        data,
+        tmp_path / "ray",
+        EvalConfig(**CONFIG),
+        lm=tiny_loader,
+        show_progress=False,
+        ray=RayOptions(workers=2),
+    )
+    assert single.computed == spread.computed == 12 and not spread.errors
+    one, two = stored_rows(tmp_path / "one"), stored_rows(tmp_path / "ray")
+    assert one.keys() == two.keys()
+    for key in one:
+        assert one[key]["masked_units"] == two[key]["masked_units"]
+        for metric in METRICS:
+            assert two[key][metric] == pytest.approx(one[key][metric], abs=1e-5), (key, metric)
+
+
+def test_a_killed_worker_loses_only_its_prompt(local_ray, data, tmp_path, monkeypatch):
+    from promptxray import distributed
+
+    actors, killed = [], []
+    original = distributed.run_on_ray
+    monkeypatch.setattr(
+        distributed,
+        "run_on_ray",
+        lambda *a, **k: original(*a, **k, on_workers=actors.extend),
+    )
+
+    def kill_a_busy_worker(row):
+        if not killed:  # after the first prompt lands, the other worker is mid-prompt
+            pids = ray.get([actor.pid.remote() for actor in actors])
+            os.kill(pids[1], signal.SIGKILL)
+            killed.append(pids[1])
+
+    report = run_evaluation(
+        data,
+        tmp_path / "run",
+        EvalConfig(**CONFIG),
+        lm=tiny_loader,
+        show_progress=False,
+        ray=RayOptions(workers=2),
+        on_row=kill_a_busy_worker,
+    )
+    assert killed and report.computed == 12 and not report.errors
+    rows = stored_rows(tmp_path / "run")
+    assert len(rows) == 12 and not any(r["error"] for r in rows.values())
+
+
+def test_a_stopped_driver_resumes_without_recomputing(local_ray, data, tmp_path):
+    out = tmp_path / "resume"
+    seen = []
+
+    def stop_after_three_prompts(row):
+        seen.append(row)
+        if len(seen) == 6:
+            raise KeyboardInterrupt  # as if the driver were killed here
+
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(
+            data,
+            out,
+            EvalConfig(**CONFIG),
+            lm=tiny_loader,
+            show_progress=False,
+            ray=RayOptions(workers=2),
+            on_row=stop_after_three_prompts,
+        )
+    committed = len(stored_rows(out))
+    assert 6 <= committed < 12
+    again = run_evaluation(
+        data,
+        out,
+        EvalConfig(**CONFIG),
+        lm=tiny_loader,
+        show_progress=False,
+        ray=RayOptions(workers=2),
+    )
+    assert again.reused == committed and again.computed == 12 - committed
+
+
+def test_study_on_ray_stores_the_rows_one_process_stores(local_ray, tmp_path):
+    from promptxray.study import StudyConfig, run_study
+
+    rows = [
+        {
+            "id": f"r{i}",
+            "task": "qa",
+            "structure": s,
+            "group": f"g{i}",
+            "template": "{instruction} {input}",
+            "slots": {"instruction": "Answer in one word:", "input": q},
+            "checks": {"one_word": True},
+        }
+        for i, q in enumerate(["What color is the sky?", "What is ice?"])
+        for s in ("first",)
+    ]
+    data = tmp_path / "s.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = StudyConfig(models=["tiny"], max_new_tokens=3)
+    one = run_study(
+        data, tmp_path / "one", config, loaders={"tiny": tiny_loader}, show_progress=False
+    )
+    two = run_study(
+        data,
+        tmp_path / "two",
+        config,
+        loaders={"tiny": tiny_loader},
+        show_progress=False,
+        ray=RayOptions(workers=2),
+    )
+    assert two.computed == 2 and not two.errors
+    for a, b in zip(one.results, two.results, strict=True):
+        assert a["payload"]["output"] == b["payload"]["output"]
+        for part, share in a["payload"]["shares"].items():
+            assert b["payload"]["shares"][part] == pytest.approx(share, abs=1e-5)
