@@ -193,7 +193,13 @@ def test_study_resumes_and_reports_every_section(tmp_path):
     first = run_study(data, out, config, loaders=loaders, show_progress=False)
     assert first.computed == 6 and first.reused == 0 and not first.errors
     for r in first.results:
-        assert math.isclose(sum(r["payload"]["shares"].values()), 1.0, abs_tol=1e-6)
+        payload = r["payload"]
+        assert math.isclose(sum(payload["shares"].values()), 1.0, abs_tol=1e-6)
+        # Each half's shares are over the prompt alone; the second half's pull on the
+        # output before it is reported apart.
+        assert math.isclose(sum(payload["early"].values()), 1.0, abs_tol=1e-6)
+        assert math.isclose(sum(payload["late"].values()), 1.0, abs_tol=1e-6)
+        assert 0.0 < payload["late_on_earlier_output"] < 1.0
     page = (out / "report.html").read_text(encoding="utf-8")
     for heading in (
         "Share of attribution per part",

@@ -20,9 +20,35 @@ def unit_parts(row: StudyRow, attribution: Attribution) -> list[str]:
     return [part_of(row.parts, u.role, u.span) for u in attribution.units]
 
 
+PROMPT_ROLES = ("user", "system")
+
+
 def part_shares(row: StudyRow, attribution: Attribution) -> dict[str, float]:
-    """Share of |attribution| per part (named parts of the row and `other`); sums to 1."""
-    return _shares(unit_parts(row, attribution), [abs(s) for s in attribution.scores])
+    """Share of the prompt's |attribution| per part (named parts and `other`); sums to 1.
+
+    Only prompt units count (user and system text): when the target is a later span
+    of the output, the output before it is a source too, and it is reported apart
+    (`earlier_output_share`) so that part shares compare across targets.
+    """
+    pairs = [
+        (part, abs(score))
+        for part, unit, score in zip(
+            unit_parts(row, attribution), attribution.units, attribution.scores, strict=True
+        )
+        if unit.role in PROMPT_ROLES
+    ]
+    return _shares([p for p, _ in pairs], [m for _, m in pairs])
+
+
+def earlier_output_share(attribution: Attribution) -> float:
+    """Share of all |attribution| on the output written before the target."""
+    total = sum(abs(s) for s in attribution.scores)
+    earlier = sum(
+        abs(s)
+        for u, s in zip(attribution.units, attribution.scores, strict=True)
+        if u.role not in PROMPT_ROLES
+    )
+    return earlier / total if total > 0 else 0.0
 
 
 def _shares(parts: list[str], mass: list[float]) -> dict[str, float]:

@@ -120,6 +120,11 @@ def shift_table(results: list[dict]) -> list[dict[str, Any]]:
             if not early:
                 continue
             diff = [b - a for a, b in zip(early, late, strict=True)]
+            earlier = [
+                r["payload"]["late_on_earlier_output"]
+                for r in mine
+                if r["payload"].get("late_on_earlier_output") is not None
+            ]
             table.append(
                 {
                     "model": model,
@@ -128,6 +133,7 @@ def shift_table(results: list[dict]) -> list[dict[str, Any]]:
                     "early": mean_ci(early),
                     "late": mean_ci(late),
                     "late_minus_early": mean_ci(diff),
+                    "earlier_output": mean_ci(earlier) if earlier and p == parts[0] else None,
                 }
             )
     return table
@@ -166,7 +172,7 @@ def adherence_correlation(results: list[dict]) -> dict[str, Any] | None:
     if len(pairs) >= 3 and len(set(ys)) > 1 and len(set(xs)) > 1:
         res = pointbiserialr(ys, xs)
         out["r"], out["p"] = float(res.statistic), float(res.pvalue)
-    if len(groups) >= 3 and len({g[0] for g in groups}) > 1:
+    if len(groups) >= 3 and len({g[0] for g in groups}) > 1 and len({g[1] for g in groups}) > 1:
         fit = linregress([g[0] for g in groups], [g[1] for g in groups])
         out["slope"], out["intercept"], out["group_r"] = fit.slope, fit.intercept, fit.rvalue
     return out
@@ -241,12 +247,20 @@ def read_shift(table: list[dict[str, Any]]) -> str:
         if lo is not None and (lo > 0 or hi < 0)
         else "an interval that contains zero"
     )
-    return (
+    sentence = (
         f"The largest shift: on {biggest['model']} the {biggest['part']} share {direction} "
         f"from {100 * biggest['early'][0]:.0f}% (first half of the output) to "
         f"{100 * biggest['late'][0]:.0f}% (second half), {100 * mean:+.1f} points with {sure} "
         f"(n = {biggest['n']})."
     )
+    on_output = [r for r in table if r.get("earlier_output")]
+    if on_output:
+        sentence += (
+            " The second half also draws "
+            + ", ".join(f"{100 * r['earlier_output'][0]:.0f}% on {r['model']}" for r in on_output)
+            + " of its attribution from the output written before it."
+        )
+    return sentence
 
 
 def read_adherence(table: list[dict[str, Any]], corr: dict[str, Any] | None) -> str:

@@ -24,7 +24,7 @@ from ..errors import InvalidParameterError, PromptXrayError
 from ..model import DEFAULT_MODEL
 from ..targets import build_problem
 from .checks import adherence
-from .measures import part_shares, positional_profile
+from .measures import earlier_output_share, part_shares, positional_profile
 from .spec import StudyRow, read_study
 
 DB_NAME = "study.sqlite"
@@ -287,6 +287,7 @@ def _explain_row(
         "profile": positional_profile(row, whole),
         "early": halves[0],
         "late": halves[1],
+        "late_on_earlier_output": halves[2],
         "checks": verdicts,
         "adherent": None if verdicts is None else all(verdicts.values()),
         "units": [u.text for u in whole.units],
@@ -301,15 +302,16 @@ def _explain_row(
 
 def _halves(
     lm: Any, row: StudyRow, problem: Any, cfg: StudyConfig
-) -> tuple[dict[str, float] | None, dict[str, float] | None]:
-    """Part shares for the first and the second half of the output tokens (None if < 2)."""
+) -> tuple[dict[str, float] | None, dict[str, float] | None, float | None]:
+    """Part shares for the first and the second half of the output tokens (None if < 2),
+    and the second half's share on the output before it."""
     spans = problem.output_spans
     n = len(problem.output_ids)
     visible = [i for i in range(n) if spans[i][1] > spans[i][0]]
     if len(visible) < 2:
-        return None, None
+        return None, None, None
     middle = len(visible) // 2
-    out: list[dict[str, float] | None] = []
+    out: list[Any] = []
     for chosen in (visible[:middle], visible[middle:]):
         span = (spans[chosen[0]][0], spans[chosen[-1]][1])
         part = build_problem(
@@ -319,10 +321,9 @@ def _halves(
             output_ids=problem.output_ids,
             span=span,
         )
-        out.append(
-            part_shares(row, attribute(lm, part, cfg.method, cfg.granularity, params=cfg.params))
-        )
-    return out[0], out[1]
+        out.append(attribute(lm, part, cfg.method, cfg.granularity, params=cfg.params))
+    early, late = out
+    return part_shares(row, early), part_shares(row, late), earlier_output_share(late)
 
 
 ProgressHook = Callable[[int, str], None]
