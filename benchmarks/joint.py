@@ -28,16 +28,15 @@ Run: .venv/bin/python benchmarks/joint.py --n 15
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 from joint_tables import (
     TABLES,
+    benchmark_arguments,
     benchmark_prompts,
     best_k_set,
     collect,
@@ -48,7 +47,6 @@ from joint_tables import (
 
 from promptxray import attribute, build_problem, load_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "instructions.jsonl"
 CHECKPOINTS = (10, 20, 30, 42, 60, 100, 150, 202)
 
 
@@ -59,14 +57,7 @@ def best_at(trajectory: list[list[float]], baseline: float, passes: int) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=15)
-    parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--max-units", type=int, default=20)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=DATA)
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.split("\n")[0])
     torch.set_num_threads(args.threads)
     lm = load_model()
     k = args.k

@@ -154,15 +154,21 @@ def replay(table: dict, **params) -> tuple[float, int]:
     return table["baseline"] - value, objective.spent
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def benchmark_arguments(description: str) -> argparse.Namespace:
+    """The joint benchmark's settings (both scripts must pick the same prompts and y)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n", type=int, default=15)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--max-units", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", type=Path, default=DATA)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = benchmark_arguments(__doc__.split("\n")[0])
+    torch.set_num_threads(args.threads)
     lm = load_model()
     TABLES.mkdir(parents=True, exist_ok=True)
     for key_, prompt in benchmark_prompts(args.data, args.n, lm, args.max_units):
