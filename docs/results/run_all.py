@@ -104,10 +104,15 @@ def complete_records(run: str, suffix: str, methods: list[str]) -> list:
 
 def tables() -> None:
     """Rewrite each run's tables over its complete prompts (no new rows): the 60-prompt
-    table of the three methods, and the 20-prompt table with xprompt_paper beside them."""
+    table of the three methods, and the 20-prompt table with xprompt_paper beside them;
+    all of them, in order, into TABLES.md (the README quotes its numbers)."""
     from promptxray.evaluation.harness import _table, write_table
     from promptxray.model import DEFAULT_MODEL
 
+    sections = [
+        "# All result tables\n\nWritten by `run_all.py tables` from the runs' SQLite "
+        "files; see README.md for what was run and how to read them.\n"
+    ]
     for run in RUNS:
         for suffix, methods, folder in (
             ("spread60", METHODS, HERE / run),
@@ -121,8 +126,10 @@ def tables() -> None:
             table = _table(store, done, DEFAULT_MODEL, config, str(data_file(run, suffix)))
             store.close()
             write_table(table, folder)
-            print(table.to_markdown())
-            print(f"{run} {suffix}: {len(done)} complete prompts\n")
+            label = run if suffix == "spread60" else f"{run}/with_paper"
+            sections.append(f"## `{label}` ({len(done)} prompts)\n\n{table.to_markdown()}\n")
+            print(f"{run} {suffix}: {len(done)} complete prompts")
+    (HERE / "TABLES.md").write_text("\n".join(sections), encoding="utf-8")
 
 
 def run(runs: list[str], step: int, methods: list[str]) -> None:
