@@ -8,7 +8,9 @@ import signal
 import sqlite3
 from pathlib import Path
 
+import conftest
 import pytest
+from conftest import make_tiny_lm
 
 from promptxray.distributed import RayOptions
 from promptxray.evaluation.harness import DB_NAME, EvalConfig, run_evaluation
@@ -27,36 +29,17 @@ PROMPTS = [
 
 
 def tiny_loader():
-    """Built inside the worker (no reference to the test modules): the tiny random Llama."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from promptxray.model import LanguageModel, provision_default_model
-
-    tokenizer = AutoTokenizer.from_pretrained(str(provision_default_model()))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LanguageModel(LlamaForCausalLM(config).eval(), tokenizer, name="tiny-random-llama")
+    """The tiny random Llama of conftest, built inside the worker."""
+    return make_tiny_lm()
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     import sys
 
-    # Workers cannot import this test module: send tiny_loader by value.
+    # Workers cannot import the test modules: send tiny_loader and its helper by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(conftest)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
