@@ -13,35 +13,22 @@ Run: .venv/bin/python benchmarks/ray_scale.py   (nothing else heavy running)
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from promptxray.distributed import RayOptions, run_on_ray
-from promptxray.evaluation.harness import (
-    EvalConfig,
-    PromptRecord,
-    ResultStore,
-    compute_prompt,
-    prompt_job,
-    store_result,
-)
+from promptxray.distributed import RayOptions
+from promptxray.evaluation.harness import EvalConfig, run_evaluation
 from promptxray.model import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "instructions.jsonl"
 N = 12
 
 
-def records() -> list[PromptRecord]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()[:N]]
-    return [PromptRecord(i + 1, r["id"], r["prompt"]) for i, r in enumerate(rows)]
-
-
 def one_run(workers: int) -> tuple[float, float]:
-    """(rows per minute once the workers are up, seconds of start-up)."""
+    """(rows per minute once the first worker has its model, seconds before that)."""
     import functools
 
     import ray
@@ -49,31 +36,25 @@ def one_run(workers: int) -> tuple[float, float]:
     config = EvalConfig(
         methods=["leave_one_out", "grad_norm"], k=3, max_new_tokens=32, use_sbert=False
     )
-    recs = records()
     with tempfile.TemporaryDirectory() as tmp:
-        store = ResultStore(Path(tmp) / "results.sqlite")
+        data = Path(tmp) / "prompts.jsonl"
+        data.write_text("".join(DATA.read_text(encoding="utf-8").splitlines(True)[:N]))
         started = time.perf_counter()
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        up: list[float] = []
-
-        def jobs(model_name: str) -> list:
-            up.append(time.perf_counter())
-            return [prompt_job(store, rec, model_name, config) for rec in recs]
-
-        stats = run_on_ray(
-            jobs,
-            functools.partial(compute_prompt, cfg=config),
-            functools.partial(load_model, None),
-            RayOptions(workers=workers, cpus_per_worker=1),
-            lambda result: store_result(store, result, config),
-            lambda job, reason: print(f"failed: {job.rec.key}: {reason}", file=sys.stderr),
-            job_key=lambda job: job.rec.key,
+        report = run_evaluation(
+            data,
+            Path(tmp) / "run",
+            config,
+            lm=functools.partial(load_model, None),
+            show_progress=False,
+            ray=RayOptions(workers=workers, cpus_per_worker=1),
         )
+        total = time.perf_counter() - started
         ray.shutdown()
-        store.close()
-    rows = stats.computed * len(config.methods)
-    # stats.seconds starts once the first worker has its model (run_on_ray's clock).
-    return 60 * rows / stats.seconds, up[0] - started
+    stats = report.ray  # its clock starts once the first worker has its model
+    if report.errors:
+        print(f"errors: {report.errors[:3]}", file=sys.stderr)
+    return 60 * report.computed / stats.seconds, total - stats.seconds
 
 
 def main() -> None:

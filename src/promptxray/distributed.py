@@ -3,7 +3,7 @@
 An evaluation or a study is many independent prompts; on one machine a 7B model
 makes it days. Each Ray worker is an actor that loads the model once and runs
 whole prompts with the very function the single-process run uses
-(`evaluation.harness.compute_prompt`, `study.runner.explain_row`); the driver
+(`evaluation.harness.compute_prompt`, `study.runner.explain_job`); the driver
 alone owns the SQLite store: it sends out only what is not stored yet and
 commits each prompt the moment it comes back, so a killed run resumes and
 `--ray` rows equal single-process rows.
@@ -141,23 +141,19 @@ def run_on_ray(
         max_task_retries=0,
     )(_Worker)
     actors = [remote.remote(loader, options.torch_threads) for _ in range(options.workers)]
-    n = len(actors)
+    began: float | None = None
     try:
         if callable(jobs):
             jobs = jobs(ray.get(actors[0].model_name.remote()))
-    except BaseException:
-        _stop(ray, actors, started_here)
-        raise
-    if on_workers is not None:
-        on_workers(actors)
-    deaths: Counter = Counter()  # per actor index
-    attempts: Counter = Counter()  # per job key
-    queue = deque(jobs)
-    idle = list(range(n))
-    # future -> (worker, job); job None marks a readiness ping of a restarted worker
-    waiting: dict[Any, tuple[int, Any]] = {}
-    began = time.perf_counter()
-    try:
+        if on_workers is not None:
+            on_workers(actors)
+        deaths: Counter = Counter()  # per actor index
+        attempts: Counter = Counter()  # per job key
+        queue = deque(jobs)
+        idle = list(range(len(actors)))
+        # future -> (worker, job); job None marks a readiness ping of a restarted worker
+        waiting: dict[Any, tuple[int, Any]] = {}
+        began = time.perf_counter()
         while queue or any(job is not None for _, job in waiting.values()):
             while queue and idle:
                 worker = idle.pop(0)
@@ -200,7 +196,8 @@ def run_on_ray(
             stats.per_worker[worker] += 1
             on_result(result)
     finally:
-        stats.seconds = time.perf_counter() - began
+        if began is not None:
+            stats.seconds = time.perf_counter() - began
         _stop(ray, actors, started_here)
     return stats
 

@@ -130,17 +130,11 @@ class EvalConfig:
         return spec.resolve({n: v for n, v in shared.items() if spec.accepts(n)})
 
     def params_key(self, method: str) -> str:
-        """What a stored row was computed with: parameters, metrics, algorithm version.
-
-        Version 1 is left out so rows stored before methods had versions still match.
-        """
+        """What a stored row was computed with: the method's key, and the metrics."""
         from ..methods import get_method
 
-        key = self.method_params(method).model_dump(mode="json")
+        key = get_method(method).result_key(self.method_params(method))
         key["sbert"] = self.use_sbert
-        version = get_method(method).version
-        if version != 1:
-            key["version"] = version
         return json.dumps(key, sort_keys=True)
 
 
@@ -239,6 +233,7 @@ class EvalReport:
     errors: list[tuple[str, str, str]]  # (prompt key, method or "", message)
     prompts: int
     files: list[Path]
+    ray: Any = None  # distributed.RayStats when the rows were computed on Ray
 
 
 RowHook = Callable[[dict[str, Any]], None]
@@ -281,166 +276,163 @@ def run_evaluation(
         raise InvalidParameterError(f"No usable prompts in {data}.")
     out = Path(out_dir)
     store = ResultStore(out / DB_NAME)
-    if ray is not None:
-        try:
-            return _run_on_ray(
-                records,
-                bad,
-                store,
-                out,
-                str(data),
-                config,
-                lm,
-                model,
-                ray,
-                console,
-                show_progress,
-                on_row,
-            )
-        finally:
-            store.close()
-    if lm is None:
-        lm = as_model(model)
-    elif callable(lm) and not hasattr(lm, "tokenizer"):
-        lm = lm()
-    computed = reused = 0
-    errors: list[tuple[str, str, str]] = []
+    stats = None
     try:
-        with progress_bar(
-            console, show_progress, len(records) * len(config.methods), "evaluate"
-        ) as advance:
-            for rec in records:
-                job = prompt_job(store, rec, lm.name, config)
-                reused += len(config.methods) - len(job.methods)
-                advance(len(config.methods) - len(job.methods), rec.key)
-                if not job.methods:
-                    continue
-
-                def stored_output(fields: dict[str, Any], rec: PromptRecord = rec) -> None:
-                    store.put_output(rec, lm.name, config.max_new_tokens, **fields)
-
-                def stored_row(method: str, fields: dict[str, Any], rec=rec) -> None:
-                    nonlocal computed
-                    store.put_row(
-                        store.row_key(rec, method, lm.name, config), line=rec.line, **fields
-                    )
-                    computed += 1
-                    if fields.get("error"):
-                        errors.append((rec.key, method, fields["error"]))
-                    advance(1, f"{rec.key} · {method}")
-                    if on_row is not None:
-                        on_row({"prompt_key": rec.key, "method": method, **fields})
-
-                result = compute_prompt(
-                    lm,
-                    job,
-                    config,
-                    on_output=stored_output,
-                    on_method=stored_row,
-                    on_start=lambda method, rec=rec: advance(0, f"{rec.key} · {method}"),
-                )
-                if result.error is not None:
-                    errors.append((rec.key, "", result.error))
-                    advance(len(job.methods), rec.key)
-        table = _table(store, records, lm.name, config, str(data))
+        if ray is not None:
+            loader = _ray_loader(lm, model)
+        elif lm is None:
+            lm = as_model(model)
+        elif callable(lm) and not hasattr(lm, "tokenizer"):
+            lm = lm()
+        total = len(records) * len(config.methods)
+        label = "evaluate (ray)" if ray is not None else "evaluate"
+        with progress_bar(console, show_progress, total, label) as advance:
+            ledger = _Ledger(store, config, advance, on_row)
+            if ray is not None:
+                model_name, stats = _run_on_ray(records, ledger, config, loader, ray)
+            else:
+                model_name = lm.name
+                for rec in records:
+                    _run_here(lm, rec, ledger, config)
+        if stats is not None:
+            console.print(stats.summary(), soft_wrap=True)
+        table = _table(store, records, model_name, config, str(data))
     finally:
         store.close()
     files = write_table(table, out)
     return EvalReport(
         table=table,
-        computed=computed,
-        reused=reused,
+        computed=ledger.computed,
+        reused=ledger.reused,
         bad_lines=bad,
-        errors=errors,
+        errors=ledger.errors,
         prompts=len(records),
         files=files,
+        ray=stats,
     )
+
+
+class _Ledger:
+    """What a run commits and counts, the same whether a prompt ran here or on Ray:
+    each output and row into the store at once, the counts, the errors, the progress."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        cfg: EvalConfig,
+        advance: Callable[[int, str], None],
+        on_row: RowHook | None,
+    ) -> None:
+        self.store, self.cfg, self.advance, self.on_row = store, cfg, advance, on_row
+        self.computed = self.reused = 0
+        self.errors: list[tuple[str, str, str]] = []
+
+    def job(self, rec: PromptRecord, model: str) -> PromptJob:
+        """The prompt's outstanding work; what is stored already counts as reused."""
+        job = prompt_job(self.store, rec, model, self.cfg)
+        done = len(self.cfg.methods) - len(job.methods)
+        self.reused += done
+        self.advance(done, rec.key)
+        return job
+
+    def output(self, rec: PromptRecord, model: str, fields: dict[str, Any]) -> None:
+        self.store.put_output(rec, model, self.cfg.max_new_tokens, **fields)
+
+    def row(self, rec: PromptRecord, model: str, method: str, fields: dict[str, Any]) -> None:
+        key = self.store.row_key(rec, method, model, self.cfg)
+        self.store.put_row(key, line=rec.line, **fields)
+        self.computed += 1
+        if fields.get("error"):
+            self.errors.append((rec.key, method, fields["error"]))
+        self.advance(1, f"{rec.key} · {method}")
+        if self.on_row is not None:
+            self.on_row({"prompt_key": rec.key, "method": method, **fields})
+
+    def no_output(self, rec: PromptRecord, message: str, methods: int) -> None:
+        """The prompt has no y, so none of its methods ran."""
+        self.errors.append((rec.key, "", message))
+        self.advance(methods, rec.key)
+
+    def landed(self, result: PromptResult) -> None:
+        """Commit what a worker computed: y first (when new), then every method's row."""
+        if result.new_output is not None:
+            self.output(result.rec, result.model, result.new_output)
+        if result.error is not None:
+            self.no_output(result.rec, result.error, len(result.methods))
+        for method, fields in result.rows:
+            self.row(result.rec, result.model, method, fields)
+
+    def failed(self, job: PromptJob, model: str, reason: str) -> None:
+        """A prompt Ray could not run (its workers kept dying): error rows, not retried."""
+        for method in job.methods:
+            key = self.store.row_key(job.rec, method, model, self.cfg)
+            self.store.put_row(key, line=job.rec.line, error=f"not computed: {reason}")
+            self.computed += 1
+            self.errors.append((job.rec.key, method, reason))
+        self.advance(len(job.methods), job.rec.key)
+
+
+def _run_here(lm: Any, rec: PromptRecord, ledger: _Ledger, cfg: EvalConfig) -> None:
+    """One prompt in this process, each piece committed the moment it exists."""
+    job = ledger.job(rec, lm.name)
+    if not job.methods:
+        return
+    result = compute_prompt(
+        lm,
+        job,
+        cfg,
+        on_output=lambda fields: ledger.output(rec, lm.name, fields),
+        on_method=lambda method, fields: ledger.row(rec, lm.name, method, fields),
+        on_start=lambda method: ledger.advance(0, f"{rec.key} · {method}"),
+    )
+    if result.error is not None:
+        ledger.no_output(rec, result.error, len(job.methods))
+
+
+def _ray_loader(lm: Any, model: str | None) -> Callable[[], Any]:
+    """What Ray workers load: the loader given, or the named model (never a loaded one)."""
+    import functools
+
+    from ..distributed import require_ray
+    from ..model import load_model
+
+    require_ray()
+    if lm is None:
+        return functools.partial(load_model, model)
+    if callable(lm) and not hasattr(lm, "tokenizer"):
+        return lm
+    raise InvalidParameterError("With Ray, give a model name or a loader, not a model.")
 
 
 def _run_on_ray(
     records: list[PromptRecord],
-    bad: list[BadLine],
-    store: ResultStore,
-    out: Path,
-    source: str,
+    ledger: _Ledger,
     config: EvalConfig,
-    lm: Any,
-    model: str | None,
+    loader: Callable[[], Any],
     options: Any,
-    console: Any,
-    show_progress: bool,
-    on_row: RowHook | None,
-) -> EvalReport:
-    """The same rows as the loop above, computed by Ray workers, committed here."""
+) -> tuple[str, Any]:
+    """The same rows as `_run_here`, computed by Ray workers and committed here:
+    (the model's name as the workers report it, Ray's run statistics)."""
     import functools
 
-    from ..distributed import require_ray, run_on_ray
-    from ..model import load_model
+    from ..distributed import run_on_ray
 
-    require_ray()
-    loader = lm if callable(lm) and not hasattr(lm, "tokenizer") else None
-    if loader is None:
-        if lm is not None:
-            raise InvalidParameterError("With Ray, give a model name or a loader, not a model.")
-        loader = functools.partial(load_model, model)
-    counts = {"computed": 0, "reused": 0}
-    errors: list[tuple[str, str, str]] = []
     names: list[str] = []
-    total = len(records) * len(config.methods)
-    with progress_bar(console, show_progress, total, "evaluate (ray)") as advance:
 
-        def jobs_for(model_name: str) -> list[PromptJob]:
-            names.append(model_name)
-            jobs = []
-            for rec in records:
-                job = prompt_job(store, rec, model_name, config)
-                counts["reused"] += len(config.methods) - len(job.methods)
-                advance(len(config.methods) - len(job.methods), rec.key)
-                if job.methods:
-                    jobs.append(job)
-            return jobs
+    def jobs_for(model_name: str) -> list[PromptJob]:
+        names.append(model_name)
+        return [job for rec in records if (job := ledger.job(rec, model_name)).methods]
 
-        def landed(result: PromptResult) -> None:
-            store_result(store, result, config)
-            if result.error is not None:
-                errors.append((result.rec.key, "", result.error))
-            for method, fields in result.rows:
-                counts["computed"] += 1
-                if fields.get("error"):
-                    errors.append((result.rec.key, method, fields["error"]))
-                if on_row is not None:
-                    on_row({"prompt_key": result.rec.key, "method": method, **fields})
-            advance(len(result.methods), result.rec.key)
-
-        def failed(job: PromptJob, reason: str) -> None:
-            for method in job.methods:
-                key = store.row_key(job.rec, method, names[0], config)
-                store.put_row(key, line=job.rec.line, error=f"not computed: {reason}")
-                counts["computed"] += 1
-                errors.append((job.rec.key, method, reason))
-            advance(len(job.methods), job.rec.key)
-
-        stats = run_on_ray(
-            jobs_for,
-            functools.partial(compute_prompt, cfg=config),
-            loader,
-            options,
-            landed,
-            failed,
-            job_key=lambda job: job.rec.key,
-        )
-    console.print(stats.summary(), soft_wrap=True)
-    table = _table(store, records, names[0], config, source)
-    files = write_table(table, out)
-    return EvalReport(
-        table=table,
-        computed=counts["computed"],
-        reused=counts["reused"],
-        bad_lines=bad,
-        errors=errors,
-        prompts=len(records),
-        files=files,
+    stats = run_on_ray(
+        jobs_for,
+        functools.partial(compute_prompt, cfg=config),
+        loader,
+        options,
+        ledger.landed,
+        lambda job, reason: ledger.failed(job, names[0], reason),
+        job_key=lambda job: job.rec.key,
     )
+    return names[0], stats
 
 
 # ----- one prompt: the unit of work, the same in one process and on a Ray worker -----------
@@ -475,15 +467,6 @@ def prompt_job(store: ResultStore, rec: PromptRecord, model: str, cfg: EvalConfi
         elif row is not None:
             job.output_ids = json.loads(row["output_ids"])
     return job
-
-
-def store_result(store: ResultStore, result: PromptResult, cfg: EvalConfig) -> None:
-    """Commit what a worker computed: y first (when new), then every method's row."""
-    if result.new_output is not None:
-        store.put_output(result.rec, result.model, cfg.max_new_tokens, **result.new_output)
-    for method, fields in result.rows:
-        key = store.row_key(result.rec, method, result.model, cfg)
-        store.put_row(key, line=result.rec.line, **fields)
 
 
 def compute_prompt(

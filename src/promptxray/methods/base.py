@@ -139,6 +139,15 @@ class MethodSpec:
     def param_info(self) -> list[ParamInfo]:
         return [_param_info(name, f) for name, f in self.params.model_fields.items()]
 
+    def result_key(self, params: MethodParams) -> dict[str, Any]:
+        """What a stored result was computed with: the resolved parameters and, from
+        version 2 on, the algorithm version (version 1 is left out, so results stored
+        before methods had versions keep their keys)."""
+        key = params.model_dump(mode="json")
+        if self.version != 1:
+            key["version"] = self.version
+        return key
+
     def resolve(self, given: Mapping[str, Any] | MethodParams | None = None) -> MethodParams:
         """The method's parameters with defaults filled in, or one clear error."""
         if isinstance(given, self.params):

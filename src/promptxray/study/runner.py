@@ -11,6 +11,7 @@ attribution with its matrix, for the report's side-by-side heatmaps.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -61,12 +62,11 @@ class StudyConfig:
             raise InvalidParameterError("limit must be at least 1.")
         check_request(self.method, self.granularity, None, self.params)
 
+    @functools.cached_property
     def params_key(self) -> str:
+        """The method's result key, resolved once (every stored row's key holds it)."""
         request = check_request(self.method, self.granularity, None, self.params)
-        key = request.params.model_dump(mode="json")
-        if request.spec.version != 1:
-            key["version"] = request.spec.version
-        return json.dumps(key, sort_keys=True)
+        return json.dumps(request.spec.result_key(request.params), sort_keys=True)
 
 
 class StudyStore(SqliteStore):
@@ -82,7 +82,7 @@ class StudyStore(SqliteStore):
             "method": cfg.method,
             "granularity": cfg.granularity,
             "max_new_tokens": cfg.max_new_tokens,
-            "params": cfg.params_key(),
+            "params": cfg.params_key,
         }
 
     def has(self, key: dict[str, Any]) -> bool:
@@ -182,22 +182,25 @@ def run_study(
                 advance(len(rows) - len(todo), model_name)
                 if not todo:
                     continue
+
+                def record(
+                    row: StudyRow, payload: dict | None, error: str | None, model=model_name
+                ) -> None:
+                    """Commit one row the moment it exists, here or from a Ray worker."""
+                    nonlocal computed
+                    store.put(store.key(row, model, config), row, payload, error)
+                    computed += 1
+                    if error:
+                        errors.append((row.key, model, error))
+                    advance(1, f"{model} · {row.key}")
+
                 if ray is not None:
-                    done, failed = _rows_on_ray(
-                        todo, model_name, loaders, config, gallery, store, ray, advance, console
-                    )
-                    computed += done
-                    errors.extend(failed)
+                    _rows_on_ray(todo, model_name, loaders, config, gallery, ray, record, console)
                     continue
                 lm = as_model((loaders or {}).get(model_name, model_name))
                 for row in todo:
                     advance(0, f"{model_name} · {row.key}")
-                    payload, error = _explain_row(lm, row, config, row.key in gallery)
-                    store.put(store.key(row, model_name, config), row, payload, error)
-                    computed += 1
-                    if error:
-                        errors.append((row.key, model_name, error))
-                    advance(1, f"{model_name} · {row.key}")
+                    record(row, *_explain_row(lm, row, config, row.key in gallery))
         results = store.results(rows, config.models, config)
     finally:
         store.close()
@@ -221,48 +224,28 @@ def _rows_on_ray(
     loaders: dict[str, Any] | None,
     cfg: StudyConfig,
     gallery: set[str],
-    store: StudyStore,
     options: Any,
-    advance: Callable[[int, str], None],
+    record: Callable[[StudyRow, dict | None, str | None], None],
     console: Any,
-) -> tuple[int, list[tuple[str, str, str]]]:
-    import functools
+) -> None:
+    """The rows of one model on Ray workers; each is committed through `record` as it lands.
 
+    A row whose workers kept dying is recorded as an error row ("not computed: ...").
+    """
     from ..distributed import run_on_ray
     from ..model import load_model
 
     loader = (loaders or {}).get(model_name) or functools.partial(load_model, model_name)
-    errors: list[tuple[str, str, str]] = []
-    count = 0
-
-    def landed(result: tuple) -> None:
-        nonlocal count
-        row, payload, error = result
-        store.put(store.key(row, model_name, cfg), row, payload, error)
-        count += 1
-        if error:
-            errors.append((row.key, model_name, error))
-        advance(1, f"{model_name} · {row.key}")
-
-    def failed(job: tuple[StudyRow, bool], reason: str) -> None:
-        nonlocal count
-        row = job[0]
-        store.put(store.key(row, model_name, cfg), row, None, f"not computed: {reason}")
-        count += 1
-        errors.append((row.key, model_name, reason))
-        advance(1, f"{model_name} · {row.key}")
-
     stats = run_on_ray(
         [(row, row.key in gallery) for row in todo],
         functools.partial(explain_job, cfg=cfg),
         loader,
         options,
-        landed,
-        failed,
+        lambda result: record(*result),
+        lambda job, reason: record(job[0], None, f"not computed: {reason}"),
         job_key=lambda job: job[0].key,
     )
     console.print(f"{model_name}: {stats.summary()}", soft_wrap=True)
-    return count, errors
 
 
 def _explain_row(
@@ -324,6 +307,3 @@ def _halves(
         out.append(attribute(lm, part, cfg.method, cfg.granularity, params=cfg.params))
     early, late = out
     return part_shares(row, early), part_shares(row, late), earlier_output_share(late)
-
-
-ProgressHook = Callable[[int, str], None]
