@@ -271,17 +271,16 @@ GpusOpt = Annotated[float, typer.Option("--gpus-per-worker", help="GPUs per Ray 
 
 
 def ray_options(ray: bool, address: str | None, workers: int, cpus: float, gpus: float) -> Any:
-    """The Ray settings when --ray or --ray-address was given, else None (one process)."""
+    """The Ray settings when --ray or --ray-address was given, else None (one process).
+
+    Whether Ray is installed and the settings make sense is checked where Ray starts
+    (`distributed`), before any model loads.
+    """
     if not ray and address is None:
         return None
-    from .distributed import RayOptions, require_ray
+    from .distributed import RayOptions
 
-    require_ray()
-    options = RayOptions(
-        address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus
-    )
-    options.check()
-    return options
+    return RayOptions(address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus)
 
 
 ParamOpt = Annotated[

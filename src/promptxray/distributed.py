@@ -40,6 +40,14 @@ def require_ray() -> Any:
     return ray
 
 
+def check_ready(options: RayOptions) -> Any:
+    """Ray is installed and the settings make sense: callers check this before they
+    open a store or load anything; returns the ray module."""
+    ray = require_ray()
+    options.check()
+    return ray
+
+
 @dataclass
 class RayOptions:
     """Where and how wide: `address` None starts a local Ray with this machine's CPUs."""
@@ -120,10 +128,9 @@ def run_on_ray(
     `jobs` may be a function of the model's name (what the workers loaded, asked of
     the first one), for callers whose stored rows are keyed by it.
     """
-    ray = require_ray()
+    ray = check_ready(options)
     from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-    options.check()
     stats = RayStats()
     started_here = not ray.is_initialized()
     if started_here:

@@ -266,6 +266,10 @@ def run_evaluation(
 
     config = config or EvalConfig()
     config.check()
+    if ray is not None:
+        from ..distributed import check_ready
+
+        check_ready(ray)
     console = console or Console(stderr=True)
     records, bad = read_prompts(data)
     for b in bad:
@@ -393,10 +397,8 @@ def _ray_loader(lm: Any, model: str | None) -> Callable[[], Any]:
     """What Ray workers load: the loader given, or the named model (never a loaded one)."""
     import functools
 
-    from ..distributed import require_ray
     from ..model import load_model
 
-    require_ray()
     if lm is None:
         return functools.partial(load_model, model)
     if callable(lm) and not hasattr(lm, "tokenizer"):

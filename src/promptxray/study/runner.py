@@ -160,6 +160,10 @@ def run_study(
 
     config = config or StudyConfig()
     config.check()
+    if ray is not None:
+        from ..distributed import check_ready
+
+        check_ready(ray)
     console = console or Console(stderr=True)
     rows, bad = read_study(data)
     for b in bad:

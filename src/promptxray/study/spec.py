@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,6 @@ class StudyRow:
     parts: tuple[PartSpan, ...]
     checks: tuple[Check, ...] = ()
     group: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def sha(self) -> str:
