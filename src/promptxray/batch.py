@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InvalidParameterError
 
@@ -53,6 +53,28 @@ def row_key(obj: dict[str, Any], line: int, seen: set[str]) -> str:
         key = f"{key}@line{line}"
     seen.add(key)
     return key
+
+
+T = TypeVar("T")
+
+
+def usable_rows(
+    data: str | Path,
+    read: Callable[[str | Path], tuple[list[T], list[BadLine]]],
+    limit: int | None,
+    console: Any,
+    what: str,
+) -> tuple[list[T], list[BadLine]]:
+    """Read a batch file, say which lines were skipped and why, keep the first `limit`
+    rows, and refuse a file with nothing usable (one error, before any model loads)."""
+    rows, bad = read(data)
+    for b in bad:
+        console.print(f"[yellow]{data}: line {b.line} skipped: {b.reason}[/]", soft_wrap=True)
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        raise InvalidParameterError(f"No usable {what} in {data}.")
+    return rows, bad
 
 
 @contextmanager

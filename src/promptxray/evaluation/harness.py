@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..batch import BadLine, SqliteStore, progress_bar, read_jsonl, row_key
+from ..batch import BadLine, SqliteStore, progress_bar, read_jsonl, row_key, usable_rows
 from ..errors import InvalidParameterError, PromptXrayError
 from ..methods.base import MethodParams
 from ..segments import check_granularity
@@ -271,13 +271,7 @@ def run_evaluation(
 
         check_ready(ray)
     console = console or Console(stderr=True)
-    records, bad = read_prompts(data)
-    for b in bad:
-        console.print(f"[yellow]{data}: line {b.line} skipped: {b.reason}[/]")
-    if config.limit is not None:
-        records = records[: config.limit]
-    if not records:
-        raise InvalidParameterError(f"No usable prompts in {data}.")
+    records, bad = usable_rows(data, read_prompts, config.limit, console, "prompts")
     out = Path(out_dir)
     store = ResultStore(out / DB_NAME)
     stats = None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import as_model, attribute, check_request
-from ..batch import BadLine, SqliteStore, progress_bar
+from ..batch import BadLine, SqliteStore, progress_bar, usable_rows
 from ..errors import InvalidParameterError, PromptXrayError
 from ..model import DEFAULT_MODEL
 from ..targets import build_problem
@@ -165,13 +165,7 @@ def run_study(
 
         check_ready(ray)
     console = console or Console(stderr=True)
-    rows, bad = read_study(data)
-    for b in bad:
-        console.print(f"[yellow]{data}: line {b.line} skipped: {b.reason}[/]", soft_wrap=True)
-    if config.limit is not None:
-        rows = rows[: config.limit]
-    if not rows:
-        raise InvalidParameterError(f"No usable rows in {data}.")
+    rows, bad = usable_rows(data, read_study, config.limit, console, "rows")
     out = Path(out_dir)
     store = StudyStore(out / DB_NAME)
     gallery = gallery_keys(rows)
