@@ -17,6 +17,7 @@ from promptxray.render.heatmap import unit_labels
 from promptxray.render.palette import (
     CENTER,
     N_STOPS,
+    NEAR_ZERO,
     SIGNED_CMAP,
     SIGNED_STOPS,
     UNSIGNED_CMAP,
@@ -115,6 +116,20 @@ def test_signed_map_is_red_for_plus_and_blue_for_minus():
     assert "red raises p(target), blue lowers it" == legend_text(True)
 
 
+@pytest.mark.parametrize("signed", [True, False])
+def test_near_zero_values_get_no_tint_and_gamma_bends_the_rest(signed):
+    scale = scale_for([10.0, 0.1], signed=signed)
+    neutral = WHITE
+    # below 2% of the peak: plain, in every view that colours through a Scale
+    assert scale.color(10.0 * NEAR_ZERO * 0.99) == neutral and not scale.tinted(0.15)
+    assert scale.color(0.5) != neutral and scale.tinted(0.5)
+    # gamma < 1 brings weak values out, gamma > 1 fades them; the ends stay put
+    soft, hard = scale_for([10.0], signed, gamma=0.5), scale_for([10.0], signed, gamma=2.0)
+    assert soft.index(2.0) > scale.index(2.0) > hard.index(2.0)
+    assert soft.color(10.0) == scale.color(10.0) == hard.color(10.0)
+    assert scale_for([1.0], signed, gamma=100).gamma == 5.0  # clamped to the control's range
+
+
 def test_unsigned_map_is_sequential():
     scale = scale_for([0.0, 1.0, 2.0, 3.0, 4.0], signed=False)
     values = np.linspace(0.0, 4.0, 200)
@@ -130,6 +145,8 @@ def test_unsigned_map_is_sequential():
         "stops": [css(s) for s in UNSIGNED_STOPS],
         "legend": legend_text(False),
         "caption": "darker = stronger influence (unsigned) · full colour at 4",
+        "gamma": 1.0,
+        "floor": NEAR_ZERO,
     }
 
 

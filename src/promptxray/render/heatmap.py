@@ -85,8 +85,11 @@ def heatmap_figure(
     height = max(3.5, 1.4 + longest_col * char * 0.75 + _CELL_INCHES * n_rows)
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.add_subplot()
+    # The palette's near-zero rule: cells within `floor` of zero draw as white.
+    cut = scale.floor * scale.peak
+    drawn = [[v if abs(v) >= cut else 0.0 for v in row] for row in matrix]
     image = ax.imshow(
-        matrix,
+        drawn,
         aspect="auto",
         cmap=cmap or palette_cmap(scale),
         vmin=lo,

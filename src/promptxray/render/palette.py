@@ -20,6 +20,13 @@ The page (app.js `paletteColor`) repeats exactly this arithmetic on the stops th
 server sends; `N_STOPS` is odd, so zero sits in the middle of the centre bin.
 The stop that stands for zero is pinned to pure white (matplotlib's is a
 near-white grey or cream), so a unit without influence looks like plain text.
+
+Two reading aids act before the bin rule, in `Scale.index` only (every view that
+colours through a `Scale` gets them; the page gets its colours from the server):
+values within `floor` (default `NEAR_ZERO`, 2 %) of the peak draw neutral, so a
+prompt full of negligible scores does not look faintly tinted all over; and
+`gamma` bends |value| / peak before binning (below 1 brings out weak units, above
+1 keeps only the strong ones), which the page's intensity slider sets.
 """
 
 from __future__ import annotations
@@ -77,6 +84,10 @@ UNSIGNED_STOPS: tuple[RGB, ...] = (
 SIGNED_LEGEND = "red raises p(target), blue lowers it"
 UNSIGNED_LEGEND = "darker = stronger influence (unsigned)"
 
+# |value| / peak below this draws neutral (no tint): near-zero units read as plain text.
+NEAR_ZERO = 0.02
+GAMMA_RANGE = (0.2, 5.0)  # the intensity control's limits
+
 
 def legend_text(signed: bool) -> str:
     return SIGNED_LEGEND if signed else UNSIGNED_LEGEND
@@ -92,6 +103,8 @@ class Scale:
 
     signed: bool
     peak: float
+    gamma: float = 1.0
+    floor: float = NEAR_ZERO
 
     @property
     def domain(self) -> tuple[float, float]:
@@ -102,11 +115,28 @@ class Scale:
     def stops(self) -> tuple[RGB, ...]:
         return stops_for(self.signed)
 
-    def index(self, score: float) -> int:
-        """The stop drawn for `score` (its bin in the domain); the neutral stop if peak is 0."""
-        neutral = CENTER if self.signed else 0
+    def tinted(self, score: float) -> bool:
+        """Whether `score` gets any colour: not when it is within `floor` of zero."""
         if not self.peak > 0 or not math.isfinite(score):
-            return neutral
+            return False
+        return abs(score) / self.peak >= self.floor and self.index(score) != self._neutral()
+
+    def _neutral(self) -> int:
+        return CENTER if self.signed else 0
+
+    def index(self, score: float) -> int:
+        """The stop drawn for `score` (its bin in the domain); the neutral stop if peak is 0.
+
+        Near-zero values (|score| < floor x peak) take the neutral stop; `gamma`
+        reshapes |score| / peak before the bin rule (1 leaves it as it is).
+        """
+        if not self.peak > 0 or not math.isfinite(score):
+            return self._neutral()
+        if abs(score) < self.floor * self.peak:
+            return self._neutral()
+        if self.gamma != 1.0:
+            bent = min(abs(score) / self.peak, 1.0) ** self.gamma
+            score = math.copysign(bent * self.peak, score)
         lo, hi = self.domain
         position = (score - lo) / (hi - lo) * N_STOPS
         return max(0, min(N_STOPS - 1, math.floor(position)))
@@ -134,10 +164,15 @@ class Scale:
         return f"{legend_text(self.signed)} · {self.peak_text()}"
 
 
-def scale_for(values: Iterable[float], signed: bool) -> Scale:
-    """The scale of one picture; `signed` comes from the method (`attr.signed`), not the data."""
+def scale_for(values: Iterable[float], signed: bool, gamma: float = 1.0) -> Scale:
+    """The scale of one picture; `signed` comes from the method (`attr.signed`), not the data.
+
+    Give the values of every picture that must share a scale (e.g. two runs compared
+    side by side) in one call, so one peak colours them all.
+    """
     peak = max((abs(float(v)) for v in values if math.isfinite(v)), default=0.0)
-    return Scale(signed=bool(signed), peak=float(peak))
+    low, high = GAMMA_RANGE
+    return Scale(signed=bool(signed), peak=float(peak), gamma=min(high, max(low, float(gamma))))
 
 
 def css(color: RGB) -> str:
@@ -161,4 +196,6 @@ def palette_payload(scale: Scale) -> dict[str, Any]:
         "stops": [css(s) for s in scale.stops],
         "legend": legend_text(scale.signed),
         "caption": scale.caption(),
+        "gamma": scale.gamma,
+        "floor": scale.floor,
     }
