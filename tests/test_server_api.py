@@ -23,6 +23,7 @@ from promptxray.server.store import HistoryStore
 
 PROMPT = "The sea is calm tonight. Write one line about the sky.\nKeep it short."
 STATIC = Path(__file__).parents[1] / "src" / "promptxray" / "server" / "static"
+LOCAL = "http://127.0.0.1:8000"  # a Host the server answers to (TestClient's default is not)
 
 
 def make_wordy_lm(seed: int = 0):
@@ -46,7 +47,7 @@ def wordy_lm():
 
 @pytest.fixture()
 def client(wordy_lm, tmp_path):
-    with TestClient(create_app(wordy_lm, tmp_path)) as c:
+    with TestClient(create_app(wordy_lm, tmp_path), base_url=LOCAL) as c:
         yield c
 
 
@@ -181,9 +182,9 @@ def test_generate_explain_regroup_mask_history_round_trip(client, wordy_lm):
 
 
 def test_history_survives_a_restart(wordy_lm, tmp_path):
-    with TestClient(create_app(wordy_lm, tmp_path)) as first:
+    with TestClient(create_app(wordy_lm, tmp_path), base_url=LOCAL) as first:
         run_id = generate(first, "Name a colour.", 4)["result"]["run_id"]
-    with TestClient(create_app(wordy_lm, tmp_path)) as second:
+    with TestClient(create_app(wordy_lm, tmp_path), base_url=LOCAL) as second:
         assert [r["id"] for r in second.get("/api/runs").json()] == [run_id]
         assert second.get(f"/api/runs/{run_id}").json()["prompt"] == "Name a colour."
 
@@ -466,7 +467,7 @@ def test_store_keeps_runs_newest_first(tmp_path):
 @pytest.mark.integration
 def test_real_model_points_at_capital_and_france(default_lm, tmp_path):
     prompt = "What is the capital of France? Answer in one word."
-    with TestClient(create_app(default_lm, tmp_path)) as c:
+    with TestClient(create_app(default_lm, tmp_path), base_url=LOCAL) as c:
         state = run_job(c, "/api/generate", {"prompt": prompt, "max_new_tokens": 12})
         output = state["result"]["output"]
         assert "Paris" in output

@@ -5,15 +5,17 @@ from __future__ import annotations
 import socket
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from ..errors import InvalidParameterError
 from ..model import LanguageModel
-from .app import create_app, default_data_dir
+from .app import JOBS_OUTLIVE_THE_PAGE, create_app, default_data_dir
+from .security import is_loopback
+from .store import check_data_dir
 
-__all__ = ["check_port", "create_app", "default_data_dir", "serve"]
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+__all__ = ["check_data_dir", "check_port", "create_app", "default_data_dir", "serve"]
 
 
 def check_port(host: str, port: int) -> None:
@@ -41,26 +43,41 @@ def serve(
     port: int = 8000,
     data_dir: Path | str | None = None,
     log_level: str = "warning",
+    allowed_hosts: Sequence[str] = (),
+    token: str | None = None,
 ) -> None:
-    """Serve the page and API until interrupted (binds to localhost unless told otherwise)."""
+    """Serve the page and API until interrupted (binds to localhost unless told otherwise).
+
+    `allowed_hosts` are extra Host names to answer to (behind a proxy, or a machine
+    name); `token` is the access token every /api request must carry. A
+    non-loopback `host` always needs one: without `token` a fresh one is made and
+    printed with the address to open, as Jupyter does.
+    """
     import uvicorn
 
     check_port(host, port)
-    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    folder = check_data_dir(data_dir if data_dir is not None else default_data_dir())
     try:
-        app = create_app(lm, folder)
+        app = create_app(lm, folder, host=host, allowed_hosts=allowed_hosts, token=token)
     except (OSError, sqlite3.Error) as exc:
         raise InvalidParameterError(f"Cannot keep the history in {folder}: {exc}") from exc
-    shown = f"[{host}]" if ":" in host else host
-    print(
-        f"promptxray: serving {lm.name} at http://{shown}:{port}/ "
-        f"(history in {folder}; Ctrl+C stops)",
-        file=sys.stderr,
-    )
-    if host not in _LOOPBACK:
-        print(
-            f"note: {host} is reachable from other machines; anyone who can reach it can "
-            "run the model and read the history.",
-            file=sys.stderr,
-        )
+    print(start_message(lm.name, host, port, folder, app.state.token), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def start_message(model: str, host: str, port: int, folder: Path, token: str | None) -> str:
+    """What `serve` prints: the address to open (with the token), history, job policy."""
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    if token is not None:
+        url += f"?token={quote(token)}"
+    lines = [
+        f"promptxray: serving {model} at {url}",
+        f"  history in {folder}; {JOBS_OUTLIVE_THE_PAGE.lower()} Ctrl+C stops.",
+    ]
+    if not is_loopback(host):
+        lines.append(
+            f"  note: {host} is reachable from other machines; the API answers only "
+            "requests that carry the access token in the address above."
+        )
+    return "\n".join(lines)

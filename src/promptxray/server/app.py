@@ -1,36 +1,41 @@
-"""The prompt debugger's HTTP side: JSON API, static page, error mapping.
+"""The prompt debugger's HTTP side: JSON API, static page, error mapping, guards.
 
-Endpoints check the request (cheap: tokeniser only) and answer 4xx at once when
-it is wrong; the model work goes to the job queue and the page polls it. The
-model is chosen when the server starts, never by a request, and no endpoint
-takes a file path from the client: history lives in the server's own data dir.
+Handlers are thin: each parses its body and calls one `Service` function, which
+checks the request (cheap: tokeniser only) and answers 4xx at once when it is
+wrong; the model work goes to the job queue and the page polls it. The model is
+chosen when the server starts, never by a request, and no endpoint takes a file
+path from the client: history lives in the server's own data dir.
+
+Every request first passes the guards of `security.py`: its Host must be one the
+server answers to (400 otherwise, on every route), a state-changing request must
+come from the page's own origin (403), and, when the server has an access token
+(always on a non-loopback bind), every /api request must carry it (401).
+There is no Swagger UI (it would load from a CDN); /openapi.json describes the API.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..api import check_request
-from ..attribution import Attribution
-from ..errors import InvalidParameterError, PromptXrayError, RegroupRefusedError
+from ..errors import PromptXrayError, RegroupRefusedError
 from ..methods import REGISTRY
 from ..model import LanguageModel
+from ..render.palette import GAMMA_RANGE
 from ..segments import GRANULARITIES
-from ..targets import build_problem
 from . import schemas
 from .jobs import JobQueue
-from .store import HistoryStore
-from .tasks import explain_job, generate_job, mask_job
-from .views import explanation_view, export_html
+from .security import Guard, allowed_names, is_loopback, new_token
+from .service import NotFoundError, Service
+from .store import HistoryStore, check_data_dir
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -45,16 +50,53 @@ _CSP = (
 _METHOD_ORDER = ("grad_norm", "grad_x_input", "integrated_gradients", "leave_one_out", "xprompt")
 
 
+# What the page says about a job whose tab is closed (also in its help text).
+JOBS_OUTLIVE_THE_PAGE = (
+    "Jobs keep running when their page is closed; their results land in the History."
+)
+GAMMA = Query(
+    1.0,
+    ge=GAMMA_RANGE[0],
+    le=GAMMA_RANGE[1],
+    description="Colour intensity: below 1 brings out weak units, above 1 only strong ones.",
+)
+
+
 def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("promptxray"))
 
 
-def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI:
-    """An app serving one loaded model; history goes to `data_dir` (default: user data dir)."""
-    store = HistoryStore(Path(data_dir) if data_dir is not None else default_data_dir())
+def make_guard(host: str, allowed_hosts: Sequence[str], token: str | None) -> Guard:
+    """The app's guards: a non-loopback bind always gets a token (a fresh one if none given)."""
+    if token is not None and not token.strip():
+        token = None
+    if token is None and not is_loopback(host):
+        token = new_token()
+    return Guard(hosts=allowed_names(host, allowed_hosts), token=token)
+
+
+def create_app(
+    lm: LanguageModel,
+    data_dir: Path | str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
+    token: str | None = None,
+) -> FastAPI:
+    """An app serving one loaded model; history goes to `data_dir` (default: user data dir).
+
+    `host` is the address the server is bound to: it and the loopback names are the
+    Host headers answered, with `allowed_hosts` added. `token`, when given, is
+    required on every /api request; a non-loopback `host` always requires one, so
+    one is generated if none is given (read it from `app.state.token`).
+    """
+    folder = check_data_dir(data_dir if data_dir is not None else default_data_dir())
+    store = HistoryStore(folder)
     jobs = JobQueue()
+    service = Service(lm, store, jobs)
+    guard = make_guard(host, allowed_hosts, token)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -66,20 +108,17 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
         version=__version__,
         description=(
             "Generate, explain which prompt parts drive the output, mask them and "
-            "regenerate. Long work runs as jobs: submit, then poll /api/jobs/{id}."
+            "regenerate. Long work runs as jobs: submit, then poll /api/jobs/{id}. "
+            + JOBS_OUTLIVE_THE_PAGE
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.lm, app.state.store, app.state.jobs = lm, store, jobs
+    app.state.service, app.state.token = service, guard.token
     _install_error_handlers(app)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        if not request.url.path.startswith(("/docs", "/redoc")):
-            response.headers["Content-Security-Policy"] = _CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+    _install_guards(app, guard)
 
     # ----- page ---------------------------------------------------------------------
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
@@ -112,104 +151,48 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
             "methods": methods,
             "granularities": list(GRANULARITIES),
             "data_dir": str(store.path.parent),
+            "jobs_note": JOBS_OUTLIVE_THE_PAGE,
+            "gamma_range": list(GAMMA_RANGE),
         }
 
     # ----- jobs ---------------------------------------------------------------------
     @app.post("/api/generate", response_model=schemas.JobRef, status_code=202)
     def generate(body: schemas.GenerateRequest) -> dict[str, str]:
         """Start generating the model's greedy output; poll the job for text as it grows."""
-        encoding = lm.encode_prompt(body.prompt, body.system_prompt)  # 400 if too long
-        fn = generate_job(
-            lm, store, body.prompt, body.system_prompt, encoding.ids, body.max_new_tokens
-        )
-        return _job_ref(jobs.submit("generate", fn))
+        return _job_ref(service.start_generate(body))
 
     @app.post("/api/explain", response_model=schemas.JobRef, status_code=202)
     def explain(body: schemas.ExplainRequest) -> dict[str, str]:
         """Explain all of a run's output, or a character span of it, with one method."""
-        run = _run_or_404(store, body.run_id)
-        request = check_request(body.method, body.granularity, None, body.method_params())
-        span = tuple(body.span) if body.span is not None else None
-        problem = build_problem(
-            lm,
-            run["prompt"],
-            system_prompt=run["system_prompt"],
-            output_ids=run["output_ids"],
-            span=span,
-        )
-        request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
-        params = request.params.model_dump(mode="json")
-        settings = {
-            "method": body.method,
-            "granularity": body.granularity,
-            "span": list(span) if span else None,
-            "matrix": body.matrix,
-            "params": params,
-        }
-        return _job_ref(
-            jobs.submit("explain", explain_job(lm, store, run["id"], problem, settings, request))
-        )
+        return _job_ref(service.start_explain(body))
 
     @app.post("/api/mask", response_model=schemas.JobRef, status_code=202)
     def mask(body: schemas.MaskRequest) -> dict[str, str]:
         """Remove the top-k units (or the listed ones) and regenerate; reports PR and KL."""
-        stored = _explanation_or_404(store, body.explanation_id)
-        attr: Attribution = stored["attribution"]
-        if body.granularity and body.granularity != attr.granularity:
-            attr = attr.aggregate(body.granularity)
-        n_units = len(attr.units)
-        if (body.units is None) == (body.top_k is None):
-            raise InvalidParameterError("Give either the units to remove or top_k, not both.")
-        if body.top_k is not None:
-            if body.top_k > n_units:
-                raise InvalidParameterError(
-                    f"top_k is {body.top_k} but there are only {n_units} units."
-                )
-            masked = attr.ranking("support")[: body.top_k]
-        else:
-            masked = sorted(set(body.units or []))
-            if not masked:
-                raise InvalidParameterError("Pick at least one unit to remove.")
-            bad = [i for i in masked if not 0 <= i < n_units]
-            if bad:
-                raise InvalidParameterError(
-                    f"Unit index {bad[0]} is out of range: there are {n_units} units."
-                )
-        run = _run_or_404(store, stored["run_id"])
-        problem = build_problem(
-            lm,
-            run["prompt"],
-            system_prompt=run["system_prompt"],
-            output_ids=run["output_ids"],
-            span=attr.target_span,
-        )
-        fn = mask_job(lm, store, run, body.explanation_id, attr, problem, masked, body.operator)
-        return _job_ref(jobs.submit("mask", fn))
+        return _job_ref(service.start_mask(body))
 
     @app.get("/api/jobs/{job_id}", response_model=schemas.JobState)
     def job_state(job_id: str) -> dict[str, Any]:
         """Status, progress (done of total), partial text, then the result or the error."""
         state = jobs.snapshot(job_id)
         if state is None:
-            raise HTTPException(404, f"No job {job_id!r} (finished jobs are kept for a while).")
+            raise NotFoundError(f"No job {job_id!r} (finished jobs are kept for a while).")
         return state
 
     @app.post("/api/jobs/{job_id}/cancel", response_model=schemas.JobState)
     def cancel(job_id: str) -> dict[str, Any]:
         """Cancel a queued job now, or a running one at its next progress step."""
         if jobs.cancel(job_id) is None:
-            raise HTTPException(404, f"No job {job_id!r}.")
+            raise NotFoundError(f"No job {job_id!r}.")
         return jobs.snapshot(job_id) or {}
 
     # ----- stored results (no model calls) -----------------------------------------------
     @app.get("/api/explanations/{explanation_id}", response_model=schemas.ExplanationView)
-    def explanation(explanation_id: str, granularity: str | None = None) -> dict[str, Any]:
+    def explanation(
+        explanation_id: str, granularity: str | None = None, gamma: float = GAMMA
+    ) -> dict[str, Any]:
         """A stored explanation, re-aggregated to `granularity` without calling the model."""
-        stored = _explanation_or_404(store, explanation_id)
-        attr: Attribution = stored["attribution"]
-        if granularity and granularity != attr.granularity:
-            attr = attr.aggregate(granularity)
-        return explanation_view(explanation_id, stored["run_id"], attr, stored["settings"])
+        return service.view(explanation_id, granularity, gamma)
 
     @app.get("/api/explanations/{explanation_id}/export")
     def export(
@@ -218,15 +201,11 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
         granularity: str | None = None,
     ) -> Response:
         """Download an explanation as Attribution JSON or as a standalone HTML page."""
-        stored = _explanation_or_404(store, explanation_id)
-        attr: Attribution = stored["attribution"]
-        if granularity and granularity != attr.granularity:
-            attr = attr.aggregate(granularity)
+        content = service.export(explanation_id, format, granularity)
         name = f"promptxray-{explanation_id}.{format}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-        if format == "json":
-            return Response(attr.to_json(indent=2), media_type="application/json", headers=headers)
-        return Response(export_html(attr), media_type="text/html", headers=headers)
+        media = "application/json" if format == "json" else "text/html"
+        return Response(content, media_type=media, headers=headers)
 
     @app.get("/api/runs", response_model=list[schemas.RunSummary])
     def runs(limit: int = 100) -> list[dict[str, Any]]:
@@ -235,20 +214,29 @@ def create_app(lm: LanguageModel, data_dir: Path | str | None = None) -> FastAPI
 
     @app.get("/api/runs/{run_id}", response_model=schemas.RunDetail)
     def run_detail(run_id: str) -> dict[str, Any]:
-        """One run with its explanations (settings only) and mask-and-regenerate results."""
-        run = _run_or_404(store, run_id)
-        run.pop("output_ids")
-        return {
-            **run,
-            "explanations": store.list_explanations(run_id),
-            "edits": store.list_edits(run_id),
-        }
+        """One run with all its explanations (settings only) and mask-and-regenerate results."""
+        return service.run_detail(run_id)
 
     @app.delete("/api/runs/{run_id}", status_code=204)
     def delete_run(run_id: str) -> Response:
         if not store.delete_run(run_id):
-            raise HTTPException(404, f"No run {run_id!r} in the history.")
+            raise NotFoundError(f"No run {run_id!r} in the history.")
         return Response(status_code=204)
+
+    @app.get("/api/compare", response_model=schemas.CompareView)
+    def compare(
+        a: str = Query(max_length=200, description="RUN, RUN:EXPLANATION or EXPLANATION"),
+        b: str = Query(max_length=200, description="the other side, same forms"),
+        granularity: str | None = None,
+        gamma: float = GAMMA,
+    ) -> dict[str, Any]:
+        """Two runs or explanations side by side: diffs, one colour scale, score changes."""
+        return service.compare(a, b, granularity, gamma)
+
+    @app.get("/api/compare/choices", response_model=list[schemas.CompareChoice])
+    def compare_choices() -> list[dict[str, Any]]:
+        """Every explanation in the history, newest first, as the compare view lists them."""
+        return service.compare_choices()
 
     return app
 
@@ -257,22 +245,41 @@ def _job_ref(job: Any) -> dict[str, str]:
     return {"job_id": job.id, "status": job.status}
 
 
-def _run_or_404(store: HistoryStore, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run is None:
-        raise HTTPException(404, f"No run {run_id!r} in the history.")
-    return run
+def _install_guards(app: FastAPI, guard: Guard) -> None:
+    """Host allowlist, same-origin writes, access token; then the security headers."""
 
-
-def _explanation_or_404(store: HistoryStore, explanation_id: str) -> dict[str, Any]:
-    stored = store.get_explanation(explanation_id)
-    if stored is None:
-        raise HTTPException(404, f"No explanation {explanation_id!r} in the history.")
-    return stored
+    @app.middleware("http")
+    async def guards(request: Request, call_next: Any) -> Response:
+        host = request.headers.get("host")
+        refusal = guard.host_refusal(host)
+        if refusal is not None:
+            return JSONResponse({"detail": refusal}, status_code=400)
+        if guard.cross_origin(request.method, request.headers.get("origin"), host):
+            detail = "Cross-origin requests are refused: use the page this server serves."
+            return JSONResponse({"detail": detail}, status_code=403)
+        if request.url.path.startswith("/api/") and not guard.token_ok(
+            dict(request.headers), request.query_params.get("token")
+        ):
+            detail = (
+                "This server needs its access token: open the address it printed at start "
+                "(…/?token=…), or send the header Authorization: Bearer TOKEN."
+            )
+            return JSONResponse(
+                {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error body is {"detail": "<one readable sentence>"} (plus `errors` for 422)."""
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
 
     @app.exception_handler(PromptXrayError)
     async def user_error(_: Request, exc: PromptXrayError) -> JSONResponse:

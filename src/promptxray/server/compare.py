@@ -1,14 +1,21 @@
-"""Word diff between the original output and the one regenerated from a masked prompt.
+"""Differences: word diffs of texts, and two runs or explanations side by side.
 
-The page shows what changed when units were removed; a word-level diff reads
-better than characters (one swapped word is one change). The "equal" and
-"insert" pieces join to the new text exactly, whitespace included.
+The mask card shows what changed when units were removed, and the compare view
+what changed between two runs (e.g. before and after an edit of the prompt). A
+word-level diff reads better than characters (one swapped word is one change);
+the "equal" and "insert" pieces join to the new text exactly, whitespace included.
+For two explanations, units present in both are paired so the change in their
+score can be listed, and both are coloured on one shared scale.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from typing import Any
+
+from ..attribution import Attribution
+from ..render.palette import Scale, css, scale_for, text_color
 
 _WORDS = re.compile(r"\s*\S+|\s+")
 
@@ -47,3 +54,75 @@ def _append(pieces: list[dict[str, str]], op: str, text: str) -> None:
         pieces[-1]["text"] += text
     else:
         pieces.append({"op": op, "text": text})
+
+
+# ----- two runs or explanations side by side ------------------------------------------------
+def match_units(a: Attribution, b: Attribution) -> list[tuple[int, int]]:
+    """Pairs (index in a, index in b) of units present in both: same role, same words.
+
+    Units are aligned in order within each role (a difflib match over their
+    texts), so a word that appears twice is paired with its own occurrence, and
+    an edit between the two prompts leaves the units around it paired.
+    """
+    pairs: list[tuple[int, int]] = []
+    for role in ("system", "user", "output"):
+        left = [i for i, u in enumerate(a.units) if u.role == role]
+        right = [i for i, u in enumerate(b.units) if u.role == role]
+        matcher = difflib.SequenceMatcher(
+            a=[a.units[i].text.strip() for i in left],
+            b=[b.units[i].text.strip() for i in right],
+            autojunk=False,
+        )
+        for block in matcher.get_matching_blocks():
+            for k in range(block.size):
+                pairs.append((left[block.a + k], right[block.b + k]))
+    return pairs
+
+
+def shared_scale(a: Attribution, b: Attribution, gamma: float) -> Scale | None:
+    """One scale for both pictures (one peak), or None when their scores are not alike.
+
+    A signed and an unsigned method measure different things; putting them on
+    one scale would make their colours look comparable when they are not.
+    """
+    if a.signed != b.signed:
+        return None
+    return scale_for([*a.scores, *b.scores], signed=a.signed, gamma=gamma)
+
+
+def score_changes(a: Attribution, b: Attribution) -> list[dict[str, Any]]:
+    """For every unit present in both, its score in each and the change, largest first.
+
+    Each change carries its colour on a signed scale of the changes (red: the
+    unit matters more in b), computed here like every other colour the page shows.
+    """
+    pairs = match_units(a, b)
+    deltas = [b.scores[j] - a.scores[i] for i, j in pairs]
+    scale = scale_for(deltas, signed=True)
+    rows = []
+    for (i, j), delta in zip(pairs, deltas, strict=True):
+        background = scale.color(delta)
+        rows.append(
+            {
+                "text": a.units[i].text,
+                "role": a.units[i].role,
+                "a_index": i,
+                "b_index": j,
+                "a_score": float(a.scores[i]),
+                "b_score": float(b.scores[j]),
+                "delta": float(delta),
+                "color": css(background),
+                "text_color": css(text_color(background)),
+            }
+        )
+    rows.sort(key=lambda row: -abs(row["delta"]))
+    return rows
+
+
+def text_diffs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Word diffs of the two runs' prompts, system prompts and outputs."""
+    return {
+        "system_prompt": word_diff(a.get("system_prompt") or "", b.get("system_prompt") or ""),
+        "prompt": word_diff(a["prompt"], b["prompt"]),
+        "output": word_diff(a["output"], b["output"]),
+    }

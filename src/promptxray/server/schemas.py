@@ -93,6 +93,11 @@ class UnitView(BaseModel):
     score: float
     color: str = Field(description="CSS background of the unit (one palette for every view).")
     text_color: str = Field(description="CSS text colour that reads on `color`.")
+    tinted: bool = Field(description="False when the score is too near zero to be coloured.")
+    line: int | None = Field(description="Line of the unit in its own text (1-based).")
+    occurrence: int = Field(description="Which occurrence of the same words this unit is.")
+    occurrences: int = Field(description="How many units have the same words.")
+    position: str = Field(description='How lists name the unit: "Topic: #3 · prompt line 7".')
 
 
 class PaletteView(BaseModel):
@@ -104,6 +109,8 @@ class PaletteView(BaseModel):
     stops: list[str]
     legend: str = Field(description="What the colours mean (the same words in every view).")
     caption: str = Field(description="The legend plus the peak the colours are scaled to.")
+    gamma: float = Field(default=1.0, description="Intensity: |v|/peak is raised to it.")
+    floor: float = Field(default=0.0, description="|v|/peak below this draws neutral.")
 
 
 class ExplanationView(BaseModel):
@@ -121,9 +128,15 @@ class ExplanationView(BaseModel):
     target_tokens: list[str]
     units: list[UnitView]
     matrix: list[list[float]] | None
+    matrix_stops: list[list[int]] | None = Field(
+        description="Each heatmap cell's colour as an index into matrix_palette.stops."
+    )
     selected: list[int] | None
     top: list[int] = Field(
         description="Unit indices, strongest |score| first (a joint method's set first)."
+    )
+    listed: list[int] = Field(
+        description="The part of `top` the list shows: tinted units and a joint method's set."
     )
     removal: list[int] = Field(
         description="What mask top-k removes: most support first (a joint method's set first)."
@@ -136,6 +149,9 @@ class ExplanationView(BaseModel):
     template_scores: list[float]
     settings: dict[str, Any]
     metadata: dict[str, Any]
+    search: dict[str, Any] | None = Field(
+        description="A joint method's search: start, passes, log-probability drop, trajectory."
+    )
 
 
 class RunSummary(BaseModel):
@@ -146,6 +162,58 @@ class RunSummary(BaseModel):
     output: str
     n_explanations: int
     last_method: str | None
+    saved: bool = Field(default=True, description="False: kept in memory only (disk full).")
+
+
+class CompareRun(BaseModel):
+    id: str
+    created: float
+    model: str
+    prompt: str
+    system_prompt: str | None
+    max_new_tokens: int
+    output: str
+
+
+class CompareSide(BaseModel):
+    ref: str
+    run: CompareRun
+    view: ExplanationView | None
+
+
+class DiffPiece(BaseModel):
+    op: Literal["equal", "delete", "insert"]
+    text: str
+
+
+class ScoreChange(BaseModel):
+    text: str
+    role: str
+    a_index: int
+    b_index: int
+    a_score: float
+    b_score: float
+    delta: float = Field(description="b_score - a_score")
+    color: str = Field(description="The change on a signed scale of the changes.")
+    text_color: str
+
+
+class CompareView(BaseModel):
+    """Two runs or explanations side by side, coloured on one scale when they can be."""
+
+    a: CompareSide
+    b: CompareSide
+    diff: dict[str, list[DiffPiece]] = Field(description="system_prompt, prompt, output")
+    shared_scale: bool
+    palette: PaletteView | None
+    changes: list[ScoreChange] = Field(description="Units present in both, largest change first.")
+    note: str | None
+
+
+class CompareChoice(BaseModel):
+    ref: str = Field(description="RUN:EXPLANATION, as /api/compare takes it")
+    label: str
+    created: float
 
 
 class RunDetail(BaseModel):
@@ -166,3 +234,5 @@ class InfoResponse(BaseModel):
     methods: list[dict[str, Any]]
     granularities: list[str]
     data_dir: str
+    jobs_note: str
+    gamma_range: list[float]

@@ -1,9 +1,12 @@
 """Turn a stored attribution into what the page draws, and into export files.
 
 The page never aggregates, ranks or picks colours on its own: it asks for a
-granularity and gets units, scores, their colours, the palette, the heatmap and
-the rankings computed here by `Attribution` and `render.palette`, so the web UI
-shows exactly what the notebook API, the CLI and the HTML export would.
+granularity (and an intensity, `gamma`) and gets units, scores, their colours,
+the heatmap's colours, the palette and the rankings computed here by
+`Attribution` and `render.palette`, so the web UI shows exactly what the notebook
+API, the CLI and the HTML export would. Whether a unit is tinted at all is the
+palette's one rule (`Scale.tinted`); the top list leaves out the units it leaves
+plain.
 """
 
 from __future__ import annotations
@@ -12,40 +15,127 @@ from typing import Any
 
 from ..attribution import Attribution
 from ..render.html import render_html
-from ..render.palette import css, palette_payload, scale_for, text_color
+from ..render.palette import Scale, css, palette_payload, scale_for, text_color
+
+# Where each role's text is shown on the page, as the top list names it.
+ROLE_PLACE = {"system": "system prompt", "user": "prompt", "output": "output"}
+
+# Search facts a joint method (xprompt) records in its metadata that the page shows.
+SEARCH_KEYS = (
+    "start",
+    "budget",
+    "spent",
+    "passes_by_phase",
+    "log_prob_drop",
+    "baseline_objective",
+    "objective",
+    "trajectory",
+    "accepted_swaps",
+    "single_unit_evidence",
+)
+
+
+def unit_positions(attr: Attribution) -> list[dict[str, Any]]:
+    """Each unit's line in its own text and which occurrence of the same words it is.
+
+    The top list needs both: "Topic:" three times in a prompt reads as
+    "Topic: #3 · prompt line 7", so a click can find the right one.
+    """
+    seen: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for unit in attr.units:
+        totals[unit.text.strip()] = totals.get(unit.text.strip(), 0) + 1
+    out = []
+    for unit in attr.units:
+        key = unit.text.strip()
+        seen[key] = seen.get(key, 0) + 1
+        line = None
+        if unit.span is not None:
+            line = attr.role_text(unit.role)[: unit.span[0]].count("\n") + 1
+        place = ROLE_PLACE.get(unit.role, unit.role)
+        where = f"{place} line {line}" if line is not None else place
+        repeat = f" #{seen[key]}" if totals[key] > 1 else ""
+        out.append(
+            {
+                "line": line,
+                "occurrence": seen[key],
+                "occurrences": totals[key],
+                "position": f"{key or repr(unit.text)}{repeat} · {where}",
+            }
+        )
+    return out
+
+
+def unit_views(attr: Attribution, scale: Scale) -> list[dict[str, Any]]:
+    """Units with their score, colour (the palette's), tint flag and position."""
+    views = []
+    positions = unit_positions(attr)
+    for i, (unit, score) in enumerate(zip(attr.units, attr.scores, strict=True)):
+        background = scale.color(score)
+        views.append(
+            {
+                "index": i,
+                "text": unit.text,
+                "role": unit.role,
+                "span": list(unit.span) if unit.span is not None else None,
+                "score": float(score),
+                "color": css(background),
+                "text_color": css(text_color(background)),
+                "tinted": scale.tinted(score),
+                **positions[i],
+            }
+        )
+    return views
+
+
+def search_detail(attr: Attribution) -> dict[str, Any] | None:
+    """A joint method's search, in words the page shows instead of near-zero rows.
+
+    The starting sets are given as unit texts, so "started from leave_one_out"
+    can say which words that start held.
+    """
+    meta = attr.metadata or {}
+    if "log_prob_drop" not in meta:
+        return None
+    detail = {key: meta[key] for key in SEARCH_KEYS if key in meta}
+    texts = [u.text for u in attr.units]
+    starts = []
+    for name, start in (meta.get("starts") or {}).items():
+        chosen = [texts[i] for i in start.get("set", []) if 0 <= i < len(texts)]
+        starts.append({"name": name, "units": chosen, "objective": start.get("objective")})
+    detail["starts"] = starts
+    detail["chosen"] = [texts[i] for i in attr.selected or [] if 0 <= i < len(texts)]
+    return detail
 
 
 def explanation_view(
-    explanation_id: str, run_id: str, attr: Attribution, settings: dict[str, Any]
+    explanation_id: str,
+    run_id: str,
+    attr: Attribution,
+    settings: dict[str, Any],
+    gamma: float = 1.0,
+    scale: Scale | None = None,
 ) -> dict[str, Any]:
     """Everything needed to colour the prompt, list the top units and draw the heatmap.
 
     Colours: each unit's `color` / `text_color` come from the unit-score scale
-    (`palette`); heatmap cells are drawn from `matrix_palette` (the matrix's own
-    peak) by the rule in `render.palette`. Orders: `top` is the list order
-    (strongest |score| first), `removal` what "mask top-k" removes (most support first).
+    (`palette`, or the `scale` given when several views must share one); heatmap
+    cells come as `matrix_stops`, indices into `matrix_palette.stops` (the
+    matrix's own peak). Orders: `top` is the list order (strongest |score|
+    first), `listed` the part of it the list shows (tinted units and a joint
+    method's set), `removal` what "mask top-k" removes (most support first).
     """
-    units, scores = attr.units, attr.scores
+    scale = scale or scale_for(attr.scores, signed=attr.signed, gamma=gamma)
+    units = unit_views(attr, scale)
     matrix = attr.matrix
-    scale = scale_for(scores, signed=attr.signed)
-    unit_views = []
-    for i, (u, s) in enumerate(zip(units, scores, strict=True)):
-        bg = scale.color(s)
-        unit_views.append(
-            {
-                "index": i,
-                "text": u.text,
-                "role": u.role,
-                "span": list(u.span) if u.span is not None else None,
-                "score": float(s),
-                "color": css(bg),
-                "text_color": css(text_color(bg)),
-            }
-        )
-    matrix_palette = None
+    matrix_palette, matrix_stops = None, None
     if matrix is not None:
-        cells = scale_for([v for row in matrix for v in row], signed=attr.signed)
+        cells = scale_for([v for row in matrix for v in row], signed=attr.signed, gamma=gamma)
         matrix_palette = palette_payload(cells)
+        matrix_stops = [[cells.index(v) for v in row] for row in matrix]
+    top = attr.ranking(by="magnitude")
+    chosen = set(attr.selected or [])
+    listed = [i for i in top if units[i]["tinted"] or i in chosen]
     return {
         "explanation_id": explanation_id,
         "run_id": run_id,
@@ -57,10 +147,12 @@ def explanation_view(
         "output": attr.output,
         "target_span": list(attr.target_span),
         "target_tokens": attr.target_tokens,
-        "units": unit_views,
+        "units": units,
         "matrix": matrix,
+        "matrix_stops": matrix_stops,
         "selected": attr.selected,
-        "top": attr.ranking(by="magnitude"),
+        "top": top,
+        "listed": listed,
         "removal": attr.ranking(by="support"),
         "max_abs": scale.peak,
         "signed": scale.signed,
@@ -70,6 +162,7 @@ def explanation_view(
         "template_scores": attr.template_scores,
         "settings": settings,
         "metadata": attr.metadata,
+        "search": search_detail(attr),
     }
 
 

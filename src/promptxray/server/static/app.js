@@ -143,19 +143,10 @@ async function cancelJob() {
 }
 
 // ----- colours ------------------------------------------------------------------------
-// The page has no colour scale of its own. Units arrive with their colour (unit.color);
-// heatmap cells and legends use a palette from the server ({signed, peak, stops, legend,
-// caption}) by the rule of promptxray/render/palette.py: the domain ([-peak, peak] or
-// [0, peak]) is cut into stops.length equal bins and a value takes the stop of its bin.
-function paletteColor(palette, value) {
-  const n = palette.stops.length;
-  const neutral = palette.signed ? Math.floor(n / 2) : 0;
-  if (!(palette.peak > 0) || !Number.isFinite(value)) return palette.stops[neutral];
-  const lo = palette.signed ? -palette.peak : 0;
-  const position = ((value - lo) / (palette.peak - lo)) * n;
-  return palette.stops[Math.max(0, Math.min(n - 1, Math.floor(position)))];
-}
-
+// The page has no colour scale of its own. Units arrive with their colour (unit.color),
+// heatmap cells with the index of their stop (view.matrix_stops) in the server's
+// palette ({signed, peak, stops, legend, caption, gamma, floor}): the rule from a value
+// to a colour, near-zero cut and intensity included, is promptxray/render/palette.py's.
 function paletteBar(palette) {
   return el("span", {
     class: "legend-bar",
@@ -387,7 +378,7 @@ function renderHeatmap(view) {
       tr.append(
         el("td", {
           title: `${JSON.stringify(token)} ← ${JSON.stringify(view.units[c].text)}: ${fmtScore(value, palette.signed, 4)}`,
-          style: { backgroundColor: paletteColor(palette, value) },
+          style: { backgroundColor: palette.stops[view.matrix_stops[r][c]] },
         }),
       );
     });

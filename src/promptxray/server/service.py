@@ -1,0 +1,261 @@
+"""What the server does for each request, apart from HTTP: check it, build it, start it.
+
+The handlers in `app.py` only parse the body and call one function here; every
+check of a request (the method's parameters through `api.check_request`, spans,
+unit indices) and every problem built for a job lives here, so the rules are
+stated once. Model work is not done here: it is handed to the job queue as a
+job body from `tasks.py`. Lookups that find nothing raise `NotFoundError` (404);
+bad input raises a `PromptXrayError` (400, or 409 for a refused regroup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import check_request
+from ..attribution import Attribution
+from ..errors import InvalidParameterError, RegroupRefusedError, SpanError
+from ..model import LanguageModel
+from ..targets import Problem, build_problem
+from . import schemas
+from .compare import score_changes, shared_scale, text_diffs
+from .jobs import Job, JobQueue
+from .store import HistoryStore
+from .tasks import explain_job, generate_job, mask_job
+from .views import explanation_view, export_html
+
+RUN_FIELDS = ("id", "created", "model", "prompt", "system_prompt", "max_new_tokens", "output")
+
+
+class NotFoundError(LookupError):
+    """A run, explanation or job id that is not (or no longer) there: HTTP 404."""
+
+
+def check_span(output: str, span: tuple[int, int] | None) -> None:
+    """Refuse a target that is only whitespace: it would explain a neighbouring token.
+
+    Out-of-range and empty spans are left to `build_problem`, which says what is wrong.
+    """
+    if span is None:
+        return
+    start, end = span
+    if 0 <= start < end <= len(output) and not output[start:end].strip():
+        raise SpanError(
+            f"The selected text (characters {start}-{end}) is only whitespace; "
+            "select or click a word of the output to explain."
+        )
+
+
+def pick_units(attr: Attribution, units: list[int] | None, top_k: int | None) -> list[int]:
+    """The unit indices a mask request removes: the listed ones, or the top-k by support."""
+    n_units = len(attr.units)
+    if (units is None) == (top_k is None):
+        raise InvalidParameterError("Give either the units to remove or top_k, not both.")
+    if top_k is not None:
+        if top_k > n_units:
+            raise InvalidParameterError(f"top_k is {top_k} but there are only {n_units} units.")
+        return attr.ranking("support")[:top_k]
+    masked = sorted(set(units or []))
+    if not masked:
+        raise InvalidParameterError("Pick at least one unit to remove.")
+    bad = [i for i in masked if not 0 <= i < n_units]
+    if bad:
+        raise InvalidParameterError(
+            f"Unit index {bad[0]} is out of range: there are {n_units} units."
+        )
+    return masked
+
+
+def at_granularity(attr: Attribution, granularity: str | None) -> Attribution:
+    """The stored result regrouped to `granularity` (no model call); itself when not asked."""
+    if granularity and granularity != attr.granularity:
+        return attr.aggregate(granularity)
+    return attr
+
+
+@dataclass
+class Service:
+    """The server's state (model, history, job queue) and what each endpoint does with it."""
+
+    lm: LanguageModel
+    store: HistoryStore
+    jobs: JobQueue
+
+    # ----- lookups --------------------------------------------------------------------
+    def run(self, run_id: str) -> dict[str, Any]:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"No run {run_id!r} in the history.")
+        return run
+
+    def explanation(self, explanation_id: str) -> dict[str, Any]:
+        stored = self.store.get_explanation(explanation_id)
+        if stored is None:
+            raise NotFoundError(f"No explanation {explanation_id!r} in the history.")
+        return stored
+
+    def problem(self, run: dict[str, Any], span: tuple[int, int] | None) -> Problem:
+        """The run's prompt, output and target as one sequence (no regeneration)."""
+        check_span(run["output"], span)
+        return build_problem(
+            self.lm,
+            run["prompt"],
+            system_prompt=run["system_prompt"],
+            output_ids=run["output_ids"],
+            span=span,
+        )
+
+    # ----- jobs -----------------------------------------------------------------------
+    def start_generate(self, body: schemas.GenerateRequest) -> Job:
+        """Queue greedy generation; a prompt longer than the context is refused now."""
+        encoding = self.lm.encode_prompt(body.prompt, body.system_prompt)
+        fn = generate_job(
+            self.lm,
+            self.store,
+            body.prompt,
+            body.system_prompt,
+            encoding.ids,
+            body.max_new_tokens,
+        )
+        return self.jobs.submit("generate", fn)
+
+    def start_explain(self, body: schemas.ExplainRequest) -> Job:
+        """Check method, parameters, granularity and span; queue the attribution."""
+        run = self.run(body.run_id)
+        request = check_request(body.method, body.granularity, None, body.method_params())
+        span = tuple(body.span) if body.span is not None else None
+        problem = self.problem(run, span)
+        request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
+        settings = {
+            "method": body.method,
+            "granularity": body.granularity,
+            "span": list(span) if span else None,
+            "matrix": body.matrix,
+            "params": request.params.model_dump(mode="json"),
+        }
+        fn = explain_job(self.lm, self.store, run["id"], problem, settings, request)
+        return self.jobs.submit("explain", fn)
+
+    def start_mask(self, body: schemas.MaskRequest) -> Job:
+        """Check the units to remove against the stored result; queue mask-and-regenerate."""
+        stored = self.explanation(body.explanation_id)
+        attr = at_granularity(stored["attribution"], body.granularity)
+        masked = pick_units(attr, body.units, body.top_k)
+        run = self.run(stored["run_id"])
+        problem = self.problem(run, attr.target_span)
+        fn = mask_job(
+            self.lm, self.store, run, body.explanation_id, attr, problem, masked, body.operator
+        )
+        return self.jobs.submit("mask", fn)
+
+    # ----- stored results (no model calls) ----------------------------------------------
+    def view(self, explanation_id: str, granularity: str | None, gamma: float) -> dict:
+        """A stored explanation at `granularity`, coloured at intensity `gamma`."""
+        stored = self.explanation(explanation_id)
+        attr = at_granularity(stored["attribution"], granularity)
+        return explanation_view(
+            explanation_id, stored["run_id"], attr, stored["settings"], gamma=gamma
+        )
+
+    def export(self, explanation_id: str, fmt: str, granularity: str | None) -> str:
+        """The explanation as Attribution JSON or a standalone HTML page."""
+        attr = at_granularity(self.explanation(explanation_id)["attribution"], granularity)
+        return attr.to_json(indent=2) if fmt == "json" else export_html(attr)
+
+    def run_detail(self, run_id: str) -> dict[str, Any]:
+        """One run with every explanation (settings only) and every mask experiment."""
+        run = self.run(run_id)
+        run.pop("output_ids")
+        return {
+            **run,
+            "explanations": self.store.list_explanations(run_id),
+            "edits": self.store.list_edits(run_id),
+        }
+
+    # ----- compare ----------------------------------------------------------------------
+    def side(self, ref: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A compare reference: "RUN", "RUN:EXPLANATION" or an explanation id alone."""
+        run_id, _, explanation_id = ref.strip().partition(":")
+        if not explanation_id and self.store.get_run(run_id) is None:
+            explanation_id = run_id
+            run_id = self.explanation(explanation_id)["run_id"]
+        run = self.run(run_id)
+        if not explanation_id:
+            return run, None
+        stored = self.explanation(explanation_id)
+        if stored["run_id"] != run["id"]:
+            raise InvalidParameterError(
+                f"Explanation {explanation_id!r} belongs to run {stored['run_id']!r}, "
+                f"not to run {run_id!r}."
+            )
+        return run, stored
+
+    def compare(self, a: str, b: str, granularity: str | None, gamma: float) -> dict:
+        """Two runs (or explanations) side by side: diffs, one colour scale, score changes."""
+        (run_a, exp_a), (run_b, exp_b) = self.side(a), self.side(b)
+        result: dict[str, Any] = {
+            "a": {"ref": a, "run": {k: run_a[k] for k in RUN_FIELDS}, "view": None},
+            "b": {"ref": b, "run": {k: run_b[k] for k in RUN_FIELDS}, "view": None},
+            "diff": text_diffs(run_a, run_b),
+            "shared_scale": False,
+            "palette": None,
+            "changes": [],
+            "note": None,
+        }
+        if exp_a is None or exp_b is None:
+            if exp_a is not None or exp_b is not None:
+                result["note"] = "Only one side has an explanation: pick one for each run."
+            return result
+        attr_a, attr_b, note = aligned(exp_a["attribution"], exp_b["attribution"], granularity)
+        scale = shared_scale(attr_a, attr_b, gamma)
+        if scale is None:
+            note = "One method is signed and the other is not: each side has its own scale."
+        for key, stored, attr in (("a", exp_a, attr_a), ("b", exp_b, attr_b)):
+            result[key]["view"] = explanation_view(
+                stored["id"], stored["run_id"], attr, stored["settings"], gamma=gamma, scale=scale
+            )
+        result["shared_scale"] = scale is not None
+        result["palette"] = result["a"]["view"]["palette"] if scale is not None else None
+        result["changes"] = score_changes(attr_a, attr_b)
+        result["note"] = note
+        return result
+
+    def compare_choices(self) -> list[dict[str, Any]]:
+        """What the compare view offers: every explanation, newest first, with a label."""
+        choices = []
+        for item in self.store.list_explanation_choices():
+            settings = item["settings"]
+            prompt = " ".join(item["prompt"].split())
+            short = prompt if len(prompt) <= 50 else prompt[:49] + "…"
+            label = f"{short} · {settings['method']} · {settings['granularity']}"
+            if settings.get("span"):
+                label += f" · chars {settings['span'][0]}-{settings['span'][1]}"
+            ref = f"{item['run_id']}:{item['id']}"
+            choices.append({"ref": ref, "label": label, "created": item["created"]})
+        return choices
+
+
+def aligned(
+    a: Attribution, b: Attribution, granularity: str | None
+) -> tuple[Attribution, Attribution, str | None]:
+    """Both results at one granularity where their rules allow it (no model call).
+
+    Asked for one: both go there (409 if a rule refuses). Otherwise the finer one
+    is regrouped to the coarser one's granularity; if neither can be, they stay as
+    they are, and the note says why fewer units pair up.
+    """
+    if granularity:
+        return at_granularity(a, granularity), at_granularity(b, granularity), None
+    if a.granularity == b.granularity:
+        return a, b, None
+    for target in (a.granularity, b.granularity):
+        try:
+            return at_granularity(a, target), at_granularity(b, target), None
+        except RegroupRefusedError:
+            continue
+    note = (
+        f"The two results are at different granularities ({a.granularity}, "
+        f"{b.granularity}) and neither can be regrouped: only equal units pair up."
+    )
+    return a, b, note
