@@ -267,7 +267,9 @@ def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, server_url, app
         expect(page.locator("#job-label")).to_contain_text("queued behind 1 job")
         expect(page.locator("#explain")).to_be_disabled()
         page.click("#job-cancel")
-        expect(page.locator("#error")).to_contain_text("Generating was cancelled")
+        # a cancel is the user's choice: a neutral notice, not a red error
+        expect(page.locator("#notice")).to_contain_text("Generating was cancelled")
+        expect(page.locator("#error")).to_be_hidden()
         expect(page.locator("#job")).to_be_hidden()
         expect(page.locator("#generate")).to_be_enabled()
     finally:

@@ -13,7 +13,50 @@ const state = {
   picked: new Set(), // unit indices (at the current granularity) picked for masking
   job: null, // the job this page is waiting on
   paramValues: {}, // method parameters the user changed, by name (kept across methods)
+  gamma: 1, // colour intensity the server colours with (the slider)
+  runDetail: null, // the open run with all its explanations and mask experiments
+  dragged: false, // a mouse drag just set the target (the click that follows is ignored)
 };
+
+// ----- access token ------------------------------------------------------------------
+// A server bound beyond localhost asks for the token it printed at start. The address
+// it printed carries it as ?token=…; the page keeps it (per server origin) and sends it
+// with every API call, then takes it out of the address bar.
+const TOKEN_KEY = "promptxray-token";
+
+function adoptUrlToken() {
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  if (!token) return;
+  localStorage.setItem(TOKEN_KEY, token);
+  params.delete("token");
+  const rest = params.toString();
+  history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+}
+
+function accessToken() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+// Export links are plain downloads: they carry the token in their query.
+function withToken(path) {
+  const token = accessToken();
+  return token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
+}
+
+function askForToken(message) {
+  const box = $("token-box");
+  box.hidden = false;
+  $("token-message").textContent = message;
+  $("token-input").focus();
+}
+
+function saveToken() {
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  localStorage.setItem(TOKEN_KEY, token);
+  location.reload();
+}
 
 // ----- small helpers ------------------------------------------------------------------
 function el(tag, props = {}, ...children) {
@@ -45,6 +88,13 @@ function fmt(x, digits = 3) {
 }
 
 // `action` ({label, onclick}) adds one button after the message, e.g. "Recompute at token".
+// Neutral notices (a cancelled job, a result that could not be saved): not errors.
+function showNotice(message) {
+  const box = $("notice");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
 function showError(message, action) {
   const box = $("error");
   box.textContent = message;
@@ -59,6 +109,8 @@ function showError(message, action) {
 
 async function api(method, path, body) {
   const options = { method, headers: {} };
+  const token = accessToken();
+  if (token) options.headers["X-Promptxray-Token"] = token;
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -75,6 +127,7 @@ async function api(method, path, body) {
     const detail = data && data.detail ? data.detail : `${response.status} ${response.statusText}`;
     const error = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
     error.status = response.status;
+    if (response.status === 401) askForToken(error.message);
     throw error;
   }
   return data;
@@ -95,8 +148,11 @@ function setBusy(busy) {
   }
 }
 
+class JobCancelledError extends Error {}
+
 async function runJob(path, body, label, onPartial) {
   showError("");
+  showNotice("");
   setBusy(true);
   const box = $("job");
   const bar = $("job-progress");
@@ -120,9 +176,12 @@ async function runJob(path, body, label, onPartial) {
         }
       }
       if (onPartial && job.partial) onPartial(job.partial);
-      if (job.status === "done") return job.result;
+      if (job.status === "done") {
+        if (job.result && job.result.warning) showNotice(job.result.warning);
+        return job.result;
+      }
       if (job.status === "error") throw new Error(job.error);
-      if (job.status === "cancelled") throw new Error(`${label} was cancelled.`);
+      if (job.status === "cancelled") throw new JobCancelledError(`${label} was cancelled.`);
       await new Promise((resolve) => setTimeout(resolve, Math.min(250, 40 + 10 * polls)));
     }
   } finally {
@@ -130,6 +189,12 @@ async function runJob(path, body, label, onPartial) {
     box.hidden = true;
     setBusy(false);
   }
+}
+
+// A cancelled job is the user's choice, not a failure: a neutral notice, not a red error.
+function reportFailure(err) {
+  if (err instanceof JobCancelledError) showNotice(err.message);
+  else showError(err.message);
 }
 
 async function cancelJob() {
@@ -170,25 +235,56 @@ function renderLegend(view) {
     el("span", { class: "legend-note", id: "legend-caption" }, palette.caption),
     el("span", { class: "legend-note" }, "hover a unit for its score"),
   );
+  if (palette.floor) {
+    box.append(el("span", { class: "legend-note" }, `uncoloured: within ${Math.round(100 * palette.floor)}% of zero`));
+  }
   if (view.selected && view.selected.length) {
     box.append(el("span", { class: "legend-note" }, `underlined: the ${view.selected.length} units ${view.method} chose together`));
   }
 }
 
-// ----- output and span selection ---------------------------------------------------------
+// ----- output and the target: drag-select, click a word, shift-click to extend ----------
+const WORD = /\S+/g;
+
+// [start, end) of every word of the output: what a click on the output targets.
+function wordBounds(text) {
+  return [...text.matchAll(WORD)].map((m) => [m.index, m.index + m[0].length]);
+}
+
+// Words of text[from, to) as clickable spans (a word cut by the target's edge is split,
+// both parts still naming the whole word); the text nodes still spell the output exactly.
+function appendWords(container, text, from, to, bounds) {
+  let cursor = from;
+  for (const [ws, we] of bounds) {
+    if (we <= from || ws >= to) continue;
+    const a = Math.max(ws, from);
+    const b = Math.min(we, to);
+    if (a > cursor) container.append(text.slice(cursor, a));
+    container.append(
+      el("span", { class: "out-word", dataset: { start: String(ws), end: String(we) } }, text.slice(a, b)),
+    );
+    cursor = b;
+  }
+  if (cursor < to) container.append(text.slice(cursor, to));
+}
+
 function renderOutput(text, span, streaming = false) {
   const box = clear($("output"));
-  if (span) {
-    box.append(
-      text.slice(0, span[0]),
-      el("mark", { class: "selected-span" }, text.slice(span[0], span[1])),
-      text.slice(span[1]),
-    );
-  } else {
-    box.append(text);
+  if (streaming) {
+    box.append(text, el("span", { class: "caret", "aria-hidden": "true" }));
+    return;
   }
-  if (streaming) box.append(el("span", { class: "caret", "aria-hidden": "true" }));
-  if (!text && !streaming) box.append(el("span", { class: "hint" }, "(the model wrote nothing)"));
+  const bounds = wordBounds(text);
+  if (span) {
+    appendWords(box, text, 0, span[0], bounds);
+    const mark = el("mark", { class: "selected-span" });
+    appendWords(mark, text, span[0], span[1], bounds);
+    box.append(mark);
+    appendWords(box, text, span[1], text.length, bounds);
+  } else {
+    appendWords(box, text, 0, text.length, bounds);
+  }
+  if (!text) box.append(el("span", { class: "hint" }, "(the model wrote nothing)"));
 }
 
 function setSpan(span) {
@@ -207,8 +303,9 @@ function setSpan(span) {
   renderOutput(output, span);
 }
 
-// Character offsets of the selection inside #output; its text nodes spell the output exactly.
-function selectionOffsets() {
+// The selection inside #output as {raw: [start, end), span: trimmed or null}; null when
+// nothing (or something outside the output) is selected.
+function selectionInOutput() {
   const sel = window.getSelection();
   const box = $("output");
   if (!sel || sel.rangeCount === 0 || sel.isCollapsed) return null;
@@ -222,22 +319,56 @@ function selectionOffsets() {
   const text = state.run.output;
   while (start < end && /\s/.test(text[start])) start += 1;
   while (end > start && /\s/.test(text[end - 1])) end -= 1;
-  return end > start ? [start, end] : null;
+  return { span: end > start ? [start, end] : null };
 }
 
+// A drag that ends inside the output sets the target; a whitespace-only one is refused.
 function onOutputSelect() {
   if (!state.run || state.job) return;
-  const span = selectionOffsets();
-  if (span) setSpan(span);
+  const picked = selectionInOutput();
+  if (!picked) return;
+  state.dragged = true;
+  if (!picked.span) {
+    showError("The selection is only whitespace: select or click a word of the output to explain.");
+    return;
+  }
+  showError("");
+  setSpan(picked.span);
+}
+
+// Click a word: it becomes the target. Shift-click: the target grows to reach that word.
+function onOutputClick(event) {
+  if (state.dragged) {
+    state.dragged = false;
+    return;
+  }
+  if (!state.run || state.job) return;
+  const word = event.target.closest ? event.target.closest(".out-word") : null;
+  if (!word) return;
+  let span = [Number(word.dataset.start), Number(word.dataset.end)];
+  if (event.shiftKey && state.span) {
+    span = [Math.min(span[0], state.span[0]), Math.max(span[1], state.span[1])];
+  }
+  showError("");
+  setSpan(span);
+}
+
+// Shift-click must not start the browser's own selection extension.
+function onOutputMouseDown(event) {
+  state.dragged = false;
+  if (event.shiftKey) event.preventDefault();
 }
 
 // ----- the salience view -------------------------------------------------------------------
-function unitTitle(unit, rank) {
-  return `score ${fmtScore(unit.score, state.view.signed, 4)} · rank ${rank + 1}` + (state.view.selected && state.view.selected.includes(unit.index) ? " · selected" : "");
+function unitTitle(unit, rank, view) {
+  const rankText = rank === undefined ? "" : ` · rank ${rank + 1}`;
+  const chosen = view.selected && view.selected.includes(unit.index) ? " · selected" : "";
+  return `score ${fmtScore(unit.score, view.signed, 4)}${rankText} · ${unit.position}${chosen}`;
 }
 
-// Draw `text` with the units of `role` shaded; characters outside units stay plain.
-function paintRole(container, text, role, view, ranks, limit = text.length) {
+// Draw `text` with the units of `role` shaded in the colours the server gave them;
+// characters outside units stay plain. `onpick` (optional) runs when a unit is clicked.
+function paintUnits(container, text, role, view, { ranks = {}, limit = text.length, onpick = null } = {}) {
   const units = view.units
     .filter((u) => u.role === role && u.span && u.span[0] < limit)
     .sort((a, b) => a.span[0] - b.span[0]);
@@ -248,55 +379,81 @@ function paintRole(container, text, role, view, ranks, limit = text.length) {
     const node = el(
       "span",
       {
-        class: "unit",
-        title: unitTitle(unit, ranks[unit.index]),
+        class: unit.tinted ? "unit" : "unit plain",
+        title: unitTitle(unit, ranks[unit.index], view),
         dataset: { index: String(unit.index), score: String(unit.score) },
         style: { backgroundColor: unit.color, color: unit.text_color },
-        onclick: () => togglePick(unit.index),
+        onclick: onpick ? () => onpick(unit.index) : undefined,
       },
       text.slice(start, end),
     );
     if (view.selected && view.selected.includes(unit.index)) node.classList.add("chosen");
-    if (state.picked.has(unit.index)) node.classList.add("picked");
+    if (onpick && state.picked.has(unit.index)) node.classList.add("picked");
     container.append(node);
     cursor = Math.max(cursor, end);
   }
   if (cursor < limit) container.append(text.slice(cursor, limit));
 }
 
-function renderSalience(view) {
+// System prompt, prompt and output of one view into three boxes (the explained part outlined).
+function paintView(view, boxes, options = {}) {
   const ranks = {};
   view.top.forEach((index, rank) => {
     ranks[index] = rank;
   });
-  const system = clear($("sal-system"));
-  $("sal-system-block").hidden = !view.system_prompt;
-  if (view.system_prompt) paintRole(system, view.system_prompt, "system", view, ranks);
-  paintRole(clear($("sal-prompt")), view.prompt, "user", view, ranks);
-  const out = clear($("sal-output"));
+  const opts = { ...options, ranks };
+  clear(boxes.system);
+  if (view.system_prompt) paintUnits(boxes.system, view.system_prompt, "system", view, opts);
+  paintUnits(clear(boxes.prompt), view.prompt, "user", view, opts);
+  const out = clear(boxes.output);
   const [t0, t1] = view.target_span;
-  paintRole(out, view.output, "output", view, ranks, t0);
+  paintUnits(out, view.output, "output", view, { ...opts, limit: t0 });
   out.append(el("mark", { class: "target" }, view.output.slice(t0, t1)));
   if (t1 < view.output.length) out.append(el("span", { class: "after-target" }, view.output.slice(t1)));
 }
 
-// The list order is the server's `top`: strongest |score| first, the sign kept.
+function renderSalience(view) {
+  $("sal-system-block").hidden = !view.system_prompt;
+  paintView(view, { system: $("sal-system"), prompt: $("sal-prompt"), output: $("sal-output") }, { onpick: togglePick });
+}
+
+// Bring a unit into view and make it flash, so a list entry finds its place in the text.
+function locateUnit(index) {
+  showTab("text");
+  const node = document.querySelector(`#text-view .unit[data-index="${index}"]`);
+  if (!node) return;
+  node.scrollIntoView({ behavior: "smooth", block: "center" });
+  node.classList.remove("flash");
+  void node.offsetWidth; // restart the animation when the same unit is clicked twice
+  node.classList.add("flash");
+  setTimeout(() => node.classList.remove("flash"), 1600);
+}
+
+// What a score's sign says, in words (signed methods only).
+function signWord(unit, signed) {
+  if (!signed || unit.score === 0) return "";
+  return unit.score > 0 ? "▲ raises" : "▼ lowers";
+}
+
+// The server's `listed` order: strongest |score| first (a joint method's set first), sign
+// kept, near-zero units left out. A click finds the unit in the text; "pick" marks it.
 function renderTop(view) {
   const list = clear($("top-list"));
   $("top-order").textContent = view.signed ? "(by |score|)" : "";
-  const shown = view.top.slice(0, 12);
+  const shown = view.listed.slice(0, 12);
   const max = view.palette.peak || 1;
   for (const index of shown) {
     const unit = view.units[index];
     const width = `${Math.round((100 * Math.abs(unit.score)) / max)}%`;
     const label = unit.text.length > 48 ? `${unit.text.slice(0, 47)}…` : unit.text;
+    const sign = signWord(unit, view.signed);
     const item = el(
       "li",
       {
         class: state.picked.has(index) ? "picked" : "",
-        title: `${unit.role} text · click to pick for masking`,
+        title: `${unit.position} · click to find it in the text`,
         dataset: { index: String(index) },
-        onclick: () => togglePick(index),
+        onclick: () => locateUnit(index),
       },
       el(
         "span",
@@ -306,13 +463,97 @@ function renderTop(view) {
       ),
       el(
         "span",
-        { class: "top-bar" },
-        el("span", { style: { width, backgroundColor: unit.color } }),
+        { class: "top-where" },
+        sign ? el("span", { class: unit.score > 0 ? "sign up" : "sign down" }, sign) : null,
+        el("span", { class: "top-position" }, unit.position),
+        el(
+          "button",
+          {
+            type: "button",
+            class: "pick-button ghost",
+            title: "Pick this unit for mask and regenerate",
+            onclick: (event) => {
+              event.stopPropagation();
+              togglePick(index);
+            },
+          },
+          state.picked.has(index) ? "unpick" : "pick",
+        ),
       ),
+      el("span", { class: "top-bar" }, el("span", { style: { width, backgroundColor: unit.color } })),
     );
     if (view.selected && view.selected.includes(index)) item.classList.add("chosen");
     list.append(item);
   }
+  const hidden = view.units.length - view.listed.length;
+  $("top-note").textContent = hidden
+    ? `${hidden} unit${hidden === 1 ? "" : "s"} with a score within ${Math.round(100 * view.palette.floor)}% of zero ${hidden === 1 ? "is" : "are"} not listed (and not coloured).`
+    : "";
+}
+
+// A joint method's search, instead of a list of near-zero scores: where it started,
+// what it spent, how far it pushed log p(target) down, and its best value as it went.
+function renderSearch(view) {
+  const box = clear($("search-detail"));
+  const search = view.search;
+  box.hidden = !search;
+  if (!search) return;
+  box.append(el("h3", {}, `${view.method} search`));
+  const facts = el("dl", { class: "facts" });
+  const fact = (name, value) => facts.append(el("dt", {}, name), el("dd", {}, value));
+  if (search.chosen) fact("chosen together", search.chosen.map((t) => t.trim()).join(" + ") || "–");
+  if (search.start) fact("best start", search.start);
+  if (search.spent !== undefined) {
+    fact("passes", search.budget !== undefined ? `${search.spent} of a budget of ${search.budget}` : String(search.spent));
+  }
+  if (search.passes_by_phase) {
+    fact("by phase", Object.entries(search.passes_by_phase).map(([k, v]) => `${k} ${v}`).join(" · "));
+  }
+  if (search.log_prob_drop !== undefined) {
+    fact(
+      "log p(target) drop",
+      `${fmt(search.log_prob_drop)} (from ${fmt(search.baseline_objective)} to ${fmt(search.objective)})`,
+    );
+  }
+  if (search.accepted_swaps !== undefined) fact("accepted swaps", String(search.accepted_swaps));
+  box.append(facts);
+  if (search.starts && search.starts.length) {
+    const starts = el("ul", { class: "starts" });
+    for (const start of search.starts) {
+      starts.append(
+        el("li", {}, `${start.name}: `, el("code", {}, start.units.map((t) => t.trim()).join(" + ")), ` → ${fmt(start.objective)}`),
+      );
+    }
+    box.append(el("div", { class: "hint" }, "Starting sets (log p(target) with them masked):"), starts);
+  }
+  if (search.trajectory && search.trajectory.length > 1) box.append(sparkline(search.trajectory));
+}
+
+// The best log p(target) found against passes spent, as a small line (SVG built with DOM calls).
+function sparkline(points) {
+  const NS = "http://www.w3.org/2000/svg";
+  const w = 240;
+  const h = 48;
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const sx = (x) => (x1 > x0 ? ((x - x0) / (x1 - x0)) * (w - 4) + 2 : w / 2);
+  const sy = (y) => (y1 > y0 ? h - 2 - ((y - y0) / (y1 - y0)) * (h - 4) : h / 2);
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("width", String(w));
+  svg.setAttribute("height", String(h));
+  svg.setAttribute("class", "sparkline");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `best log p(target) from ${fmt(ys[0])} to ${fmt(ys[ys.length - 1])} over ${x1} passes`);
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" "));
+  svg.append(line);
+  const title = document.createElementNS(NS, "title");
+  title.textContent = "best log p(target) so far, against forward passes spent";
+  svg.append(title);
+  return el("figure", { class: "spark" }, svg, el("figcaption", { class: "hint" }, `best log p(target) as the search spent its ${x1} passes`));
 }
 
 // What "Remove top-k" will take away: the server's `removal` order (most support for the
@@ -404,6 +645,8 @@ function renderMeta(view) {
 
 function renderView(view) {
   state.view = view;
+  $("gamma").value = String(view.palette.gamma || 1);
+  $("gamma-value").textContent = fmt(view.palette.gamma || 1, 1);
   $("result-card").hidden = false;
   $("result-card").dataset.explanation = view.explanation_id;
   $("mask-card").hidden = false;
@@ -413,13 +656,39 @@ function renderView(view) {
   renderSalience(view);
   renderTop(view);
   renderHeatmap(view);
+  renderSearch(view);
+  renderRunResults();
   const q = `granularity=${encodeURIComponent(view.granularity)}`;
-  $("export-json").href = `/api/explanations/${view.explanation_id}/export?format=json&${q}`;
-  $("export-html").href = `/api/explanations/${view.explanation_id}/export?format=html&${q}`;
+  $("export-json").href = withToken(`/api/explanations/${view.explanation_id}/export?format=json&${q}`);
+  $("export-html").href = withToken(`/api/explanations/${view.explanation_id}/export?format=html&${q}`);
   $("mask-top").disabled = !!state.job;
   $("mask-k").max = String(view.units.length);
   renderRemoval();
   updatePicked();
+}
+
+// The shown result again from the server (no model call): another granularity or intensity.
+function viewPath(explanationId, granularity) {
+  const query = new URLSearchParams({ gamma: String(state.gamma) });
+  if (granularity) query.set("granularity", granularity);
+  return `/api/explanations/${explanationId}?${query}`;
+}
+
+// The intensity slider: the server recolours with the new gamma; picks are kept.
+let gammaTimer = null;
+function onGammaInput() {
+  state.gamma = Number($("gamma").value) || 1;
+  $("gamma-value").textContent = fmt(state.gamma, 1);
+  clearTimeout(gammaTimer);
+  gammaTimer = setTimeout(async () => {
+    if (!state.view) return;
+    try {
+      const view = await api("GET", viewPath(state.view.explanation_id, state.view.granularity));
+      if (state.view && view.explanation_id === state.view.explanation_id) renderView(view);
+    } catch (err) {
+      showError(err.message);
+    }
+  }, 120);
 }
 
 // ----- picking units to mask ---------------------------------------------------------------
@@ -448,8 +717,17 @@ function clearPicked() {
 }
 
 // ----- mask and regenerate ---------------------------------------------------------------
+// Text pieces with the removed ones struck through ({text, removed} from the server).
+function appendPieces(container, pieces, title) {
+  for (const piece of pieces) {
+    if (piece.removed) container.append(el("del", { class: "removed", title }, piece.text));
+    else container.append(piece.text);
+  }
+}
+
 function renderEdit(edit) {
   $("mask-result").hidden = false;
+  $("mask-result").dataset.edit = edit.edit_id || "";
   const n = edit.masked_units.length;
   $("mask-meta").textContent =
     `Removed ${n} ${edit.granularity} unit${n === 1 ? "" : "s"} (masking: ${edit.operator}); ` +
@@ -458,14 +736,30 @@ function renderEdit(edit) {
   $("metric-kl").textContent = fmt(edit.kl);
   const chips = clear($("masked-units"));
   for (const unit of edit.masked_units) chips.append(el("span", { class: "chip", title: `${unit.role} text` }, unit.text));
+  // The context the model regenerated from: system prompt and prompt, removals struck through.
   const masked = clear($("masked-prompt"));
-  masked.append(edit.masked_prompt || "");
-  if (!edit.masked_prompt) masked.append(el("span", { class: "hint" }, "(nothing left of the prompt)"));
+  if (edit.prompt_pieces) {
+    if (edit.system_pieces && edit.system_pieces.length) {
+      const system = el("div", { class: "masked-system" }, el("span", { class: "role-label" }, "System: "));
+      appendPieces(system, edit.system_pieces, "removed from the system prompt");
+      masked.append(system);
+    }
+    const prompt = el("div", { class: "masked-user" });
+    appendPieces(prompt, edit.prompt_pieces, "removed from the prompt");
+    masked.append(prompt);
+  } else {
+    masked.append(edit.masked_prompt || ""); // results saved before pieces were recorded
+    if (!edit.masked_prompt) masked.append(el("span", { class: "hint" }, "(nothing left of the prompt)"));
+  }
   const before = clear($("diff-before"));
   const after = clear($("diff-after"));
   if (edit.prefix) {
-    before.append(el("span", { class: "prefix", title: "earlier output, kept as context" }, edit.prefix));
-    after.append(el("span", { class: "prefix", title: "earlier output, kept as context" }, edit.prefix));
+    for (const box of [before, after]) {
+      const prefix = el("span", { class: "prefix", title: "earlier output, context for the explained part" });
+      if (edit.prefix_pieces) appendPieces(prefix, edit.prefix_pieces, "earlier output removed from the context");
+      else prefix.append(edit.prefix);
+      box.append(prefix);
+    }
   }
   for (const piece of edit.diff) {
     if (piece.op === "equal") {
@@ -495,15 +789,19 @@ async function maskAndRegenerate(body) {
       "Regenerating without the removed units",
     );
     renderEdit(edit);
+    await refreshRunDetail();
+    renderRunResults();
     $("mask-result").scrollIntoView({ behavior: "smooth", block: "nearest" });
   } catch (err) {
-    showError(err.message);
+    reportFailure(err);
   }
 }
 
 // ----- main actions ------------------------------------------------------------------------
 function resetResults() {
   state.view = null;
+  state.runDetail = null;
+  $("run-results").hidden = true;
   state.picked.clear();
   $("result-card").hidden = true;
   $("mask-card").hidden = true;
@@ -535,13 +833,15 @@ async function generate() {
       max_new_tokens: body.max_new_tokens,
       output: result.output,
     };
+    state.runDetail = { ...state.run, explanations: [], edits: [] };
+    renderRunResults();
     setSpan(null);
     setBusy(false);
     location.hash = `run=${result.run_id}`;
     loadHistory();
   } catch (err) {
     $("output-card").hidden = true;
-    showError(err.message);
+    reportFailure(err);
   }
 }
 
@@ -560,13 +860,16 @@ async function explain() {
 
 async function explainWith(body) {
   try {
-    const view = await runJob("/api/explain", body, `Explaining with ${body.method}`);
+    let view = await runJob("/api/explain", body, `Explaining with ${body.method}`);
     state.picked.clear();
     $("mask-result").hidden = true;
+    // The job colours at full intensity; the slider's setting is the server's to apply.
+    if (state.gamma !== 1) view = { ...(await api("GET", viewPath(view.explanation_id, view.granularity))), warning: view.warning };
+    await refreshRunDetail();
     renderView(view);
     loadHistory();
   } catch (err) {
-    showError(err.message);
+    reportFailure(err);
   }
 }
 
@@ -603,7 +906,7 @@ async function regroup() {
   const wanted = $("granularity").value;
   if (wanted === state.view.granularity) return;
   try {
-    const view = await api("GET", `/api/explanations/${state.view.explanation_id}?granularity=${encodeURIComponent(wanted)}`);
+    const view = await api("GET", viewPath(state.view.explanation_id, wanted));
     showError("");
     state.picked.clear();
     renderView(view);
@@ -646,7 +949,8 @@ async function loadHistory() {
           "span",
           { class: "history-meta" },
           when(run.created) + (run.last_method ? ` · ${run.last_method}` : "") +
-            (run.n_explanations > 1 ? ` · ${run.n_explanations} explanations` : ""),
+            (run.n_explanations > 1 ? ` · ${run.n_explanations} explanations` : "") +
+            (run.saved === false ? " · not saved (kept until the server stops)" : ""),
         ),
       ),
       el("button", {
@@ -676,8 +980,10 @@ async function openRun(runId) {
   try {
     const run = await api("GET", `/api/runs/${runId}`);
     showError("");
+    showNotice("");
     resetResults();
     state.run = run;
+    state.runDetail = run;
     $("prompt").value = run.prompt;
     $("system").value = run.system_prompt || "";
     $("system-box").open = !!run.system_prompt;
@@ -687,22 +993,92 @@ async function openRun(runId) {
     const last = run.explanations[run.explanations.length - 1];
     setSpan(last && last.settings.span ? last.settings.span : null);
     $("explain").disabled = false;
+    renderRunResults();
     if (last) {
-      $("method").value = last.settings.method;
-      onMethodChange();
-      setParams(last.settings.params || {});
-      $("matrix").checked = !!last.settings.matrix;
-      // Show the latest edit with the units it removed, i.e. at its granularity.
+      // Show the latest explanation with its latest edit (at the edit's granularity).
       const edit = [...run.edits].reverse().find((e) => e.explanation_id === last.id);
-      const query = edit ? `?granularity=${encodeURIComponent(edit.result.granularity)}` : "";
-      const view = await api("GET", `/api/explanations/${last.id}${query}`);
-      renderView(view);
-      if (edit) renderEdit(edit.result);
+      await showExplanation(last.id, edit);
     }
     loadHistory();
   } catch (err) {
     showError(err.message);
   }
+}
+
+async function refreshRunDetail() {
+  if (!state.run) return;
+  state.runDetail = await api("GET", `/api/runs/${state.run.id}`);
+}
+
+// One of the open run's explanations (and optionally one of its mask experiments).
+async function showExplanation(explanationId, edit) {
+  const detail = state.runDetail;
+  const entry = detail ? detail.explanations.find((e) => e.id === explanationId) : null;
+  if (entry) {
+    const settings = entry.settings;
+    $("method").value = settings.method;
+    onMethodChange();
+    setParams(settings.params || {});
+    $("matrix").checked = !!settings.matrix;
+    setSpan(settings.span || null);
+  }
+  const granularity = edit ? edit.result.granularity : null;
+  const view = await api("GET", viewPath(explanationId, granularity));
+  state.picked.clear();
+  $("mask-result").hidden = true;
+  renderView(view);
+  if (edit) renderEdit({ ...edit.result, edit_id: edit.id });
+}
+
+function settingsLabel(settings) {
+  const span = settings.span ? ` · chars ${settings.span[0]}–${settings.span[1]}` : " · whole output";
+  return `${settings.method} · ${settings.granularity}${span}`;
+}
+
+// Every explanation of the open run, each with its mask experiments: all of them reopen.
+function renderRunResults() {
+  const box = clear($("run-results"));
+  const detail = state.runDetail;
+  const explanations = detail ? detail.explanations : [];
+  box.hidden = explanations.length === 0;
+  if (!explanations.length) return;
+  box.append(el("h3", {}, `This run: ${explanations.length} explanation${explanations.length === 1 ? "" : "s"}, ${detail.edits.length} mask experiment${detail.edits.length === 1 ? "" : "s"}`));
+  const list = el("ol", { class: "run-results-list" });
+  for (const entry of explanations) {
+    const current = state.view && state.view.explanation_id === entry.id;
+    const item = el(
+      "li",
+      { class: current ? "current" : "", dataset: { explanation: entry.id } },
+      el(
+        "button",
+        { type: "button", class: "link", onclick: () => state.job || showExplanation(entry.id).catch((e) => showError(e.message)) },
+        settingsLabel(entry.settings),
+      ),
+      el("span", { class: "hint" }, ` ${when(entry.created)}`),
+    );
+    const edits = detail.edits.filter((e) => e.explanation_id === entry.id);
+    if (edits.length) {
+      const sub = el("ul", { class: "run-edits" });
+      for (const edit of edits) {
+        const r = edit.result;
+        const label = `removed ${r.masked_units.map((u) => u.text.trim()).join(", ")} → PR ${fmt(r.pr)}, KL ${fmt(r.kl)}`;
+        sub.append(
+          el(
+            "li",
+            { dataset: { edit: edit.id } },
+            el(
+              "button",
+              { type: "button", class: "link", onclick: () => state.job || showExplanation(entry.id, edit).catch((e) => showError(e.message)) },
+              label.length > 90 ? `${label.slice(0, 89)}…` : label,
+            ),
+          ),
+        );
+      }
+      item.append(sub);
+    }
+    list.append(item);
+  }
+  box.append(list);
 }
 
 function newRun() {
@@ -714,6 +1090,116 @@ function newRun() {
   history.replaceState(null, "", location.pathname);
   loadHistory();
   $("prompt").focus();
+}
+
+// ----- compare two runs or explanations ---------------------------------------------------
+// Both sides are coloured by the server on one shared scale (one peak); the page only
+// places the colours. The address (#compare=A,B) reopens the same comparison.
+function diffInto(container, pieces) {
+  clear(container);
+  for (const piece of pieces) {
+    if (piece.op === "equal") container.append(piece.text);
+    else if (piece.op === "delete") container.append(el("del", {}, piece.text));
+    else container.append(el("ins", {}, piece.text));
+  }
+  if (!pieces.length) container.append(el("span", { class: "hint" }, "(empty)"));
+}
+
+async function fillCompareChoices(a, b) {
+  const choices = await api("GET", "/api/compare/choices");
+  for (const [id, wanted] of [["compare-a", a], ["compare-b", b]]) {
+    const select = clear($(id));
+    for (const choice of choices) select.append(el("option", { value: choice.ref }, `${when(choice.created)} · ${choice.label}`));
+    if (wanted && !choices.some((c) => c.ref === wanted)) select.append(el("option", { value: wanted }, wanted));
+    if (wanted) select.value = wanted;
+  }
+  // By default: the two newest explanations, older on the left (before → after).
+  if (!a && choices.length > 1) $("compare-a").value = choices[1].ref;
+  if (!b && choices.length) $("compare-b").value = choices[0].ref;
+  return choices;
+}
+
+async function openCompare(a, b) {
+  showError("");
+  document.body.classList.add("comparing");
+  $("compare-card").hidden = false;
+  try {
+    const choices = await fillCompareChoices(a, b);
+    $("compare-empty").hidden = choices.length >= 2 || (a && b);
+    if ($("compare-a").value && $("compare-b").value) await loadCompare();
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function closeCompare() {
+  document.body.classList.remove("comparing");
+  $("compare-card").hidden = true;
+  if (/compare=/.test(location.hash)) history.replaceState(null, "", location.pathname + (state.run ? `#run=${state.run.id}` : ""));
+}
+
+async function loadCompare() {
+  const a = $("compare-a").value;
+  const b = $("compare-b").value;
+  if (!a || !b) return;
+  history.replaceState(null, "", `${location.pathname}#compare=${a},${b}`);
+  const query = new URLSearchParams({ a, b, gamma: String(state.gamma) });
+  const data = await api("GET", `/api/compare?${query}`);
+  renderCompare(data);
+}
+
+function renderCompareSide(side, key) {
+  const view = side.view;
+  const run = side.run;
+  const title = view ? settingsLabel(view.settings) : "run (not explained)";
+  $(`cmp-${key}-title`).textContent = `${key.toUpperCase()}: ${title} · ${when(run.created)}`;
+  const boxes = { system: $(`cmp-${key}-system`), prompt: $(`cmp-${key}-prompt`), output: $(`cmp-${key}-output`) };
+  $(`cmp-${key}-system-block`).hidden = !run.system_prompt;
+  if (view) {
+    paintView(view, boxes);
+  } else {
+    clear(boxes.system).append(run.system_prompt || "");
+    clear(boxes.prompt).append(run.prompt);
+    clear(boxes.output).append(run.output);
+  }
+}
+
+function renderCompare(data) {
+  $("compare-result").hidden = false;
+  renderCompareSide(data.a, "a");
+  renderCompareSide(data.b, "b");
+  const legend = clear($("compare-legend"));
+  if (data.palette) {
+    legend.append(
+      el("span", { class: "legend-label" }, data.palette.signed ? `−${data.palette.peak_label}` : "0"),
+      paletteBar(data.palette),
+      el("span", { class: "legend-label" }, data.palette.signed ? `+${data.palette.peak_label}` : data.palette.peak_label),
+      el("span", { class: "legend-note", id: "compare-caption" }, `one scale for both: ${data.palette.caption}`),
+    );
+  }
+  $("compare-note").textContent = data.note || "";
+  $("compare-note").hidden = !data.note;
+  const hasSystem = data.a.run.system_prompt || data.b.run.system_prompt;
+  $("cmp-system-diff-block").hidden = !hasSystem;
+  diffInto($("cmp-system-diff"), data.diff.system_prompt);
+  diffInto($("cmp-prompt-diff"), data.diff.prompt);
+  diffInto($("cmp-output-diff"), data.diff.output);
+  const body = clear($("cmp-changes"));
+  $("cmp-changes-block").hidden = !data.changes.length;
+  const signed = data.a.view ? data.a.view.signed : true;
+  for (const change of data.changes.slice(0, 30)) {
+    body.append(
+      el(
+        "tr",
+        {},
+        el("td", { class: "mono" }, change.text),
+        el("td", {}, change.role === "user" ? "prompt" : change.role),
+        el("td", { class: "num" }, fmtScore(change.a_score, signed)),
+        el("td", { class: "num" }, fmtScore(change.b_score, signed)),
+        el("td", { class: "num delta", style: { backgroundColor: change.color, color: change.text_color } }, fmtScore(change.delta, true)),
+      ),
+    );
+  }
 }
 
 // ----- method parameters: form fields generated from /api/info ------------------------------
@@ -807,7 +1293,9 @@ async function init() {
   $("explain").addEventListener("click", explain);
   $("job-cancel").addEventListener("click", cancelJob);
   $("whole-output").addEventListener("click", () => setSpan(null));
+  $("output").addEventListener("mousedown", onOutputMouseDown);
   $("output").addEventListener("mouseup", onOutputSelect);
+  $("output").addEventListener("click", onOutputClick);
   $("output").addEventListener("keyup", onOutputSelect);
   $("granularity").addEventListener("change", regroup);
   $("method").addEventListener("change", onMethodChange);
@@ -816,6 +1304,12 @@ async function init() {
   $("mask-picked").addEventListener("click", () => maskAndRegenerate({ units: [...state.picked] }));
   $("clear-picked").addEventListener("click", clearPicked);
   $("new-run").addEventListener("click", newRun);
+  $("compare-open").addEventListener("click", () => openCompare());
+  $("compare-close").addEventListener("click", closeCompare);
+  $("compare-a").addEventListener("change", () => loadCompare().catch((e) => showError(e.message)));
+  $("compare-b").addEventListener("change", () => loadCompare().catch((e) => showError(e.message)));
+  $("gamma").addEventListener("input", onGammaInput);
+  $("token-save").addEventListener("click", saveToken);
   $("tab-text").addEventListener("click", () => showTab("text"));
   $("tab-heatmap").addEventListener("click", () => showTab("heatmap"));
   $("prompt").addEventListener("keydown", (event) => {
@@ -823,6 +1317,7 @@ async function init() {
   });
   $("explain").disabled = true;
   $("mask-top").disabled = true;
+  adoptUrlToken();
   try {
     state.info = await api("GET", "/api/info");
   } catch (err) {
@@ -830,6 +1325,7 @@ async function init() {
     return;
   }
   $("model-name").textContent = state.info.model;
+  $("jobs-note").textContent = state.info.jobs_note;
   $("prompt").maxLength = 200000;
   for (const m of state.info.methods) $("method").append(el("option", { value: m.name }, m.name));
   for (const g of state.info.granularities) $("granularity").append(el("option", { value: g }, g));
@@ -837,6 +1333,11 @@ async function init() {
   $("granularity").value = "word";
   onMethodChange();
   await loadHistory();
+  const compare = /compare=([^,]+),(.+)$/.exec(location.hash);
+  if (compare) {
+    openCompare(decodeURIComponent(compare[1]), decodeURIComponent(compare[2]));
+    return;
+  }
   const match = /run=([0-9a-f]+)/.exec(location.hash);
   if (match) openRun(match[1]);
 }
