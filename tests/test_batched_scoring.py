@@ -7,7 +7,7 @@ import torch
 
 from promptxray.errors import InvalidParameterError
 from promptxray.masking import MaskedContext, mask_context
-from promptxray.model import _batches
+from promptxray.model.scoring import batches_by_length
 from promptxray.targets import build_problem
 
 PROMPT = "Write a short poem about the quiet sea at night, please."
@@ -76,9 +76,9 @@ def test_cache_costs_one_prefix_sequence_per_call(tiny_lm, problem):
 
 def test_batches_group_rows_of_similar_length():
     # Longest first; a batch closes when full or when a row is under 3/4 of its longest.
-    assert _batches([100, 90, 80, 50, 40, 100], 3) == [[0, 5, 1], [2], [3, 4]]
-    assert _batches([10] * 5, 2) == [[0, 1], [2, 3], [4]]
-    assert _batches([], 4) == []
+    assert batches_by_length([100, 90, 80, 50, 40, 100], 3) == [[0, 5, 1], [2], [3, 4]]
+    assert batches_by_length([10] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert batches_by_length([], 4) == []
 
 
 def test_target_log_distributions_agree_with_scores(tiny_lm, problem):

@@ -16,7 +16,7 @@ from typing import Any
 from .attribution import Attribution
 from .errors import EmptyPromptError, EmptyTargetError, InvalidParameterError
 from .methods import get_method
-from .methods.base import MethodParams, MethodSpec, ProgressFn
+from .methods.base import Family, MethodParams, MethodSpec, ProgressFn
 from .model import LanguageModel, Span, load_model
 from .segments import Unit, check_granularity
 from .targets import Problem, build_problem
@@ -167,12 +167,15 @@ def run(
         "params": request.params.model_dump(mode="json"),
         "aggregation": str(spec.aggregation),
         "model": lm.name,
+        **lm.describe(),
         "seconds": seconds,
         "forward_passes": cost["forward_sequences"],
         "forward_calls": cost["forward_calls"],
         "backward_passes": cost["backward_calls"],
         **out.extra,
     }
+    if spec.family is not Family.GRADIENT:  # masked variants went through the batched scorer
+        metadata["batching"] = lm.batching_support.as_metadata()
     attribution = Attribution(
         prompt=problem.encoding.prompt,
         system_prompt=problem.encoding.system_prompt,

@@ -21,30 +21,16 @@ the template the model was trained with.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from .errors import InvalidParameterError
-from .model import ROLE_USER, LanguageModel
+from .model import ROLE_USER, LanguageModel, MaskedContext
 from .segments import Unit
 from .targets import Problem
 
 Operator = Literal["delete", "replace", "zero"]
 OPERATORS: tuple[str, ...] = get_args(Operator)
 DEFAULT_OPERATOR: Operator = "delete"
-
-
-@dataclass
-class MaskedContext:
-    """A context (prompt + earlier output) after masking, ready to be scored or continued.
-
-    `ids` are the token ids the model reads; `zero_positions` index into `ids` and
-    name the positions whose input embeddings are zeroed (operator "zero" only).
-    """
-
-    ids: list[int]
-    zero_positions: list[int] = field(default_factory=list)
-    operator: str = DEFAULT_OPERATOR
 
 
 def check_operator(operator: str) -> str:
@@ -101,13 +87,27 @@ def mask_context(
     positions = unit_positions(problem, units, masked)
     if operator == "delete":
         drop = set(positions)
-        return MaskedContext([t for p, t in enumerate(context) if p not in drop], [], operator)
+        kept = [t for p, t in enumerate(context) if p not in drop]
+        return MaskedContext(kept or _empty_context(lm), [], operator)
     if operator == "replace":
         token = baseline_token_id(lm) if baseline_id is None else int(baseline_id)
         for p in positions:
             context[p] = token
         return MaskedContext(context, [], operator)
     return MaskedContext(context, positions, operator)
+
+
+def _empty_context(lm: LanguageModel) -> list[int]:
+    """What the model reads when every token was deleted: the token a document starts
+    with (BOS, else EOS, as GPT-2-style models start documents), so "the prompt
+    without all of it" is still a question the model can answer."""
+    start = lm.start_token_id()
+    if start is None:
+        raise InvalidParameterError(
+            "Deleting every unit leaves nothing to read, and this tokenizer has no BOS or EOS "
+            "token to start from; use masking 'replace' or 'zero'."
+        )
+    return [start]
 
 
 def keep_only(

@@ -14,6 +14,7 @@ import torch
 from pydantic import Field
 
 from ..model import LanguageModel
+from ..model.memory import rows_per_batch
 from ..segments import Unit
 from ..targets import Problem
 from .base import (
@@ -50,28 +51,40 @@ def _gradient_rows(
     batch_size: int,
     progress: ProgressFn | None,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-    """Yield (row indices, grads [B, T, H], scaled inputs [B, T, H]) batch by batch."""
+    """Yield (row indices, grads [B, T, H], scaled inputs [B, T, H]) batch by batch.
+
+    The model reads its inputs in its own dtype; what is yielded is float32, so sums
+    over steps, rows and dimensions never accumulate in 16 bits. A batch holds at
+    most `batch_size` rows and at most `memory.TOKEN_BUDGET` token rows, so memory
+    depends on the prompt's length, not on the number of steps or target tokens.
+    """
     ids = torch.tensor([problem.ids], device=lm.device)
     source = torch.zeros(ids.shape[1], 1, device=lm.device)
     source[problem.source_positions] = 1.0
     start = problem.target_start
+    step = rows_per_batch(ids.shape[1], batch_size)
     with lm.lock:
-        base = lm.embed(ids).detach()
-        for first in range(0, len(rows), batch_size):
-            chunk = rows[first : first + batch_size]
+        base = lm.embed(ids).detach().float()
+        for first in range(0, len(rows), step):
+            chunk = rows[first : first + step]
             alphas = torch.tensor([a for a, _ in chunk], device=lm.device).view(-1, 1, 1)
             scale = 1.0 + (alphas - 1.0) * source  # alpha on sources, 1 elsewhere
-            inputs = (base * scale).detach().requires_grad_(True)
+            inputs = (base * scale).to(lm.dtype).requires_grad_(True)
             batch_ids = ids.expand(len(chunk), -1)
-            logprobs = lm.target_logprobs(batch_ids, start, inputs_embeds=inputs)
-            picks = []
-            for b, (_, token) in enumerate(chunk):
-                picks.append(logprobs[b].sum() if token is None else logprobs[b, token])
-            (grads,) = torch.autograd.grad(torch.stack(picks).sum(), inputs)
+            with lm.recomputing_layers(len(chunk) * ids.shape[1]):
+                logprobs = lm.target_logprobs(batch_ids, start, inputs_embeds=inputs)
+                picks = []
+                for b, (_, token) in enumerate(chunk):
+                    picks.append(logprobs[b].sum() if token is None else logprobs[b, token])
+                (grads,) = torch.autograd.grad(torch.stack(picks).sum(), inputs)
             lm.count_backward()
-            yield list(range(first, first + len(chunk))), grads.detach(), inputs.detach()
+            yield (
+                list(range(first, first + len(chunk))),
+                grads.detach().float(),
+                inputs.detach().float(),
+            )
             if progress:
-                progress(min(first + batch_size, len(rows)), len(rows))
+                progress(min(first + step, len(rows)), len(rows))
 
 
 def _reduce(kind: str, grads: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -192,11 +205,12 @@ def integrated_gradients(
     rows: list[Row] = [(a, j) for j in targets for a in alphas]
     ids = torch.tensor([problem.ids], device=lm.device)
     with torch.no_grad():
-        full_inputs = lm.embed(ids)[0].cpu()
-    mean_grads = torch.zeros(len(targets), len(problem.ids), full_inputs.shape[-1])
+        full_inputs = lm.embed(ids)[0].float()
+    # Each step's gradient is reduced at once (g . x is linear in g), so nothing of
+    # size steps x tokens x hidden is ever kept.
+    per_row = torch.zeros(len(targets), len(problem.ids))
     for indices, grads, _ in _gradient_rows(lm, problem, rows, batch_size, progress):
-        for i, g in zip(indices, grads.cpu(), strict=True):
-            mean_grads[i // n_steps] += g / n_steps
-    per_row = (mean_grads * full_inputs).sum(-1)  # [targets, T]
+        for i, g in zip(indices, grads, strict=True):
+            per_row[i // n_steps] += ((g * full_inputs).sum(-1) / n_steps).cpu()
     per_position = per_row.sum(0)
     return _package(Aggregation.SUM, problem, units, per_position, per_row if matrix else None)

@@ -1,0 +1,113 @@
+"""Peak memory (RSS) of gradient salience on long prompts with the default model.
+
+Each (method, prompt length) runs in its own Python process, so one case's peak
+cannot hide another's: the process loads the model, builds a prompt of the asked
+number of tokens (a paragraph repeated and cut on a token boundary) with a fixed
+9-token target, and runs the method once. Reported: RSS after loading, the peak
+RSS while the method ran (the peak is reset after loading through
+``/proc/self/clear_refs``, Linux only), and the difference, which is what the
+method itself cost.
+
+    .venv/bin/python benchmarks/memory.py [--tokens 250 1000 2000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+PARAGRAPH = (
+    "The committee met on Tuesday to review the quarterly budget. Several members "
+    "asked why travel costs had doubled, and the treasurer explained that two "
+    "conferences had moved abroad. After a long discussion they agreed to cap "
+    "spending on flights and to publish the figures every month. "
+)
+TARGET = " The committee agreed to cap travel spending."
+CASES = {
+    "grad_norm": {},
+    "integrated_gradients": {"steps": 20},
+}
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    """Start the peak (VmHWM) afresh, so loading the model does not count as the method's."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def one(method: str, tokens: int) -> dict[str, float | int | str]:
+    """Run one case in this process and return its numbers."""
+    import torch
+
+    from promptxray import explain, load_model
+
+    torch.set_num_threads(1)
+    lm = load_model()
+    ids = lm.tokenizer(PARAGRAPH * (tokens // 40 + 2), add_special_tokens=False)["input_ids"]
+    prompt = lm.tokenizer.decode(ids[:tokens])
+    loaded = _status_mb("VmRSS")
+    _reset_peak()
+    started = time.perf_counter()
+    result = explain(prompt, model=lm, method=method, target=TARGET, **CASES[method])
+    seconds = time.perf_counter() - started
+    peak = _status_mb("VmHWM")
+    return {
+        "method": method,
+        "prompt_tokens": len(lm.encode_prompt(prompt).ids),
+        "loaded_mb": round(loaded),
+        "peak_mb": round(peak),
+        "method_mb": round(peak - loaded),
+        "seconds": round(seconds, 1),
+        "units": len(result.scores),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[250, 1000, 2000])
+    parser.add_argument("--methods", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--one", nargs=2, metavar=("METHOD", "TOKENS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one[0], int(args.one[1]))))
+        return
+    rows = []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    print("| method | prompt tokens | RSS loaded (MB) | peak RSS (MB) | method (MB) | s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for tokens in args.tokens:
+        for method in args.methods:
+            done = subprocess.run(
+                [sys.executable, __file__, "--one", method, str(tokens)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(
+                f"| {row['method']} | {row['prompt_tokens']} | {row['loaded_mb']} | "
+                f"{row['peak_mb']} | {row['method_mb']} | {row['seconds']} |",
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(rows, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The model package: the only code that talks to transformers.
+
+Rooms, one job each: `devices` (device and dtype, `auto`, checked before loading),
+`provision` (GGUF files dequantised once into a safetensors cache), `loading`
+(`load_model`), `encoding` (chat template, roles, character spans), `generation`
+(greedy), `scoring` (batched variant scoring with the shared-prefix cache where a
+probe finds it exact), `memory` (bounded backward on long prompts), and
+`language_model`, the thin `LanguageModel` façade over them.
+"""
+
+from __future__ import annotations
+
+from .devices import DEVICE_CHOICES, DTYPE_CHOICES, Placement, resolve_placement
+from .encoding import (
+    ROLE_OUTPUT,
+    ROLE_SYSTEM,
+    ROLE_TEMPLATE,
+    ROLE_USER,
+    PromptEncoding,
+    Role,
+    Span,
+)
+from .language_model import CostCounter, LanguageModel
+from .loading import load_model
+from .provision import (
+    DEFAULT_MODEL,
+    PACKAGED_MODELS,
+    cache_dir,
+    provision_default_model,
+    provision_gguf,
+    provision_packaged_model,
+)
+from .scoring import BatchingSupport, MaskedContext
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEVICE_CHOICES",
+    "DTYPE_CHOICES",
+    "PACKAGED_MODELS",
+    "ROLE_OUTPUT",
+    "ROLE_SYSTEM",
+    "ROLE_TEMPLATE",
+    "ROLE_USER",
+    "BatchingSupport",
+    "CostCounter",
+    "LanguageModel",
+    "MaskedContext",
+    "Placement",
+    "PromptEncoding",
+    "Role",
+    "Span",
+    "cache_dir",
+    "load_model",
+    "provision_default_model",
+    "provision_gguf",
+    "provision_packaged_model",
+    "resolve_placement",
+]

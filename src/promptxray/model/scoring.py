@@ -1,0 +1,352 @@
+"""Batched scoring of masked contexts, with the shared-prefix cache where it is exact.
+
+Perturbation and joint methods score hundreds of variants of one context. Each
+differs from a reference only from some position on, so the reference's prefix
+runs once and its key/value cache is shared. That trick is exact only when a
+model places tokens by the position ids we give it and keeps a plain per-layer
+key/value cache; ALiBi-by-key-index models (MPT) are not, and state-space models
+(Mamba) have no key/value cache at all. Rather than a list of architectures, one
+probe per model compares cached, padded and one-at-a-time scores on a short text
+and turns off what it cannot reproduce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import InvalidParameterError, PromptTooLongError
+
+if TYPE_CHECKING:
+    from .language_model import LanguageModel
+
+DEFAULT_OPERATOR = "delete"
+_PROBE_TEXT = "The quick brown fox jumps over the lazy dog near the quiet river bank."
+_PROBE_TARGET = " Then it slept until noon."
+# Largest probe disagreement accepted as rounding: float32 sums are reordered by
+# batching (~1e-6); 16-bit activations round at ~1e-2 relative, so a smaller
+# structural error cannot be told apart there.
+_PROBE_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 2e-2}
+
+
+@dataclass
+class MaskedContext:
+    """A context (prompt + earlier output) after masking, ready to be scored or continued.
+
+    `ids` are the token ids the model reads; `zero_positions` index into `ids` and
+    name the positions whose input embeddings are zeroed (operator "zero" only).
+    """
+
+    ids: list[int]
+    zero_positions: list[int] = field(default_factory=list)
+    operator: str = DEFAULT_OPERATOR
+
+
+@dataclass(frozen=True)
+class BatchingSupport:
+    """What the probe found this model can do exactly (recorded in results' metadata)."""
+
+    padded_batches: bool
+    prefix_cache: bool
+    probe_error: float
+    reason: str = ""
+
+    def as_metadata(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class VariantScorer:
+    """Teacher-forced scores of many masked contexts, batched and prefix-shared."""
+
+    def __init__(self, lm: LanguageModel) -> None:
+        self.lm = lm
+        self._support: BatchingSupport | None = None
+
+    @property
+    def support(self) -> BatchingSupport:
+        """The probe's verdict, computed on first use (two short forwards, not counted)."""
+        if self._support is None:
+            with self.lm.lock:
+                saved = self.lm.cost.snapshot()
+                try:
+                    self._support = self._probe()
+                finally:
+                    self.lm.cost.restore(saved)
+        return self._support
+
+    def score_variants(
+        self,
+        variants: list[MaskedContext],
+        target_ids: list[int],
+        batch_size: int = 16,
+        *,
+        reference: MaskedContext | None = None,
+        use_cache: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced log p(target token | variant context): [n_variants, n_target].
+
+        Masking changes a context from some position on; everything before that is
+        the same as in `reference` (default: the first variant; pass the unmasked
+        context, or the current state of a search). So the reference's prefix runs
+        once and its KV cache is shared: each variant computes only the tokens from
+        its own first change on. Variants go `batch_size` at a time: each row reads
+        its own part of the shared cache (the rest is hidden by the attention mask),
+        its remaining tokens are left-padded, and its position ids continue its own
+        count, so every row equals scoring that variant alone (float32, within
+        1e-4). The cache is used only where the model's probe says it is exact, and
+        padded batches only where padding is (`support`); `use_cache=False` turns
+        the reuse off (same numbers, more work). Returns float32 on CPU.
+        """
+        if batch_size < 1:
+            raise InvalidParameterError("batch_size must be at least 1.")
+        n_target = len(target_ids)
+        out = torch.zeros(len(variants), n_target)
+        if not variants or n_target == 0:
+            return out
+        self._check(variants, n_target)
+        support = self.support if len(variants) > 1 else None
+        if support is not None and not support.padded_batches:
+            batch_size = 1
+        use_cache = use_cache and support is not None and support.prefix_cache
+        with self.lm.lock, torch.no_grad():
+            self._score_into(out, variants, target_ids, batch_size, reference, use_cache, progress)
+        return out
+
+    def _check(self, variants: list[MaskedContext], n_target: int) -> None:
+        longest = max(len(v.ids) for v in variants) + n_target
+        if longest > self.lm.max_context:
+            raise PromptTooLongError(
+                f"Context and target are {longest} tokens; this model reads at most "
+                f"{self.lm.max_context}."
+            )
+        if min(len(v.ids) for v in variants) == 0:
+            raise InvalidParameterError("A masked context is empty: nothing left to condition on.")
+
+    def _score_into(
+        self,
+        out: torch.Tensor,
+        variants: list[MaskedContext],
+        target_ids: list[int],
+        batch_size: int,
+        reference: MaskedContext | None,
+        use_cache: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        reference = reference if reference is not None else variants[0]
+        prefixes = [0] * len(variants)
+        if use_cache and len(variants) > 1:
+            ref_zeros = set(reference.zero_positions)
+            prefixes = [
+                _common_prefix(
+                    v.ids,
+                    set(v.zero_positions),
+                    reference.ids,
+                    ref_zeros,
+                    min(len(v.ids) - 1, len(reference.ids)),
+                )
+                for v in variants
+            ]
+        shared = self._prefix_cache(reference, max(prefixes)) if max(prefixes) > 0 else None
+        if shared is None:
+            prefixes = [0] * len(variants)
+        done = 0
+        work = [len(v.ids) + len(target_ids) - p for v, p in zip(variants, prefixes, strict=True)]
+        for rows in batches_by_length(work, batch_size):
+            out[rows] = self._score_rows(
+                [variants[i] for i in rows], [prefixes[i] for i in rows], target_ids, shared
+            )
+            done += len(rows)
+            if progress:
+                progress(done, len(variants))
+
+    def target_log_distributions(
+        self, context: MaskedContext, target_ids: list[int]
+    ) -> torch.Tensor:
+        """Next-token log-distributions at each target position: [n_target, vocab] (for KL).
+
+        Row j is log p(. | context, target[:j]), teacher-forced. Float32 on CPU.
+        """
+        n = len(target_ids)
+        if n == 0:
+            return torch.zeros(0, self.lm.embedding_matrix.shape[0])
+        ids = list(context.ids) + list(target_ids)
+        with self.lm.lock, torch.no_grad():
+            embeds = self.lm.context_embeds(ids, list(context.zero_positions))[None]
+            logits = self.lm.forward_last(n + 1, inputs_embeds=embeds).logits
+            return logits[0, :-1, :].float().log_softmax(-1).cpu()
+
+    def _prefix_cache(
+        self, reference: MaskedContext, length: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per-layer (keys, values) of the reference's first `length` tokens, or None when
+        this model's cache is not a plain per-layer key/value store we can slice."""
+        from transformers.cache_utils import DynamicLayer
+
+        zeros = [p for p in reference.zero_positions if p < length]
+        embeds = self.lm.context_embeds(reference.ids[:length], zeros)
+        out = self.lm.forward_last(1, inputs_embeds=embeds[None], use_cache=True)
+        layers = getattr(getattr(out, "past_key_values", None), "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return None
+        return [(layer.keys, layer.values) for layer in layers]
+
+    def _score_rows(
+        self,
+        variants: list[MaskedContext],
+        prefixes: list[int],
+        target_ids: list[int],
+        shared: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> torch.Tensor:
+        """One batched forward: row b reuses `prefixes[b]` cached reference tokens."""
+        from transformers import DynamicCache
+
+        lm = self.lm
+        n_target, rows = len(target_ids), len(variants)
+        cached = max(prefixes)
+        seqs = [list(v.ids) + list(target_ids) for v in variants]
+        lengths = [len(s) - p for s, p in zip(seqs, prefixes, strict=True)]
+        width = max(lengths)
+        embeds = [
+            lm.context_embeds(s, list(v.zero_positions))[p:]
+            for s, v, p in zip(seqs, variants, prefixes, strict=True)
+        ]
+        hidden = embeds[0].shape[-1]
+        batch = torch.zeros(rows, width, hidden, device=lm.device, dtype=embeds[0].dtype)
+        mask = torch.zeros(rows, cached + width, dtype=torch.long, device=lm.device)
+        positions = torch.zeros(rows, width, dtype=torch.long, device=lm.device)
+        for b, (emb, p, n) in enumerate(zip(embeds, prefixes, lengths, strict=True)):
+            batch[b, width - n :] = emb
+            mask[b, :p] = 1
+            mask[b, cached + width - n :] = 1
+            positions[b, width - n :] = torch.arange(p, p + n, device=lm.device)
+        kwargs: dict[str, Any] = {}
+        if cached > 0 and shared is not None:
+            data = [
+                (
+                    k[:, :, :cached].expand(rows, -1, -1, -1),
+                    v[:, :, :cached].expand(rows, -1, -1, -1),
+                )
+                for k, v in shared
+            ]
+            kwargs = {
+                "past_key_values": DynamicCache(data, config=lm.model.config),
+                "use_cache": True,
+            }
+        logits = (
+            lm.forward_last(
+                n_target + 1,
+                inputs_embeds=batch,
+                attention_mask=mask,
+                position_ids=positions,
+                **kwargs,
+            )
+            .logits[:, :-1, :]
+            .float()
+        )
+        targets = torch.tensor(target_ids, device=lm.device).expand(rows, -1)
+        picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        return (picked - logits.logsumexp(-1)).cpu()
+
+    def _probe(self) -> BatchingSupport:
+        """Score two variants of a short text alone, in one padded batch, and in one batch
+        over a shared prefix; keep each shortcut only if it reproduces the scores alone.
+
+        The two rows share different lengths of the reference's prefix, so the batch
+        holds both a hidden gap (cached keys one row must not see) and left padding:
+        exactly what a model that places keys by index, not by position id, gets wrong.
+        """
+        tokenizer = self.lm.tokenizer
+        ids = list(tokenizer(_PROBE_TEXT, add_special_tokens=False)["input_ids"])
+        target = list(tokenizer(_PROBE_TARGET, add_special_tokens=False)["input_ids"])
+        start = self.lm.start_token_id()
+        ids = ([start] if start is not None else []) + ids
+        n = len(ids)
+        late, early = n - 3, 3
+        rows = [
+            MaskedContext(ids[:late] + ids[late + 1 :]),
+            MaskedContext(ids[:early] + ids[early + 2 :]),
+        ]
+        tolerance = _PROBE_TOLERANCE.get(self.lm.dtype, 5e-2)
+        with torch.no_grad():
+            alone = self._rows(rows, target, separately=True)
+            padded = self._rows(rows, target)
+            padding_error = _max_difference(padded, alone)
+            if padding_error is None or padding_error > tolerance:
+                reason = "padded batches differ from single rows"
+                return BatchingSupport(False, False, _finite(padding_error), reason)
+            try:
+                shared = self._prefix_cache(MaskedContext(ids), late)
+            except (TypeError, ValueError, RuntimeError, AttributeError):
+                shared = None
+            if shared is None:
+                reason = "the model keeps no per-layer key/value cache to share"
+                return BatchingSupport(True, False, padding_error, reason)
+            cached = self._rows(rows, target, prefixes=[late, early], shared=shared)
+        cache_error = _max_difference(cached, alone)
+        if cache_error is None or cache_error > tolerance:
+            reason = "the shared-prefix cache is not exact here"
+            return BatchingSupport(True, False, _finite(cache_error), reason)
+        return BatchingSupport(True, True, max(cache_error, padding_error))
+
+    def _rows(
+        self,
+        rows: list[MaskedContext],
+        target: list[int],
+        *,
+        separately: bool = False,
+        prefixes: list[int] | None = None,
+        shared: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor | None:
+        """Probe scores of `rows` (one forward, or one each), or None when the model
+        cannot run that way at all."""
+        try:
+            if separately:
+                return torch.cat([self._score_rows([r], [0], target, None) for r in rows])
+            return self._score_rows(rows, prefixes or [0] * len(rows), target, shared)
+        except (TypeError, ValueError, RuntimeError, AttributeError, IndexError):
+            return None
+
+
+def _max_difference(a: torch.Tensor | None, b: torch.Tensor | None) -> float | None:
+    if a is None or b is None or not torch.isfinite(a).all():
+        return None
+    return float((a - b).abs().max())
+
+
+def _finite(error: float | None) -> float:
+    return float("inf") if error is None else error
+
+
+def batches_by_length(lengths: list[int], batch_size: int, slack: float = 0.75) -> list[list[int]]:
+    """Group row indices into batches of similar length, longest first.
+
+    Rows are left-padded to the longest in their batch, and padding is computed
+    like real tokens; so a batch closes when the next row is shorter than `slack`
+    times its longest row (at most a quarter of any row's work is padding).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        if (
+            batches
+            and len(batches[-1]) < batch_size
+            and lengths[i] >= slack * lengths[batches[-1][0]]
+        ):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _common_prefix(
+    ids: list[int], zeros: set[int], ref_ids: list[int], ref_zeros: set[int], limit: int
+) -> int:
+    """How many leading tokens two contexts share (same id, same zeroing), at most `limit`."""
+    n = 0
+    while n < limit and ids[n] == ref_ids[n] and ((n in zeros) == (n in ref_zeros)):
+        n += 1
+    return n
