@@ -321,6 +321,7 @@ def test_units_carry_their_position_and_near_zero_units_are_not_listed(client):
         "Topic: #2 · prompt line 2",
         "Topic: #3 · prompt line 3",
     ]
+    assert [u["where"] for u in topics][2] == "#3 · prompt line 3"
     peak = view["palette"]["peak"]
     for unit in view["units"]:
         near_zero = abs(unit["score"]) < view["palette"]["floor"] * peak

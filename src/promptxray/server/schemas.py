@@ -98,6 +98,7 @@ class UnitView(BaseModel):
     occurrence: int = Field(description="Which occurrence of the same words this unit is.")
     occurrences: int = Field(description="How many units have the same words.")
     position: str = Field(description='How lists name the unit: "Topic: #3 · prompt line 7".')
+    where: str = Field(description='The position without the text: "#3 · prompt line 7".')
 
 
 class PaletteView(BaseModel):

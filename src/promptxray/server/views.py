@@ -61,6 +61,7 @@ def unit_positions(attr: Attribution) -> list[dict[str, Any]]:
                 "occurrence": seen[key],
                 "occurrences": totals[key],
                 "position": f"{key or repr(unit.text)}{repeat} · {where}",
+                "where": f"{repeat.strip()} · {where}" if repeat else where,
             }
         )
     return out

@@ -465,7 +465,7 @@ function renderTop(view) {
         "span",
         { class: "top-where" },
         sign ? el("span", { class: unit.score > 0 ? "sign up" : "sign down" }, sign) : null,
-        el("span", { class: "top-position" }, unit.position),
+        el("span", { class: "top-position" }, unit.where),
         el(
           "button",
           {
