@@ -14,7 +14,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
-from test_server_api import make_wordy_lm, run_job
+from test_server_api import LOCAL, make_wordy_lm, run_job
 
 from promptxray import Attribution
 from promptxray.evaluation.harness import EvalConfig, ResultStore, run_evaluation
@@ -34,7 +34,7 @@ def lm():
 @pytest.fixture(scope="module")
 def served(lm, tmp_path_factory):
     """A grad_x_input word result computed by the server, and its stored Attribution."""
-    with TestClient(create_app(lm, tmp_path_factory.mktemp("history"))) as client:
+    with TestClient(create_app(lm, tmp_path_factory.mktemp("history")), base_url=LOCAL) as client:
         run = run_job(client, "/api/generate", {"prompt": PROMPT, "max_new_tokens": 6})
         run_id = run["result"]["run_id"]
         body = {"run_id": run_id, "method": "grad_x_input", "granularity": "word"}
