@@ -22,7 +22,7 @@ def loads(monkeypatch, tiny_lm) -> list:
     """Serve the tiny model instead of loading one; the list records each load request."""
     calls: list = []
 
-    def fake_load(name, progress=None):
+    def fake_load(name, progress=None, **placement):
         calls.append(name)
         return tiny_lm
 
@@ -202,7 +202,7 @@ def test_provision_prints_the_model_folder(monkeypatch, tmp_path):
 
 @pytest.mark.integration
 def test_heatmap_with_the_real_model(monkeypatch, default_lm, tmp_path):
-    monkeypatch.setattr(cli_module, "_load", lambda name, progress=None: default_lm)
+    monkeypatch.setattr(cli_module, "_load", lambda name, progress=None, **placement: default_lm)
     out = Path(tmp_path) / "tmp.png"
     result = runner.invoke(
         app,

@@ -203,11 +203,20 @@ def test_a_parameter_no_method_takes_is_refused_before_any_work(tiny_lm, data_fi
 
 def test_k_above_unit_count_becomes_an_error_row(tiny_lm, tmp_path):
     path = tmp_path / "short.jsonl"
-    path.write_text(json.dumps({"prompt": "Hello there"}) + "\n", encoding="utf-8")
+    lines = [{"prompt": "Hello there"}, {"prompt": "The sea is calm and the sky is grey."}]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     cfg = _config(methods=["grad_norm"], k=5)
     report = run_evaluation(path, tmp_path / "o", cfg, lm=tiny_lm, show_progress=False)
-    assert report.computed == 1 and report.table.counts == {"grad_norm": 0}
-    assert report.errors and "k=5" in report.errors[0][2]
+    assert report.computed == 2 and report.table.counts == {"grad_norm": 1}
+    assert len(report.errors) == 1 and "k=5" in report.errors[0][2]
+
+
+def test_a_k_no_prompt_has_is_refused_before_the_model(tmp_path):
+    path = tmp_path / "short.jsonl"
+    path.write_text(json.dumps({"prompt": "Hello there"}) + "\n", encoding="utf-8")
+    cfg = _config(methods=["grad_norm"], k=5)
+    with pytest.raises(InvalidParameterError, match="the longest has 2 word units"):
+        run_evaluation(path, tmp_path / "o", cfg, lm=lambda: pytest.fail("loaded"))
 
 
 def test_scorer_matches_independent_computation(tiny_lm):

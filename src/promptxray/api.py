@@ -26,12 +26,27 @@ from .targets import Problem, build_problem
 ModelLike = LanguageModel | str | Callable[[], LanguageModel] | None
 
 
-def as_model(model: ModelLike, progress: Callable[[str], None] | None = None) -> LanguageModel:
+def as_model(
+    model: ModelLike,
+    progress: Callable[[str], None] | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> LanguageModel:
+    """The model to run: as given, from its loader, or loaded by name on `device`/`dtype`.
+
+    A device or dtype for a model that is already loaded (or loads itself) would be
+    silently ignored, so it is refused instead.
+    """
+    if not isinstance(model, str | None) and (device is not None or dtype is not None):
+        raise InvalidParameterError(
+            "device and dtype apply when promptxray loads the model by name; this model is "
+            "loaded already (use model.to(...) or load_model(name, device=..., dtype=...))."
+        )
     if isinstance(model, LanguageModel):
         return model
     if callable(model):
         return model()
-    return load_model(model, progress=progress)
+    return load_model(model, device=device, dtype=dtype, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,8 @@ def explain(
     on_token: Callable[[int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     params: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
     **more_params: Any,
 ) -> Attribution:
     """Score every source unit of `prompt` by its influence on the target.
@@ -95,6 +112,8 @@ def explain(
     declare is an error, never silently ignored. Token-level methods compute on
     tokens and regroup into `granularity` by their rule; masking methods mask
     whole units of that granularity. `on_stage` hears "generating"/"explaining".
+    `device` and `dtype` (auto, cpu, cuda, cuda:N, mps; auto, float32, bfloat16,
+    float16) say where a model named by `model` loads.
     """
     request = check_request(method, granularity, pattern, {**(params or {}), **more_params})
     if not prompt.strip():
@@ -103,7 +122,7 @@ def explain(
         raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
     if max_new_tokens < 1:
         raise InvalidParameterError("max_new_tokens must be at least 1.")
-    lm = as_model(model)
+    lm = as_model(model, device=device, dtype=dtype)
     if on_stage:
         on_stage("generating" if target is None and output_ids is None else "encoding")
     problem = build_problem(

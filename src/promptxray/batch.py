@@ -125,11 +125,19 @@ class SqliteStore:
         import sqlite3
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path))
-        self.conn.row_factory = sqlite3.Row
-        self.conn.executescript(self.schema)
-        self.conn.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path))
+            self.conn.row_factory = sqlite3.Row
+            self.conn.executescript(self.schema)
+            self.conn.commit()
+        except (OSError, sqlite3.Error) as exc:
+            # Opened before any model loads, so a folder that cannot be written fails here
+            # in a second, as one line.
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise InvalidParameterError(
+                f"Cannot keep results in {self.path.parent}: {reason}."
+            ) from exc
 
     def close(self) -> None:
         self.conn.close()

@@ -13,6 +13,7 @@ Conventions for every command (new ones included):
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,13 @@ from .api import explain as explain_api
 from .attribution import Attribution
 from .errors import InvalidParameterError, PromptXrayError
 from .methods import REGISTRY
-from .model import DEFAULT_MODEL, LanguageModel, load_model, provision_default_model
+from .model import (
+    DEFAULT_MODEL,
+    LanguageModel,
+    load_model,
+    provision_default_model,
+    resolve_placement,
+)
 from .segments import GRANULARITIES
 from .targets import parse_span
 
@@ -67,12 +74,20 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def _load(model_name: str | None, progress: Callable[[str], None] | None = None) -> LanguageModel:
-    """Load the model a command asked for (tests monkeypatch this with a tiny model)."""
+def _load(
+    model_name: str | None,
+    progress: Callable[[str], None] | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> LanguageModel:
+    """Load the model a command asked for and say where it runs (tests monkeypatch this
+    with a tiny model)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our spinner already says what is happening
-    return load_model(model_name, progress=progress)
+    lm = load_model(model_name, device=device, dtype=dtype, progress=progress)
+    err_console().print(Text(f"model: {lm.name} on {lm.placement_note}", style="dim"))
+    return lm
 
 
 def read_prompt(value: str) -> str:
@@ -126,9 +141,12 @@ def compute(
     max_new_tokens: int,
     matrix: bool,
     params: dict[str, Any],
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> Attribution:
     """`api.explain` with a spinner: the API checks everything before the model loads."""
     _check_at_least("--max-new-tokens", max_new_tokens, 1)
+    resolve_placement(device, dtype)  # an unusable device fails before the spinner starts
     parsed_span = parse_span(span) if span is not None else None
     console = err_console()
     with console.status("Loading the model...") as status:
@@ -151,7 +169,7 @@ def compute(
 
         return explain_api(
             prompt,
-            model=lambda: _load(model, progress=status.update),
+            model=lambda: _load(model, progress=status.update, device=device, dtype=dtype),
             method=method,
             target=target,
             span=parsed_span,
@@ -229,6 +247,21 @@ ModelOpt = Annotated[
         metavar="ID_OR_PATH",
         help=f"Hugging Face id, local folder or .gguf file (default: {DEFAULT_MODEL}).",
         show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where the model runs: auto (first GPU, else CPU), cpu, cuda, cuda:N, mps.",
+    ),
+]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="Number type: auto (bfloat16 on a GPU that has it, else float32), float32, "
+        "bfloat16, float16.",
     ),
 ]
 KOpt = Annotated[
@@ -342,6 +375,8 @@ def explain(
     system: SystemOpt = None,
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     top: Annotated[int, typer.Option("--top", help="How many top units to list.")] = 10,
     k: KOpt = None,
     iterations: IterationsOpt = None,
@@ -381,6 +416,8 @@ def explain(
             max_new_tokens=max_new_tokens,
             matrix=False,
             params=params,
+            device=device,
+            dtype=dtype,
         )
         if "-" not in (json_path, html_path):
             from .render.console import render_console
@@ -418,6 +455,8 @@ def heatmap(
     span: SpanOpt = None,
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     k: KOpt = None,
     iterations: IterationsOpt = None,
     steps: StepsOpt = None,
@@ -445,6 +484,8 @@ def heatmap(
             max_new_tokens=max_new_tokens,
             matrix=True,
             params=params,
+            device=device,
+            dtype=dtype,
         )
         from .render.heatmap import save_heatmap
 
@@ -499,6 +540,8 @@ def provision() -> None:
 @app.command()
 def serve(
     model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     host: Annotated[
         str,
@@ -515,16 +558,44 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="NAME",
+            help="Another Host name to answer to (a proxy or machine name); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Access token every API request must carry (made and printed for you when "
+            "--host is not local).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Open the prompt debugger web page: generate, explain, mask and regenerate, history."""
     with user_errors():
-        from .server import check_port
+        from .server import check_data_dir, check_port, default_data_dir
         from .server import serve as run_server
 
-        check_port(host, port)  # fail before the model loads
+        # Everything that can fail without the model fails before it loads.
+        check_port(host, port)
+        check_data_dir(data_dir if data_dir is not None else default_data_dir())
+        resolve_placement(device, dtype)
         with err_console().status("Loading the model...") as status:
-            lm = _load(model, progress=status.update)
-        run_server(lm, host=host, port=port, data_dir=data_dir)
+            lm = _load(model, progress=status.update, device=device, dtype=dtype)
+        run_server(
+            lm,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            allowed_hosts=allowed_host or (),
+            token=token,
+        )
 
 
 @app.command()
@@ -553,6 +624,8 @@ def evaluate(
     ] = "delete",
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     iterations: IterationsOpt = None,
     steps: StepsOpt = None,
     param: ParamOpt = None,
@@ -570,7 +643,15 @@ def evaluate(
     with user_errors():
         from .evaluation.command import evaluate_command
 
+        resolve_placement(device, dtype)  # an unusable device fails before anything runs
         spread = ray_options(ray, ray_address, workers, cpus_per_worker, gpus_per_worker)
+        # Ray workers load the model themselves (where `auto` may find a GPU); one
+        # process loads it here.
+        loader = (
+            functools.partial(load_model, model, device, dtype)
+            if spread
+            else functools.partial(_load, model, device=device, dtype=dtype)
+        )
 
         evaluate_command(
             data,
@@ -582,7 +663,7 @@ def evaluate(
             masking=masking,
             max_new_tokens=max_new_tokens,
             model=model,
-            lm=None if spread else (lambda: _load(model)),
+            lm=loader,
             iterations=iterations,
             steps=steps,
             params=method_params(param),
@@ -611,6 +692,8 @@ def study(
         int | None, typer.Option("--limit", metavar="N", help="Use only the first N rows.")
     ] = None,
     param: ParamOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = 2,
@@ -621,13 +704,14 @@ def study(
     with user_errors():
         from .study.command import study_command
 
+        resolve_placement(device, dtype)  # an unusable device fails before anything runs
         spread = ray_options(ray, ray_address, workers, cpus_per_worker, gpus_per_worker)
 
         study_command(
             data,
             out,
             models,
-            load=_load,
+            load=functools.partial(_load, device=device, dtype=dtype),
             method=method,
             granularity=granularity,
             max_new_tokens=max_new_tokens,

@@ -78,4 +78,9 @@ def evaluate_command(
     for key, method, message in report.errors:
         console.print(f"[yellow]{key}{' · ' + method if method else ''}: {message}[/]")
     console.print("Tables: " + ", ".join(str(p) for p in report.files))
+    if report.errors and report.table.n == 0:
+        raise InvalidParameterError(
+            f"No results: no prompt has a row for every method ({len(report.errors)} errors); "
+            f"first error: {report.errors[0][2]}"
+        )
     return report

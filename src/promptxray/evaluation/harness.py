@@ -21,7 +21,7 @@ from typing import Any
 from ..batch import BadLine, SqliteStore, progress_bar, read_jsonl, row_key, usable_rows
 from ..errors import InvalidParameterError, PromptXrayError
 from ..methods.base import MethodParams
-from ..segments import check_granularity
+from ..segments import check_granularity, segment
 from .metrics import METRIC_NAMES, FaithfulnessScorer
 from .table import ResultsTable, build_table
 
@@ -115,6 +115,19 @@ class EvalConfig:
                 )
         for method in self.methods:
             self.method_params(method)  # every method's parameters resolve before any work
+
+    def check_k(self, records: list[PromptRecord]) -> None:
+        """Refuse a k no prompt can give, before any model loads (a k only some prompts
+        are too short for becomes those prompts' row errors). Tokens need the model's
+        tokenizer, so token units are checked per row instead."""
+        if self.granularity == "token" or not records:
+            return
+        most = max(len(segment(rec.prompt, self.granularity)) for rec in records)
+        if self.k > most:
+            raise InvalidParameterError(
+                f"--k {self.k} is more than any prompt has: the longest has {most} "
+                f"{self.granularity} units."
+            )
 
     def _targeted(self) -> dict[str, Any]:
         """Parameters meant for some method: set explicitly, so some method must take them."""
@@ -272,6 +285,7 @@ def run_evaluation(
         check_ready(ray)
     console = console or Console(stderr=True)
     records, bad = usable_rows(data, read_prompts, config.limit, console, "prompts")
+    config.check_k(records)
     out = Path(out_dir)
     store = ResultStore(out / DB_NAME)
     stats = None

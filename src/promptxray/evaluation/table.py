@@ -333,22 +333,51 @@ class ResultsTable:
         return d
 
     def rich(self) -> Any:
-        """The per-method table for the terminal, n stated once in the caption."""
+        """The per-method table for a terminal of 100 columns: means to three significant
+        digits under short headers, ROUGE-L precision and recall left to table.md (F1
+        sums them up), intervals too; n is stated once in the caption."""
         from rich.table import Table
 
-        table = Table(title=self.title or None, caption=self.caption())
+        table = Table(
+            title=self.title or None,
+            caption=f"Means over the same {self.n} prompts; intervals and pairs in table.md.",
+            box=None,
+            padding=(0, 1),
+            pad_edge=False,
+            header_style="bold underline",
+        )
         table.add_column("method")
-        for _, title, arrow in COLUMNS:
-            table.add_column(f"{title} {arrow}".strip(), justify="right")
+        for _, short in CONSOLE_COLUMNS:
+            table.add_column(short, justify="right")
         for m in self.methods:
             table.add_row(
-                m,
-                *(
-                    self.cells[m][key].as_text(1 if key == "forward_passes" else 3)
-                    for key, _, _ in COLUMNS
-                ),
+                m, *(_short_number(self.cells[m][key].mean) for key, _ in CONSOLE_COLUMNS)
             )
         return table
+
+
+# The terminal table: (metric key, short header with its direction).
+CONSOLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("bleu", "BLEU↓"),
+    ("rouge_f", "RL-F1↓"),
+    ("sbert", "SBERT↓"),
+    ("pr", "PR↓"),
+    ("pr_seq_log10", "PRseq↓"),
+    ("kl", "KL↑"),
+    ("comprehensiveness", "Comp↑"),
+    ("sufficiency", "Suff↓"),
+    ("seconds", "s"),
+    ("forward_passes", "fwd"),
+)
+
+
+def _short_number(x: float | None) -> str:
+    """Three significant digits, at most six characters ("0.0123", "-1.23", "145")."""
+    if x is None:
+        return "–"
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.1e}"
+    return f"{x:.3g}"
 
 
 def _num(x: float | None) -> str:
