@@ -490,7 +490,7 @@ def test_serve_command_checks_the_address_before_loading_a_model(monkeypatch, tm
     from promptxray import cli
 
     loads, served = [], []
-    monkeypatch.setattr(cli, "_load", lambda name, progress=None: loads.append(name) or "LM")
+    monkeypatch.setattr(cli, "_load", lambda name, progress=None, **_: loads.append(name) or "LM")
     monkeypatch.setattr(promptxray.server, "serve", lambda lm, **kw: served.append((lm, kw)))
     runner = CliRunner()
 
@@ -502,6 +502,10 @@ def test_serve_command_checks_the_address_before_loading_a_model(monkeypatch, tm
         taken = busy.getsockname()[1]
         result = runner.invoke(cli.app, ["serve", "--port", str(taken)])
         assert result.exit_code == 2 and f"Cannot listen on 127.0.0.1:{taken}" in result.output
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    unwritable = runner.invoke(cli.app, ["serve", "--data-dir", str(not_a_folder / "history")])
+    assert unwritable.exit_code == 2 and "Cannot keep the history in" in unwritable.output
     assert loads == [] and served == []
 
     with socket.socket() as probe:
@@ -511,4 +515,11 @@ def test_serve_command_checks_the_address_before_loading_a_model(monkeypatch, tm
     ok = runner.invoke(cli.app, args)
     assert ok.exit_code == 0, ok.output
     assert loads == ["some/model"]
-    assert served == [("LM", {"host": "127.0.0.1", "port": free, "data_dir": tmp_path})]
+    expected = {"host": "127.0.0.1", "port": free, "data_dir": tmp_path}
+    assert served == [("LM", {**expected, "allowed_hosts": (), "token": None})]
+    extra = ["--allowed-host", "box.lan", "--allowed-host", "10.0.0.7", "--token", "t0k"]
+    assert runner.invoke(cli.app, args + extra).exit_code == 0
+    assert served[-1] == (
+        "LM",
+        {**expected, "allowed_hosts": ["box.lan", "10.0.0.7"], "token": "t0k"},
+    )
