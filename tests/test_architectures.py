@@ -148,6 +148,7 @@ def test_the_probe_turns_the_cache_off_where_it_is_not_exact() -> None:
     assert lm_for("llama").batching_support.prefix_cache
     mpt = lm_for("mpt").batching_support
     assert mpt.padded_batches and not mpt.prefix_cache and mpt.probe_error > 1e-3
+    assert not lm_for("mpt", torch.bfloat16).batching_support.prefix_cache
     assert not lm_for("gpt2").batching_support.reason
 
 
@@ -181,3 +182,17 @@ def test_bfloat16_runs_every_method_and_agrees_with_float32(model_type: str) -> 
         # (bfloat16 rounds each logit to about three digits).
         tolerance = 0.1 * peak + 1e-3 if method in dict(GRADIENT_METHODS) else 0.05
         assert b.scores == pytest.approx(a.scores, abs=tolerance), method
+
+
+@pytest.mark.parametrize("model_type", ["llama", "recurrent_gemma"])
+def test_generation_by_whole_forwards_matches_generate(model_type: str) -> None:
+    """recurrent_gemma's cache defeats transformers' generate(): the fallback decodes by
+    whole forwards, and on a model where both work the two give the same tokens."""
+    from promptxray.model.generation import _step_by_step
+
+    lm = lm_for(model_type)
+    ids = lm.encode_prompt(PROMPT).ids
+    generated = lm.generate(ids, max_new_tokens=6)
+    assert lm.generate_fallback is (model_type == "recurrent_gemma")
+    by_forwards = _step_by_step(lm, ids, [], 6, None)
+    assert generated == by_forwards[: len(generated)]

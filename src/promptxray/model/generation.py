@@ -35,26 +35,23 @@ def greedy(
         raise PromptTooLongError(
             f"The prompt is {len(ids)} tokens; this model reads at most {lm.max_context}."
         )
-    streamer = _CallbackStreamer(on_token) if on_token else None
+    steps = max(1, min(max_new_tokens, room))
     with lm.lock, torch.no_grad():
         if zero_positions:
             inputs = {"inputs_embeds": lm.context_embeds(list(ids), list(zero_positions))[None]}
         else:
             inputs = {"input_ids": torch.tensor([ids], device=lm.device)}
-        first = next(iter(inputs.values()))
-        out = lm.model.generate(
-            **inputs,
-            attention_mask=torch.ones(first.shape[:2], dtype=torch.long, device=lm.device),
-            max_new_tokens=max(1, min(max_new_tokens, room)),
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=lm.tokenizer.pad_token_id,
-            streamer=streamer,
-        )
-    # Given ids, generate returns prompt + new tokens; given only embeddings, just the new.
-    new = out[0, len(ids) :].tolist() if not zero_positions else out[0].tolist()
+        if lm.generate_fallback:
+            new = _step_by_step(lm, ids, zero_positions or [], steps, on_token)
+        else:
+            try:
+                new = _generate(lm, inputs, steps, on_token)
+                lm.generate_fallback = False
+            except _GENERATE_FAILURES:
+                if lm.generate_fallback is False:  # it worked before: a real error
+                    raise
+                lm.generate_fallback = True
+                new = _step_by_step(lm, ids, zero_positions or [], steps, on_token)
     lm.cost.forward_calls += len(new)
     lm.cost.forward_sequences += len(new)
     stop = None
@@ -62,6 +59,57 @@ def greedy(
         stop = new.pop()
     if keep_stop and stop is not None:
         new.append(stop)
+    return new
+
+
+# What transformers' generate() raises for models whose cache it cannot drive (e.g.
+# recurrent_gemma's mixed recurrent/attention cache in transformers 5).
+_GENERATE_FAILURES = (ValueError, AttributeError, TypeError, NotImplementedError)
+
+
+def _generate(
+    lm: LanguageModel,
+    inputs: dict[str, torch.Tensor],
+    steps: int,
+    on_token: Callable[[int], None] | None,
+) -> list[int]:
+    """Greedy new tokens from transformers' generate() (with its cache: the fast path)."""
+    first = next(iter(inputs.values()))
+    out = lm.model.generate(
+        **inputs,
+        attention_mask=torch.ones(first.shape[:2], dtype=torch.long, device=lm.device),
+        max_new_tokens=steps,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=lm.tokenizer.pad_token_id,
+        streamer=_CallbackStreamer(on_token) if on_token else None,
+    )
+    # Given ids, generate returns prompt + new tokens; given only embeddings, just the new.
+    given = inputs.get("input_ids")
+    return out[0, given.shape[1] :].tolist() if given is not None else out[0].tolist()
+
+
+def _step_by_step(
+    lm: LanguageModel,
+    ids: list[int],
+    zero_positions: list[int],
+    steps: int,
+    on_token: Callable[[int], None] | None,
+) -> list[int]:
+    """Greedy decoding by whole forwards, no cache: slower (quadratic in the output), but
+    it needs nothing from the model but its forward, so every causal LM can generate."""
+    new: list[int] = []
+    for _ in range(steps):
+        embeds = lm.context_embeds(list(ids) + new, zero_positions)[None]
+        logits = lm.model(inputs_embeds=embeds, use_cache=False).logits[0, -1]
+        token = int(logits.float().argmax())
+        new.append(token)
+        if on_token:
+            on_token(token)
+        if lm.is_special(token):
+            break
     return new
 
 

@@ -64,6 +64,9 @@ class LanguageModel:
         self.encoder = PromptEncoder(tokenizer, self.max_context)
         self.scorer = VariantScorer(self)
         self._placement = placement
+        # None until generate() is first tried; True once transformers' generate() failed
+        # for this model and greedy decoding runs by whole forwards (see `generation`).
+        self.generate_fallback: bool | None = None
 
     # ----- facts about the model -------------------------------------------------
     @property

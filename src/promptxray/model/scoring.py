@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 DEFAULT_OPERATOR = "delete"
 _PROBE_TEXT = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 _PROBE_TARGET = " Then it slept until noon."
-# Largest probe disagreement accepted as rounding: float32 sums are reordered by
-# batching (~1e-6); 16-bit activations round at ~1e-2 relative, so a smaller
-# structural error cannot be told apart there.
-_PROBE_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 2e-2}
+# Largest probe disagreement accepted as rounding. Exact models differ between a
+# batch and single rows by reordered sums: about 1e-6 in float32 and at most 1e-3 in
+# bfloat16 on the probe; MPT's index-based ALiBi is off by 2e-2 in both, so the
+# 16-bit bar sits between (a false "inexact" only costs speed; a false "exact" costs
+# correctness).
+_PROBE_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-3, torch.float16: 5e-3}
 
 
 @dataclass
@@ -270,7 +272,7 @@ class VariantScorer:
             MaskedContext(ids[:late] + ids[late + 1 :]),
             MaskedContext(ids[:early] + ids[early + 2 :]),
         ]
-        tolerance = _PROBE_TOLERANCE.get(self.lm.dtype, 5e-2)
+        tolerance = _PROBE_TOLERANCE.get(self.lm.dtype, 5e-3)
         with torch.no_grad():
             alone = self._rows(rows, target, separately=True)
             padded = self._rows(rows, target)
