@@ -3,7 +3,8 @@
 Each (method, prompt length) runs in its own Python process, so one case's peak
 cannot hide another's: the process loads the model, builds a prompt of the asked
 number of tokens (a paragraph repeated and cut on a token boundary) with a fixed
-9-token target, and runs the method once. Reported: RSS after loading, the peak
+9-token target, and runs the method once. Reported: RSS after loading (and one
+warm-up call on a short prompt, which pages the memory-mapped weights in), the peak
 RSS while the method ran (the peak is reset after loading through
 ``/proc/self/clear_refs``, Linux only), and the difference, which is what the
 method itself cost.
@@ -57,6 +58,9 @@ def one(method: str, tokens: int) -> dict[str, float | int | str]:
     lm = load_model()
     ids = lm.tokenizer(PARAGRAPH * (tokens // 40 + 2), add_special_tokens=False)["input_ids"]
     prompt = lm.tokenizer.decode(ids[:tokens])
+    # The weights are memory-mapped: the first forward pages them in. Warm up on a short
+    # prompt so "loaded" is the model really in memory, not the method's cost.
+    explain("Hello there.", model=lm, method=method, target=TARGET, **CASES[method])
     loaded = _status_mb("VmRSS")
     _reset_peak()
     started = time.perf_counter()

@@ -14,7 +14,6 @@ import torch
 from pydantic import Field
 
 from ..model import LanguageModel
-from ..model.memory import rows_per_batch
 from ..segments import Unit
 from ..targets import Problem
 from .base import (
@@ -55,14 +54,15 @@ def _gradient_rows(
 
     The model reads its inputs in its own dtype; what is yielded is float32, so sums
     over steps, rows and dimensions never accumulate in 16 bits. A batch holds at
-    most `batch_size` rows and at most `memory.TOKEN_BUDGET` token rows, so memory
-    depends on the prompt's length, not on the number of steps or target tokens.
+    most `batch_size` rows and no more than the model's memory budget allows (see
+    `model.memory`), so memory depends on the prompt's length, not on the number of
+    steps or target tokens.
     """
     ids = torch.tensor([problem.ids], device=lm.device)
     source = torch.zeros(ids.shape[1], 1, device=lm.device)
     source[problem.source_positions] = 1.0
     start = problem.target_start
-    step = rows_per_batch(ids.shape[1], batch_size)
+    step, recompute = lm.plan_backward(ids.shape[1], batch_size)
     with lm.lock:
         base = lm.embed(ids).detach().float()
         for first in range(0, len(rows), step):
@@ -71,7 +71,7 @@ def _gradient_rows(
             scale = 1.0 + (alphas - 1.0) * source  # alpha on sources, 1 elsewhere
             inputs = (base * scale).to(lm.dtype).requires_grad_(True)
             batch_ids = ids.expand(len(chunk), -1)
-            with lm.recomputing_layers(len(chunk) * ids.shape[1]):
+            with lm.recomputing_layers(recompute):
                 logprobs = lm.target_logprobs(batch_ids, start, inputs_embeds=inputs)
                 picks = []
                 for b, (_, token) in enumerate(chunk):

@@ -18,7 +18,7 @@ import torch
 from .devices import Placement, dtype_name
 from .encoding import PromptEncoder, PromptEncoding, Span
 from .generation import greedy
-from .memory import recompute_layers
+from .memory import plan_backward, recompute_layers
 from .scoring import BatchingSupport, MaskedContext, VariantScorer
 
 
@@ -216,10 +216,13 @@ class LanguageModel:
         with self.lock, torch.no_grad():
             return self.target_logprobs(t, target_start)[0]
 
-    def recomputing_layers(self, tokens: int) -> Any:
-        """For a backward over `tokens` token rows: recompute layer activations instead of
-        keeping them when that is what keeps memory bounded (see `memory`)."""
-        return recompute_layers(self.model, tokens)
+    def plan_backward(self, tokens_per_row: int, batch_size: int) -> tuple[int, bool]:
+        """(rows per backward, recompute layers or not) under the memory budget."""
+        return plan_backward(self.model, tokens_per_row, batch_size)
+
+    def recomputing_layers(self, on: bool) -> Any:
+        """A block in which decoder layers recompute their activations in backward."""
+        return recompute_layers(self.model, on)
 
     # ----- variant scoring room -------------------------------------------------------
     def score_variants(
