@@ -186,13 +186,27 @@ def test_bfloat16_runs_every_method_and_agrees_with_float32(model_type: str) -> 
 
 @pytest.mark.parametrize("model_type", ["llama", "recurrent_gemma"])
 def test_generation_by_whole_forwards_matches_generate(model_type: str) -> None:
-    """recurrent_gemma's cache defeats transformers' generate(): the fallback decodes by
-    whole forwards, and on a model where both work the two give the same tokens."""
+    """recurrent_gemma's cache defeats generate() in transformers 5: there the fallback
+    decodes by whole forwards; where generate() works the two give the same tokens."""
     from promptxray.model.generation import _step_by_step
 
     lm = lm_for(model_type)
     ids = lm.encode_prompt(PROMPT).ids
     generated = lm.generate(ids, max_new_tokens=6)
-    assert lm.generate_fallback is (model_type == "recurrent_gemma")
+    assert generated and lm.generate_fallback is not None
     by_forwards = _step_by_step(lm, ids, [], 6, None)
     assert generated == by_forwards[: len(generated)]
+
+
+def test_a_failing_generate_falls_back_once_and_for_good(monkeypatch):
+    lm = lm_for("llama")
+    ids = lm.encode_prompt(PROMPT).ids
+    expected = lm.generate(ids, max_new_tokens=5)
+    fresh = lm_for("llama")
+
+    def broken(*args, **kwargs):
+        raise ValueError("`get_seq_length` can only be called on Attention layers")
+
+    monkeypatch.setattr(fresh.model, "generate", broken)
+    assert fresh.generate(ids, max_new_tokens=5) == expected
+    assert fresh.generate_fallback is True

@@ -181,11 +181,12 @@ class LanguageModel:
         batch x length x vocabulary floats on long prompts.
         """
         try:
-            return self.forward(logits_to_keep=n, **kwargs)
-        except TypeError:  # models without logits_to_keep: compute all, keep the tail
+            out = self.forward(logits_to_keep=n, **kwargs)
+        except (TypeError, ValueError):  # a model that refuses the argument: compute all
             out = self.forward(**kwargs)
+        if out.logits.shape[1] > n:  # ... or one that silently ignores it
             out.logits = out.logits[:, -n:, :]
-            return out
+        return out
 
     def count_backward(self, n: int = 1) -> None:
         self.cost.backward_calls += n
