@@ -53,7 +53,12 @@ def test_leave_one_out_known_values(tiny_lm, problem, granularity, operator):
 
 def test_leave_one_out_through_the_api(tiny_lm, problem):
     attr = attribute(tiny_lm, problem, "leave_one_out", "word", masking="replace")
-    assert attr.metadata["params"] == {"masking": "replace", "batch_size": 16}
+    assert attr.metadata["params"] == {
+        "masking": "replace",
+        "batch_size": 16,
+        "coarse": "none",
+        "refine": 6,
+    }
     assert attr.base_granularity == "word"
     assert attr.matrix is not None
     # The unmasked context plus one variant per unit, plus one shared-prefix pass.

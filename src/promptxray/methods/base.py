@@ -53,6 +53,11 @@ def combine(rule: Aggregation | str, values: list[float]) -> float:
     return float(sum(values))
 
 
+# Marks a parameter added after results were stored, whose default computes what the
+# method computed before: it joins a result's key only when set to something else.
+KEYED_WHEN_SET = "keyed_when_set"
+
+
 class MethodParams(BaseModel):
     """Base of every method's parameter model: unknown names are errors, values are checked."""
 
@@ -142,8 +147,19 @@ class MethodSpec:
     def result_key(self, params: MethodParams) -> dict[str, Any]:
         """What a stored result was computed with: the resolved parameters and, from
         version 2 on, the algorithm version (version 1 is left out, so results stored
-        before methods had versions keep their keys)."""
+        before methods had versions keep their keys). Parameters added later whose
+        defaults keep the old behaviour are marked `KEYED_WHEN_SET` and left out while
+        all of them hold their defaults, for the same reason."""
         key = params.model_dump(mode="json")
+        later = {
+            name: info.default
+            for name, info in type(params).model_fields.items()
+            if isinstance(info.json_schema_extra, dict)
+            and info.json_schema_extra.get(KEYED_WHEN_SET)
+        }
+        if all(getattr(params, name) == default for name, default in later.items()):
+            for name in later:
+                del key[name]
         if self.version != 1:
             key["version"] = self.version
         return key
