@@ -64,7 +64,8 @@ def test_a_parameter_of_another_method_is_refused(tiny_lm, problem):
 def test_declared_steps_are_the_steps_run(tiny_lm, problem):
     attr = attribute(tiny_lm, problem, "integrated_gradients", "token", steps=5, batch_size=64)
     assert attr.metadata["params"]["steps"] == 5
-    assert attr.metadata["forward_passes"] == 5  # one batched row per step
+    # one batched row per step, then one forward of the path's two ends (completeness gap)
+    assert attr.metadata["forward_passes"] == 5 + 2
 
 
 def test_out_of_range_and_wrong_type_are_one_clear_error(tiny_lm, problem):

@@ -250,7 +250,13 @@ def test_unknown_method_parameters_get_400_naming_the_ones_it_takes(client):
         "/api/explain",
         {"run_id": run_id, "method": "integrated_gradients", "params": {"steps": 3}},
     )["result"]
-    assert ok["metadata"]["params"] == {"batch_size": 16, "steps": 3}
+    assert ok["metadata"]["params"] == {
+        "batch_size": 16,
+        "steps": 3,
+        "tolerance": 0.0,
+        "max_steps": 256,
+    }
+    assert ok["completeness"].endswith("(3 steps)")
 
 
 def test_xprompt_marks_its_selected_units(client):

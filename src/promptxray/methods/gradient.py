@@ -9,6 +9,7 @@ backward per batch rather than one per target token.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -30,6 +31,9 @@ from .base import (
 # whose log-prob is differentiated, or None for the sum over all target tokens).
 Row = tuple[float, int | None]
 
+# Smallest |log p(input) - log p(baseline)| (nats) a relative completeness gap divides by.
+RELATIVE_FLOOR = 0.01
+
 
 class GradientParams(MethodParams):
     batch_size: int = Field(
@@ -41,6 +45,27 @@ class IntegratedGradientsParams(GradientParams):
     steps: int = Field(
         20, ge=1, le=1024, description="Interpolation steps of the path integral (midpoint rule)."
     )
+    tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "0: exactly `steps` steps. Above 0 (e.g. 0.05): double the steps until the "
+            "completeness gap is under this fraction of log p(input) - log p(baseline), "
+            "or max_steps is reached."
+        ),
+    )
+    max_steps: int = Field(
+        256, ge=1, le=1024, description="Most steps `tolerance` may double up to."
+    )
+
+    def step_schedule(self) -> list[int]:
+        """The step counts tried in turn: `steps`, then (with a tolerance) doubled up to
+        `max_steps`, whose last entry is the cap itself."""
+        schedule = [self.steps]
+        while self.tolerance > 0 and schedule[-1] < self.max_steps:
+            schedule.append(min(2 * schedule[-1], self.max_steps))
+        return schedule
 
 
 def _gradient_rows(
@@ -198,10 +223,45 @@ def integrated_gradients(
     matrix: bool = False,
     progress: ProgressFn | None = None,
 ) -> MethodOutput:
-    """Midpoint Riemann sum of the path integral; all steps (and target rows) batched."""
-    n_steps, batch_size = params.steps, params.batch_size
-    alphas = [(i + 0.5) / n_steps for i in range(n_steps)]
+    """Midpoint Riemann sum of the path integral; all steps (and target rows) batched.
+
+    The path scales the source embeddings from 0 (the baseline) to 1; template and
+    target tokens stay as they are. Completeness says the source scores sum to
+    log p(target | input) - log p(target | baseline); the Riemann sum misses that by
+    a gap that shrinks with the steps, so the result reports it (`completeness`)
+    and, given a `tolerance`, doubles the steps until the gap is small enough.
+    """
     targets: list[int | None] = list(range(len(problem.target_ids))) if matrix else [None]
+    ends = endpoint_logprobs(lm, problem)
+    schedule = params.step_schedule()
+    tried: list[list[float]] = []
+    done_before, total = 0, len(targets) * sum(schedule)
+    for n_steps in schedule:
+        report = _offset_progress(progress, done_before, total)
+        per_row = _integrate(lm, problem, targets, n_steps, params.batch_size, report)
+        done_before += len(targets) * n_steps
+        gap = _completeness(problem, per_row.sum(0), ends, n_steps, params.tolerance)
+        tried.append([n_steps, gap["relative_gap"]])
+        if params.tolerance == 0 or gap["converged"]:
+            break
+    if progress and done_before < total:
+        progress(total, total)  # converged before the cap: the remaining rounds are skipped
+    gap["steps_tried"] = tried
+    out = _package(Aggregation.SUM, problem, units, per_row.sum(0), per_row if matrix else None)
+    out.extra["completeness"] = gap
+    return out
+
+
+def _integrate(
+    lm: LanguageModel,
+    problem: Problem,
+    targets: list[int | None],
+    n_steps: int,
+    batch_size: int,
+    progress: ProgressFn | None,
+) -> torch.Tensor:
+    """Per target row, each position's path integral with `n_steps` midpoints: [rows, T]."""
+    alphas = [(i + 0.5) / n_steps for i in range(n_steps)]
     rows: list[Row] = [(a, j) for j in targets for a in alphas]
     ids = torch.tensor([problem.ids], device=lm.device)
     with torch.no_grad():
@@ -212,5 +272,68 @@ def integrated_gradients(
     for indices, grads, _ in _gradient_rows(lm, problem, rows, batch_size, progress):
         for i, g in zip(indices, grads, strict=True):
             per_row[i // n_steps] += ((g * full_inputs).sum(-1) / n_steps).cpu()
-    per_position = per_row.sum(0)
-    return _package(Aggregation.SUM, problem, units, per_position, per_row if matrix else None)
+    return per_row
+
+
+def endpoint_logprobs(lm: LanguageModel, problem: Problem) -> tuple[float, float]:
+    """(log p(target | input), log p(target | baseline)): the path's two ends, summed over
+    target tokens, from one forward of two rows; the baseline zeroes the source
+    embeddings exactly as the path's alpha = 0 would."""
+    ids = torch.tensor([problem.ids], device=lm.device)
+    keep = torch.ones(ids.shape[1], 1, device=lm.device)
+    keep[problem.source_positions] = 0.0
+    with lm.lock, torch.no_grad():
+        base = lm.embed(ids).float()
+        inputs = torch.cat([base, base * keep]).to(lm.dtype)
+        logprobs = lm.target_logprobs(ids.expand(2, -1), problem.target_start, inputs_embeds=inputs)
+    full, baseline = logprobs.sum(-1).tolist()
+    return full, baseline
+
+
+def _completeness(
+    problem: Problem,
+    per_position: torch.Tensor,
+    ends: tuple[float, float],
+    n_steps: int,
+    tolerance: float,
+) -> dict[str, Any]:
+    """How far the source scores' sum is from log p(input) - log p(baseline).
+
+    Only source positions are on the path, so only their scores are summed. The
+    relative gap divides by |difference| floored at `RELATIVE_FLOOR` nats, so a
+    prompt whose baseline barely changes the target is not held to 5% of nothing.
+    """
+    total = float(per_position[problem.source_positions].sum())
+    difference = ends[0] - ends[1]
+    gap = total - difference
+    relative = abs(gap) / max(abs(difference), RELATIVE_FLOOR)
+    return {
+        "attribution_sum": total,
+        "log_prob_input": ends[0],
+        "log_prob_baseline": ends[1],
+        "difference": difference,
+        "gap": gap,
+        "relative_gap": relative,
+        "summed_over": "source positions (user, system, earlier output)",
+        "steps": n_steps,
+        "tolerance": tolerance,
+        "converged": relative <= tolerance if tolerance > 0 else None,
+    }
+
+
+def _offset_progress(progress: ProgressFn | None, before: int, total: int) -> ProgressFn | None:
+    """Progress of one doubling round as part of the whole schedule."""
+    if progress is None:
+        return None
+    return lambda done, _: progress(before + done, total)
+
+
+def completeness_note(metadata: dict[str, Any] | None) -> str | None:
+    """One line for the views: "completeness gap 3.1% (20 steps)", or None without one."""
+    gap = (metadata or {}).get("completeness")
+    if not gap:
+        return None
+    note = f"completeness gap {100 * gap['relative_gap']:.1f}% ({gap['steps']} steps)"
+    if gap.get("converged") is False:
+        note += f", above the {100 * gap['tolerance']:g}% tolerance at the step cap"
+    return note

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..methods.gradient import completeness_note
 from ..model import ROLE_OUTPUT
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import SOURCE_ROLES, cost_summary, role_pieces, visible
@@ -122,4 +123,7 @@ def render_console(attr: Any, top: int = 10) -> RenderableType:
     for n, (label, value) in enumerate(cost_summary(attr)):
         meta.append((" · " if n else "") + f"{label} {value}")
     parts.append(meta)
+    note = completeness_note(attr.metadata)
+    if note:  # integrated gradients: how far its scores are from what they should sum to
+        parts.append(Text(note, style="dim"))
     return Group(*parts)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from ..methods.gradient import completeness_note
 from ..model import ROLE_OUTPUT
 from ..segments import Unit
 from .palette import TARGET, Scale, css, scale_for, text_color
@@ -115,6 +116,14 @@ def _top_list(view: _View, top: int) -> str:
     )
 
 
+def _completeness_html(attr: Any) -> str:
+    """Integrated gradients' completeness gap as one line (empty for other methods)."""
+    note = completeness_note(attr.metadata)
+    if not note:
+        return ""
+    return f'<div class="pxr-completeness" style="font-size:12px;color:#666">{escape(note)}</div>'
+
+
 def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
     """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
     scores = attr.scores
@@ -139,6 +148,7 @@ def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
         + _legend(view.scale, attr.selected is not None)
         + (_top_list(view, min(top, len(view.units))) if top > 0 and view.units else "")
         + f'<div style="font-size:12px;color:#666">{meta}</div>'
+        + _completeness_html(attr)
         + "</div>"
     )
     if not standalone:

@@ -153,6 +153,9 @@ class ExplanationView(BaseModel):
     search: dict[str, Any] | None = Field(
         description="A joint method's search: start, passes, log-probability drop, trajectory."
     )
+    completeness: str | None = Field(
+        None, description="Integrated gradients' completeness gap, e.g. '3.1% (20 steps)'."
+    )
 
 
 class RunSummary(BaseModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..attribution import Attribution
+from ..methods.gradient import completeness_note
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
 
@@ -164,6 +165,7 @@ def explanation_view(
         "settings": settings,
         "metadata": attr.metadata,
         "search": search_detail(attr),
+        "completeness": completeness_note(attr.metadata),
     }
 
 

@@ -640,6 +640,8 @@ function renderMeta(view) {
   // As the other views' cost summary: the masking operator of methods that mask.
   const masking = m.masking || (m.params || {}).masking;
   if (masking && m.family && m.family !== "gradient") parts.push(`masking: ${masking}`);
+  // Integrated gradients: how far its scores fall from the sum completeness promises.
+  if (view.completeness) parts.push(view.completeness);
   $("result-meta").textContent = parts.join(" · ");
 }
 
