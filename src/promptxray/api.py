@@ -17,6 +17,7 @@ from .attribution import Attribution
 from .errors import EmptyPromptError, EmptyTargetError, InvalidParameterError
 from .methods import get_method
 from .methods.base import Family, MethodParams, MethodSpec, ProgressFn
+from .methods.costs import Estimate, seconds_for, seconds_per_token
 from .model import LanguageModel, Span, load_model
 from .segments import Unit, check_granularity
 from .targets import Problem, build_problem
@@ -102,6 +103,7 @@ def explain(
     params: Mapping[str, Any] | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    before_run: Callable[[LanguageModel, Problem, Request], None] | None = None,
     **more_params: Any,
 ) -> Attribution:
     """Score every source unit of `prompt` by its influence on the target.
@@ -113,7 +115,9 @@ def explain(
     tokens and regroup into `granularity` by their rule; masking methods mask
     whole units of that granularity. `on_stage` hears "generating"/"explaining".
     `device` and `dtype` (auto, cpu, cuda, cuda:N, mps; auto, float32, bfloat16,
-    float16) say where a model named by `model` loads.
+    float16) say where a model named by `model` loads. `before_run` hears the model,
+    the built problem and the checked request just before the method runs (the CLI
+    prints `estimate()` there).
     """
     request = check_request(method, granularity, pattern, {**(params or {}), **more_params})
     if not prompt.strip():
@@ -135,6 +139,8 @@ def explain(
         max_new_tokens=max_new_tokens,
         on_token=on_token,
     )
+    if before_run:
+        before_run(lm, problem, request)
     if on_stage:
         on_stage("explaining")
     return run(lm, problem, request, matrix=matrix, progress=progress)
@@ -159,6 +165,23 @@ def attribute(
         given = {**base, **more_params}
     request = check_request(method, granularity, pattern, given)
     return run(lm, problem, request, matrix=matrix, progress=progress)
+
+
+def estimate(
+    lm: LanguageModel,
+    problem: Problem,
+    request: Request,
+    *,
+    matrix: bool = False,
+    per_token: float | None = None,
+) -> Estimate:
+    """What `run` will cost, before it runs: the method's predicted passes (a bound where
+    the method says so) and seconds from one measured forward of the problem (or the
+    `per_token` seconds given, e.g. measured earlier)."""
+    units = request.units(problem)
+    cost = request.spec.predict(lm, problem, units, request.params, matrix)
+    rate = seconds_per_token(lm, problem) if per_token is None else per_token
+    return Estimate(request.spec.name, cost, seconds_for(cost, rate), rate)
 
 
 def run(

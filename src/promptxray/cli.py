@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
+from .api import estimate as estimate_api
 from .api import explain as explain_api
 from .attribution import Attribution
 from .errors import InvalidParameterError, PromptXrayError
@@ -167,6 +168,10 @@ def compute(
         def progress(done: int, total: int) -> None:
             status.update(f"Explaining with {method}... {done}/{total}")
 
+        def before_run(lm: Any, problem: Any, request: Any) -> None:
+            status.update(f"Estimating the cost of {method}...")
+            announce_estimate(console, estimate_api(lm, problem, request, matrix=matrix))
+
         return explain_api(
             prompt,
             model=lambda: _load(model, progress=status.update, device=device, dtype=dtype),
@@ -182,7 +187,19 @@ def compute(
             on_token=on_token,
             on_stage=on_stage,
             params=params,
+            before_run=before_run,
         )
+
+
+# Jobs predicted to take longer than this are announced before they start.
+ANNOUNCE_SECONDS = 10.0
+
+
+def announce_estimate(console: Any, estimate: Any) -> None:
+    """One dim stderr line before a long job ("leave_one_out: about 327 forward passes,
+    ~40 s"), so a user can stop it before waiting; short jobs say nothing."""
+    if estimate.seconds > ANNOUNCE_SECONDS:
+        console.print(estimate.line(), style="dim", highlight=False, markup=False)
 
 
 # ----- options shared by commands ---------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -81,6 +81,51 @@ class MethodOutput:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Cost:
+    """Model passes a method will make, counted as `LanguageModel.cost` counts them.
+
+    `token_rows` are the token positions its forwards compute (padding included),
+    `backward_token_rows` those its backwards go through: what seconds scale with.
+    `upper_bound` marks a prediction that is a bound (work that depends on results).
+    """
+
+    forward_sequences: int
+    forward_calls: int
+    backward_calls: int
+    token_rows: int
+    backward_token_rows: int = 0
+    upper_bound: bool = False
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.forward_sequences + other.forward_sequences,
+            self.forward_calls + other.forward_calls,
+            self.backward_calls + other.backward_calls,
+            self.token_rows + other.token_rows,
+            self.backward_token_rows + other.backward_token_rows,
+            self.upper_bound or other.upper_bound,
+        )
+
+    def bound(self) -> Cost:
+        """The same numbers, marked as an upper bound."""
+        return replace(self, upper_bound=True)
+
+
+PredictFn = Callable[[LanguageModel, Problem, list[Unit], Any, bool], Cost]
+PREDICTORS: dict[str, PredictFn] = {}
+
+
+def predicts(name: str) -> Callable[[PredictFn], PredictFn]:
+    """Register the cost predictor of method `name` (kept next to its algorithm)."""
+
+    def wrap(fn: PredictFn) -> PredictFn:
+        PREDICTORS[name] = fn
+        return fn
+
+    return wrap
+
+
 class MethodFn(Protocol):
     def __call__(
         self,
@@ -140,6 +185,19 @@ class MethodSpec:
 
     def accepts(self, name: str) -> bool:
         return name in self.params.model_fields
+
+    def predict(
+        self,
+        lm: LanguageModel,
+        problem: Problem,
+        units: list[Unit],
+        params: MethodParams,
+        matrix: bool = False,
+    ) -> Cost:
+        """The passes running this method will make, before running it (see `costs`)."""
+        if self.name not in PREDICTORS:
+            raise InvalidParameterError(f"Method {self.name} cannot predict its cost.")
+        return PREDICTORS[self.name](lm, problem, units, params, matrix)
 
     def param_info(self) -> list[ParamInfo]:
         return [_param_info(name, f) for name, f in self.params.model_fields.items()]

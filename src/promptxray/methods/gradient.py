@@ -18,18 +18,25 @@ from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
 from .base import (
+    KEYED_WHEN_SET,
     Aggregation,
+    Cost,
     Family,
     MethodOutput,
     MethodParams,
     ProgressFn,
     group_scores,
+    predicts,
     register,
 )
 
 # A gradient row: (interpolation factor alpha for the source embeddings, target token
 # whose log-prob is differentiated, or None for the sum over all target tokens).
 Row = tuple[float, int | None]
+
+# Token rows (rows x sequence length) one CPU backward batch may hold, so a batch takes
+# about a second on the default model and a cancel lands within two.
+CPU_GRADIENT_TOKENS = 192
 
 # Smallest |log p(input) - log p(baseline)| (nats) a relative completeness gap divides by.
 RELATIVE_FLOOR = 0.01
@@ -54,9 +61,14 @@ class IntegratedGradientsParams(GradientParams):
             "completeness gap is under this fraction of log p(input) - log p(baseline), "
             "or max_steps is reached."
         ),
+        json_schema_extra={KEYED_WHEN_SET: True},
     )
     max_steps: int = Field(
-        256, ge=1, le=1024, description="Most steps `tolerance` may double up to."
+        256,
+        ge=1,
+        le=1024,
+        description="Most steps `tolerance` may double up to.",
+        json_schema_extra={KEYED_WHEN_SET: True},
     )
 
     def step_schedule(self) -> list[int]:
@@ -238,7 +250,8 @@ def integrated_gradients(
     done_before, total = 0, len(targets) * sum(schedule)
     for n_steps in schedule:
         report = _offset_progress(progress, done_before, total)
-        per_row = _integrate(lm, problem, targets, n_steps, params.batch_size, report)
+        rows_per_batch = cancellable_batch(lm, problem, params.batch_size)
+        per_row = _integrate(lm, problem, targets, n_steps, rows_per_batch, report)
         done_before += len(targets) * n_steps
         gap = _completeness(problem, per_row.sum(0), ends, n_steps, params.tolerance)
         tried.append([n_steps, gap["relative_gap"]])
@@ -250,6 +263,16 @@ def integrated_gradients(
     out = _package(Aggregation.SUM, problem, units, per_row.sum(0), per_row if matrix else None)
     out.extra["completeness"] = gap
     return out
+
+
+def cancellable_batch(lm: LanguageModel, problem: Problem, batch_size: int) -> int:
+    """Rows per backward small enough that progress (and so a cancel) comes every few
+    seconds on a CPU: at most `CPU_GRADIENT_TOKENS` token rows a batch, never below one
+    row. Rows are independent, so smaller batches change only time. GPUs keep
+    `batch_size`: a batch there takes well under a second."""
+    if lm.device.type != "cpu":
+        return batch_size
+    return max(1, min(batch_size, CPU_GRADIENT_TOKENS // max(1, len(problem.ids))))
 
 
 def _integrate(
@@ -337,3 +360,42 @@ def completeness_note(metadata: dict[str, Any] | None) -> str | None:
     if gap.get("converged") is False:
         note += f", above the {100 * gap['tolerance']:g}% tolerance at the step cap"
     return note
+
+
+# ----- cost predictions (see `costs`): what `_gradient_rows` will run ------------------------
+def _rows_cost(lm: LanguageModel, problem: Problem, n_rows: int, batch_size: int) -> Cost:
+    """Passes of `_gradient_rows` over `n_rows` rows: one forward and backward a batch."""
+    length = len(problem.ids)
+    step, recompute = lm.plan_backward(length, batch_size)
+    calls = -(-n_rows // step)
+    forward_rows = n_rows * length * (2 if recompute else 1)  # recompute: the forward again
+    return Cost(n_rows, calls, calls, forward_rows, n_rows * length)
+
+
+@predicts("grad_norm")
+@predicts("grad_x_input")
+def simple_gradient_cost(
+    lm: LanguageModel, problem: Problem, units: list[Unit], params: GradientParams, matrix: bool
+) -> Cost:
+    """One row for the whole target, or one per target token for the matrix."""
+    rows = len(problem.target_ids) if matrix else 1
+    return _rows_cost(lm, problem, rows, params.batch_size)
+
+
+@predicts("integrated_gradients")
+def integrated_gradients_cost(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    params: IntegratedGradientsParams,
+    matrix: bool,
+) -> Cost:
+    """Steps x target rows, plus one forward of the path's two ends. With a tolerance,
+    every round up to `max_steps`: a bound, as the gap may be met earlier."""
+    targets = len(problem.target_ids) if matrix else 1
+    batch = cancellable_batch(lm, problem, params.batch_size)
+    cost = Cost(2, 1, 0, 2 * len(problem.ids))
+    schedule = params.step_schedule()
+    for n_steps in schedule:
+        cost = cost + _rows_cost(lm, problem, targets * n_steps, batch)
+    return cost.bound() if len(schedule) > 1 else cost

@@ -69,7 +69,17 @@ from ..masking import DEFAULT_OPERATOR, MaskedContext, Operator, mask_context
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
-from .base import Aggregation, Family, MethodOutput, MethodParams, ProgressFn, register
+from .base import (
+    Aggregation,
+    Cost,
+    Family,
+    MethodOutput,
+    MethodParams,
+    ProgressFn,
+    predicts,
+    register,
+)
+from .costs import variant_cost
 
 # The most k-sets the exhaustive strategy will score (C(20, 3) = 1140, C(30, 3) = 4060).
 EXHAUSTIVE_LIMIT = 5000
@@ -190,8 +200,10 @@ class Objective:
         k: int,
         budget: int | None = None,
         memo: bool = True,
+        progress: ProgressFn | None = None,
     ) -> None:
         self.lm, self.problem, self.units = lm, problem, units
+        self.progress = progress
         self.masking, self.batch_size, self.k, self.budget = masking, batch_size, k, budget
         self.memo = memo
         self.known: dict[Units, float] = {}
@@ -220,7 +232,11 @@ class Objective:
             contexts = [self.context(s) for s in new]
             ref = self.context(reference) if reference is not None and len(new) > 1 else None
             logprobs = self.lm.score_variants(
-                contexts, self.problem.target_ids, self.batch_size, reference=ref
+                contexts,
+                self.problem.target_ids,
+                self.batch_size,
+                reference=ref,
+                progress=self._batch_progress(),
             )
             for s, row in zip(new, logprobs, strict=True):
                 self.known[s] = float(row.sum())
@@ -229,6 +245,14 @@ class Objective:
             self.spent += len(new)
             self.trajectory.append((self.spent, self.best))
         return [self.known[s] for s in sets]
+
+    def _batch_progress(self) -> ProgressFn | None:
+        """Progress after every scored batch, not only every phase: the job's cancel
+        check rides on it, and one phase (all singles) can be hundreds of prompts."""
+        if self.progress is None or self.budget is None:
+            return None
+        spent, budget, report = self.spent, self.budget, self.progress
+        return lambda done, _: report(min(spent + done, budget), budget)
 
     def fit(self, sets: list[Units]) -> list[Units]:
         """The longest prefix of `sets` whose unknown members fit in the budget."""
@@ -269,7 +293,9 @@ def xprompt(
     n, k = len(units), params.k
     params.check_units(n)
     budget = params.budget_for(n)
-    objective = Objective(lm, problem, units, params.masking, params.batch_size, k, budget)
+    objective = Objective(
+        lm, problem, units, params.masking, params.batch_size, k, budget, progress=progress
+    )
     phases: dict[str, int] = {}
 
     def phase(name: str, before: int) -> None:
@@ -548,3 +574,39 @@ def xprompt_paper(
             "gradient": gradient,
         },
     )
+
+
+# ----- cost predictions (see `costs`) ----------------------------------------------------------
+@predicts("xprompt")
+def xprompt_cost(
+    lm: LanguageModel, problem: Problem, units: list[Unit], params: XPromptParams, matrix: bool
+) -> Cost:
+    """An upper bound: the search stops early when patience runs out.
+
+    Every scored prompt counts against the budget; a scoring call with two or more
+    new prompts may add one forward of the shared prefix, and such calls spend at
+    least two, so at most (budget - 1) // 2 of them follow the single baseline. The
+    search adds one forward and one backward for the gradient. Seconds: the budget
+    at leave-one-out's average tokens per prompt.
+    """
+    budget = params.budget_for(len(units))
+    search = params.strategy == "search"
+    sequences = budget + (budget - 1) // 2 + (1 if search else 0)
+    singles = [mask_context(lm, problem, units, [i], params.masking) for i in range(len(units))]
+    per_prompt = variant_cost(lm, singles, problem.target_ids, params.batch_size)
+    tokens = per_prompt.token_rows * budget // max(1, per_prompt.forward_sequences)
+    length = len(problem.ids)
+    gradient = Cost(1, 1, 1, length, length) if search else Cost(0, 0, 0, 0)
+    scored = sequences - gradient.forward_sequences
+    return (Cost(scored, scored, 0, tokens) + gradient).bound()
+
+
+@predicts("xprompt_paper")
+def xprompt_paper_cost(
+    lm: LanguageModel, problem: Problem, units: list[Unit], params: XPromptPaperParams, matrix: bool
+) -> Cost:
+    """Exact: the gradient, the baseline, the start set, then one prompt per iteration
+    (none when every unit is in the set), each scored alone."""
+    length = len(problem.ids)
+    prompts = 2 + (params.iterations if len(units) > params.k else 0)
+    return Cost(prompts, prompts, 0, prompts * length) + Cost(1, 1, 1, length, length)

@@ -60,6 +60,33 @@ class BatchingSupport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ScoringPlan:
+    """How `score_variants` will run: each variant's cached prefix length, the batches
+    (variant indices, longest first), the reference prefix cached (0: none) and each
+    variant's tokens to compute (its `work`)."""
+
+    prefixes: list[int]
+    batches: list[list[int]]
+    cached: int
+    work: list[int]
+
+    @property
+    def forward_calls(self) -> int:
+        """One forward per batch, plus one for the shared prefix when there is one."""
+        return len(self.batches) + (1 if self.cached > 0 else 0)
+
+    @property
+    def forward_sequences(self) -> int:
+        return len(self.prefixes) + (1 if self.cached > 0 else 0)
+
+    @property
+    def token_rows(self) -> int:
+        """Token positions computed, padding included: what the time goes into."""
+        padded = sum(len(rows) * max(self.work[i] for i in rows) for rows in self.batches)
+        return padded + self.cached
+
+
 class VariantScorer:
     """Teacher-forced scores of many masked contexts, batched and prefix-shared."""
 
@@ -110,10 +137,6 @@ class VariantScorer:
         if not variants or n_target == 0:
             return out
         self._check(variants, n_target)
-        support = self.support if len(variants) > 1 else None
-        if support is not None and not support.padded_batches:
-            batch_size = 1
-        use_cache = use_cache and support is not None and support.prefix_cache
         with self.lm.lock, torch.no_grad():
             self._score_into(out, variants, target_ids, batch_size, reference, use_cache, progress)
         return out
@@ -128,16 +151,27 @@ class VariantScorer:
         if min(len(v.ids) for v in variants) == 0:
             raise InvalidParameterError("A masked context is empty: nothing left to condition on.")
 
-    def _score_into(
+    def plan(
         self,
-        out: torch.Tensor,
         variants: list[MaskedContext],
         target_ids: list[int],
-        batch_size: int,
-        reference: MaskedContext | None,
-        use_cache: bool,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
+        batch_size: int = 16,
+        *,
+        reference: MaskedContext | None = None,
+        use_cache: bool = True,
+    ) -> ScoringPlan:
+        """The forwards `score_variants` will run for these arguments, without running them.
+
+        Scoring and cost prediction both follow this one plan, so a predicted pass is
+        a counted one. May run the one-time batching probe (uncounted).
+        """
+        n_target = len(target_ids)
+        if not variants or n_target == 0:
+            return ScoringPlan([], [], 0, [])
+        support = self.support if len(variants) > 1 else None
+        if support is not None and not support.padded_batches:
+            batch_size = 1
+        use_cache = use_cache and support is not None and support.prefix_cache
         reference = reference if reference is not None else variants[0]
         prefixes = [0] * len(variants)
         if use_cache and len(variants) > 1:
@@ -152,12 +186,27 @@ class VariantScorer:
                 )
                 for v in variants
             ]
-        shared = self._prefix_cache(reference, max(prefixes)) if max(prefixes) > 0 else None
+        work = [len(v.ids) + n_target - p for v, p in zip(variants, prefixes, strict=True)]
+        return ScoringPlan(prefixes, batches_by_length(work, batch_size), max(prefixes), work)
+
+    def _score_into(
+        self,
+        out: torch.Tensor,
+        variants: list[MaskedContext],
+        target_ids: list[int],
+        batch_size: int,
+        reference: MaskedContext | None,
+        use_cache: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        reference = reference if reference is not None else variants[0]
+        plan = self.plan(variants, target_ids, batch_size, reference=reference, use_cache=use_cache)
+        prefixes = plan.prefixes
+        shared = self._prefix_cache(reference, plan.cached) if plan.cached > 0 else None
         if shared is None:
             prefixes = [0] * len(variants)
         done = 0
-        work = [len(v.ids) + len(target_ids) - p for v, p in zip(variants, prefixes, strict=True)]
-        for rows in batches_by_length(work, batch_size):
+        for rows in plan.batches:
             out[rows] = self._score_rows(
                 [variants[i] for i in rows], [prefixes[i] for i in rows], target_ids, shared
             )

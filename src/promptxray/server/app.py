@@ -166,6 +166,11 @@ def create_app(
         """Explain all of a run's output, or a character span of it, with one method."""
         return _job_ref(service.start_explain(body))
 
+    @app.post("/api/estimate", response_model=schemas.EstimateView)
+    def estimate(body: schemas.ExplainRequest) -> dict[str, Any]:
+        """Predicted passes and seconds of explaining this body, before it is queued."""
+        return service.estimate(body)
+
     @app.post("/api/mask", response_model=schemas.JobRef, status_code=202)
     def mask(body: schemas.MaskRequest) -> dict[str, str]:
         """Remove the top-k units (or the listed ones) and regenerate; reports PR and KL."""

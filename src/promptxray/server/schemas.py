@@ -55,6 +55,20 @@ class ExplainRequest(BaseModel):
         return {**given, **self.params}
 
 
+class EstimateView(BaseModel):
+    """What an explanation would cost; `confirm` asks the page to check with the user."""
+
+    available: bool = Field(description="False while the model is busy with a job.")
+    line: str = Field(description="One line: 'leave_one_out: about 327 forward passes, ~40 s'.")
+    confirm: bool = Field(description="Predicted above the page's confirmation threshold.")
+    method: str | None = None
+    forward_sequences: int | None = None
+    forward_calls: int | None = None
+    backward_calls: int | None = None
+    upper_bound: bool | None = Field(None, description="The passes are a bound, not a count.")
+    seconds: float | None = None
+
+
 class MaskRequest(BaseModel):
     explanation_id: str = Field(max_length=64)
     granularity: str | None = Field(

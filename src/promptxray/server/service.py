@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import check_request
+from ..api import check_request, estimate
 from ..attribution import Attribution
 from ..errors import InvalidParameterError, RegroupRefusedError, SpanError
 from ..model import LanguageModel
@@ -24,6 +24,9 @@ from .jobs import Job, JobQueue
 from .store import HistoryStore
 from .tasks import explain_job, generate_job, mask_job
 from .views import explanation_view, export_html
+
+# The page asks before starting an explanation predicted to take longer than this.
+CONFIRM_SECONDS = 30.0
 
 RUN_FIELDS = ("id", "created", "model", "prompt", "system_prompt", "max_new_tokens", "output")
 
@@ -136,6 +139,32 @@ class Service:
         }
         fn = explain_job(self.lm, self.store, run["id"], problem, settings, request)
         return self.jobs.submit("explain", fn)
+
+    def estimate(self, body: schemas.ExplainRequest) -> dict[str, Any]:
+        """What explaining `body` would cost (passes, seconds), checked like `start_explain`.
+
+        Measuring takes one forward, so it needs the model; while a job holds it the
+        answer says no estimate is available instead of waiting for the job to end.
+        """
+        run = self.run(body.run_id)
+        request = check_request(body.method, body.granularity, None, body.method_params())
+        problem = self.problem(run, tuple(body.span) if body.span is not None else None)
+        request.units(problem)
+        if not self.lm.lock.acquire(blocking=False):
+            return {
+                "available": False,
+                "line": "no estimate while the model is busy",
+                "confirm": False,
+            }
+        try:
+            predicted = estimate(self.lm, problem, request, matrix=body.matrix)
+        finally:
+            self.lm.lock.release()
+        return {
+            "available": True,
+            **predicted.as_dict(),
+            "confirm": predicted.seconds > CONFIRM_SECONDS,
+        }
 
     def start_mask(self, body: schemas.MaskRequest) -> Job:
         """Check the units to remove against the stored result; queue mask-and-regenerate."""

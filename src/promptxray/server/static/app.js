@@ -850,14 +850,31 @@ async function generate() {
 async function explain() {
   if (!state.run) return;
   const method = $("method").value;
-  await explainWith({
+  const body = {
     run_id: state.run.id,
     span: state.span,
     method,
     granularity: $("granularity").value,
     matrix: $("matrix").checked,
     params: readParams(method),
-  });
+  };
+  if (!(await costAccepted(body))) return;
+  await explainWith(body);
+}
+
+// The predicted cost next to Explain; a long job (the server says which) runs only once
+// the user agrees. A request the server refuses is left for the explain call to report.
+async function costAccepted(body) {
+  let estimate;
+  try {
+    estimate = await api("POST", "/api/estimate", body);
+  } catch (err) {
+    $("estimate").textContent = "";
+    return true;
+  }
+  $("estimate").textContent = estimate.line;
+  if (!estimate.confirm) return true;
+  return window.confirm(`${estimate.line}.\nStart it?`);
 }
 
 async function explainWith(body) {
