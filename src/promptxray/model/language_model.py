@@ -18,7 +18,7 @@ import torch
 from .devices import Placement, dtype_name
 from .encoding import PromptEncoder, PromptEncoding, Span
 from .generation import greedy
-from .memory import plan_backward, recompute_layers
+from .memory import plan_backward, recompute_layers, return_large_blocks_to_the_os
 from .scoring import BatchingSupport, MaskedContext, VariantScorer
 
 
@@ -67,6 +67,8 @@ class LanguageModel:
         # None until generate() is first tried; True once transformers' generate() failed
         # for this model and greedy decoding runs by whole forwards (see `generation`).
         self.generate_fallback: bool | None = None
+        if self.device.type == "cpu":
+            return_large_blocks_to_the_os()
 
     # ----- facts about the model -------------------------------------------------
     @property
