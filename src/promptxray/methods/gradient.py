@@ -34,9 +34,11 @@ from .base import (
 # whose log-prob is differentiated, or None for the sum over all target tokens).
 Row = tuple[float, int | None]
 
-# Token rows (rows x sequence length) one CPU backward batch may hold, so a batch takes
-# about a second on the default model and a cancel lands within two.
-CPU_GRADIENT_TOKENS = 192
+# Token rows (rows x sequence length) one CPU backward batch may hold: a forward and
+# backward cost about three forwards, and the default model computes about 300
+# positions a second on one contended core, so a batch takes about a second and a
+# cancel (checked after each) lands within two.
+CPU_GRADIENT_TOKENS = 128
 
 # Smallest |log p(input) - log p(baseline)| (nats) a relative completeness gap divides by.
 RELATIVE_FLOOR = 0.01

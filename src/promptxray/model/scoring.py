@@ -34,6 +34,13 @@ _PROBE_TARGET = " Then it slept until noon."
 _PROBE_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-3, torch.float16: 5e-3}
 
 
+# Token positions one CPU batch may compute. The default model computes about 300
+# positions a second on one contended core, so a batch (and the wait for a cancel,
+# which is checked after each) stays near a second; fewer rows per forward cost a
+# CPU almost nothing, since its matrix products are already wide at this size.
+CPU_BATCH_TOKENS = 384
+
+
 @dataclass
 class MaskedContext:
     """A context (prompt + earlier output) after masking, ready to be scored or continued.
@@ -187,7 +194,9 @@ class VariantScorer:
                 for v in variants
             ]
         work = [len(v.ids) + n_target - p for v, p in zip(variants, prefixes, strict=True)]
-        return ScoringPlan(prefixes, batches_by_length(work, batch_size), max(prefixes), work)
+        cap = CPU_BATCH_TOKENS if self.lm.device.type == "cpu" else None
+        batches = batches_by_length(work, batch_size, max_tokens=cap)
+        return ScoringPlan(prefixes, batches, max(prefixes), work)
 
     def _score_into(
         self,
@@ -372,25 +381,42 @@ def _finite(error: float | None) -> float:
     return float("inf") if error is None else error
 
 
-def batches_by_length(lengths: list[int], batch_size: int, slack: float = 0.75) -> list[list[int]]:
+def batches_by_length(
+    lengths: list[int], batch_size: int, slack: float = 0.75, max_tokens: int | None = None
+) -> list[list[int]]:
     """Group row indices into batches of similar length, longest first.
 
     Rows are left-padded to the longest in their batch, and padding is computed
     like real tokens; so a batch closes when the next row is shorter than `slack`
-    times its longest row (at most a quarter of any row's work is padding).
+    times its longest row (at most a quarter of any row's work is padding), or when
+    the batch would compute more than `max_tokens` token positions (never below one
+    row): progress, and so a cancel, comes once a batch.
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     for i in order:
-        if (
-            batches
-            and len(batches[-1]) < batch_size
-            and lengths[i] >= slack * lengths[batches[-1][0]]
-        ):
+        if batches and _fits(batches[-1], lengths, i, batch_size, slack, max_tokens):
             batches[-1].append(i)
         else:
             batches.append([i])
     return batches
+
+
+def _fits(
+    batch: list[int],
+    lengths: list[int],
+    row: int,
+    batch_size: int,
+    slack: float,
+    max_tokens: int | None,
+) -> bool:
+    """Whether `row` joins `batch` (whose first row is its longest) under every limit."""
+    longest = lengths[batch[0]]
+    return (
+        len(batch) < batch_size
+        and lengths[row] >= slack * longest
+        and (max_tokens is None or (len(batch) + 1) * longest <= max_tokens)
+    )
 
 
 def _common_prefix(
