@@ -210,3 +210,21 @@ def test_a_failing_generate_falls_back_once_and_for_good(monkeypatch):
     monkeypatch.setattr(fresh.model, "generate", broken)
     assert fresh.generate(ids, max_new_tokens=5) == expected
     assert fresh.generate_fallback is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mpt"])
+def test_every_method_runs_on_the_gpu_in_bfloat16_and_agrees_with_the_cpu(model_type: str) -> None:
+    cpu = lm_for(model_type)
+    gpu = LanguageModel(
+        copy.deepcopy(tiny_model(model_type)).to("cuda", torch.bfloat16), _tokenizer(), name="gpu"
+    )
+    problem_cpu = build_problem(cpu, PROMPT, target=TARGET)
+    problem_gpu = build_problem(gpu, PROMPT, target=TARGET)
+    for method, params in GRADIENT_METHODS + [("leave_one_out", {})]:
+        a = attribute(cpu, problem_cpu, method, params=params)
+        b = attribute(gpu, problem_gpu, method, params=params)
+        assert b.metadata["device"].startswith("cuda") and b.metadata["dtype"] == "bfloat16"
+        peak = max(abs(s) for s in a.scores)
+        tolerance = 0.1 * peak + 1e-3 if method in dict(GRADIENT_METHODS) else 0.05
+        assert b.scores == pytest.approx(a.scores, abs=tolerance), method
