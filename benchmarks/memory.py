@@ -9,7 +9,8 @@ RSS while the method ran (the peak is reset after loading through
 ``/proc/self/clear_refs``, Linux only), and the difference, which is what the
 method itself cost.
 
-    .venv/bin/python benchmarks/memory.py [--tokens 250 1000 2000] [--json FILE]
+    .venv/bin/python benchmarks/memory.py [--tokens 250 1000 2000] [--ig-steps 20]
+        [--methods grad_norm integrated_gradients] [--json FILE]
 """
 
 from __future__ import annotations
@@ -28,10 +29,7 @@ PARAGRAPH = (
     "spending on flights and to publish the figures every month. "
 )
 TARGET = " The committee agreed to cap travel spending."
-CASES = {
-    "grad_norm": {},
-    "integrated_gradients": {"steps": 20},
-}
+CASES = ("grad_norm", "integrated_gradients")
 
 
 def _status_mb(field: str) -> float:
@@ -48,7 +46,7 @@ def _reset_peak() -> None:
         refs.write("5")
 
 
-def one(method: str, tokens: int) -> dict[str, float | int | str]:
+def one(method: str, tokens: int, steps: int = 20) -> dict[str, float | int | str]:
     """Run one case in this process and return its numbers."""
     import torch
 
@@ -60,15 +58,16 @@ def one(method: str, tokens: int) -> dict[str, float | int | str]:
     prompt = lm.tokenizer.decode(ids[:tokens])
     # The weights are memory-mapped: the first forward pages them in. Warm up on a short
     # prompt so "loaded" is the model really in memory, not the method's cost.
-    explain("Hello there.", model=lm, method=method, target=TARGET, **CASES[method])
+    params = {"steps": steps} if method == "integrated_gradients" else {}
+    explain("Hello there.", model=lm, method=method, target=TARGET, **params)
     loaded = _status_mb("VmRSS")
     _reset_peak()
     started = time.perf_counter()
-    result = explain(prompt, model=lm, method=method, target=TARGET, **CASES[method])
+    result = explain(prompt, model=lm, method=method, target=TARGET, **params)
     seconds = time.perf_counter() - started
     peak = _status_mb("VmHWM")
     return {
-        "method": method,
+        "method": method if method != "integrated_gradients" else f"{method} ({steps} steps)",
         "prompt_tokens": len(lm.encode_prompt(prompt).ids),
         "loaded_mb": round(loaded),
         "peak_mb": round(peak),
@@ -81,21 +80,29 @@ def one(method: str, tokens: int) -> dict[str, float | int | str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, nargs="+", default=[250, 1000, 2000])
-    parser.add_argument("--methods", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--methods", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--ig-steps", type=int, nargs="+", default=[20])
     parser.add_argument("--json", help="also write the rows to this file")
-    parser.add_argument("--one", nargs=2, metavar=("METHOD", "TOKENS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one", nargs=3, metavar=("METHOD", "TOKENS", "STEPS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one[0], int(args.one[1]))))
+        print(json.dumps(one(args.one[0], int(args.one[1]), int(args.one[2]))))
         return
     rows = []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print("| method | prompt tokens | RSS loaded (MB) | peak RSS (MB) | method (MB) | s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    cases = [
+        (method, steps)
+        for method in args.methods
+        for steps in (args.ig_steps if method == "integrated_gradients" else [0])
+    ]
     for tokens in args.tokens:
-        for method in args.methods:
+        for method, steps in cases:
             done = subprocess.run(
-                [sys.executable, __file__, "--one", method, str(tokens)],
+                [sys.executable, __file__, "--one", method, str(tokens), str(steps)],
                 capture_output=True,
                 text=True,
                 env=env,

@@ -243,7 +243,8 @@ def integrated_gradients(
     target tokens stay as they are. Completeness says the source scores sum to
     log p(target | input) - log p(target | baseline); the Riemann sum misses that by
     a gap that shrinks with the steps, so the result reports it (`completeness`)
-    and, given a `tolerance`, doubles the steps until the gap is small enough.
+    and, given a `tolerance`, doubles the steps until two readings in a row are
+    under it (or `max_steps`).
     """
     targets: list[int | None] = list(range(len(problem.target_ids))) if matrix else [None]
     ends = endpoint_logprobs(lm, problem)
@@ -257,7 +258,10 @@ def integrated_gradients(
         done_before += len(targets) * n_steps
         gap = _completeness(problem, per_row.sum(0), ends, n_steps, params.tolerance)
         tried.append([n_steps, gap["relative_gap"]])
-        if params.tolerance == 0 or gap["converged"]:
+        # One reading under the tolerance can be luck (on the default model the gap
+        # went 7% -> 0.8% -> 21% from 8 to 20 steps): stop on two in a row, or the cap.
+        met = [relative <= params.tolerance for _, relative in tried[-2:]]
+        if params.tolerance == 0 or (len(met) == 2 and all(met)):
             break
     if progress and done_before < total:
         progress(total, total)  # converged before the cap: the remaining rounds are skipped
