@@ -204,3 +204,21 @@ def test_a_broken_gguf_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="as a GGUF model"):
         load_model(str(gguf))
     assert not any(Path(tmp_path / "cache").rglob("model.safetensors"))
+
+
+def test_a_target_read_from_a_file_is_marked_as_given(monkeypatch, tiny_lm, tmp_path):
+    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: tiny_lm)
+    answer = tmp_path / "answer.txt"
+    answer.write_text(" Blue, mostly.\n")
+    result = runner.invoke(
+        app,
+        ["explain", "What colour is the sky?", "--target", f"@{answer}", "--json", "-"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["output"] == " Blue, mostly."  # the file's trailing newline is not the answer's
+    assert data["metadata"]["output_source"] == "given"
+    own = explain("What colour is the sky?", model=tiny_lm, max_new_tokens=3)
+    assert own.metadata["output_source"] == "generated"
+    missing = runner.invoke(app, ["explain", "Hi", "--target", f"@{tmp_path / 'nope.txt'}"])
+    assert_user_error(missing, "Target file not found")

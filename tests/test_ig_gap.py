@@ -60,7 +60,9 @@ def test_tolerance_doubles_the_steps_until_the_gap_is_under_it(tiny_lm, problem)
     assert tried == [2**i for i in range(len(tried))] and gap["steps"] == tried[-1] > 1
     # it stops at the second reading in a row under the tolerance, not at the first
     under = [relative <= tolerance for _, relative in gap["steps_tried"]]
-    assert under[-2:] == [True, True] and not any(a and b for a, b in zip(under[:-2], under[1:-1]))
+    assert under[-2:] == [True, True] and not any(
+        a and b for a, b in zip(under[:-2], under[1:-1], strict=True)
+    )
 
 
 def test_tolerance_reports_the_cap_when_it_is_not_met(tiny_lm, problem):

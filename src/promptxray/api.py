@@ -210,6 +210,7 @@ def run(
         "aggregation": str(spec.aggregation),
         "model": lm.name,
         **lm.describe(),
+        "output_source": problem.output_source,
         "seconds": seconds,
         "forward_passes": cost["forward_sequences"],
         "forward_calls": cost["forward_calls"],

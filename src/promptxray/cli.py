@@ -91,7 +91,7 @@ def _load(
     return lm
 
 
-def read_prompt(value: str) -> str:
+def read_prompt(value: str, what: str = "Prompt") -> str:
     """The prompt argument: literal text, `-` for stdin, `@path` for a file (`@@x` is "@x").
 
     Text read from stdin or a file loses its trailing newlines, which editors and
@@ -106,9 +106,9 @@ def read_prompt(value: str) -> str:
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except FileNotFoundError as exc:
-            raise InvalidParameterError(f"Prompt file not found: {path}") from exc
+            raise InvalidParameterError(f"{what} file not found: {path}") from exc
         except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidParameterError(f"Cannot read prompt file {path}: {exc}") from exc
+            raise InvalidParameterError(f"Cannot read {what.lower()} file {path}: {exc}") from exc
     return value
 
 
@@ -148,6 +148,8 @@ def compute(
     """`api.explain` with a spinner: the API checks everything before the model loads."""
     _check_at_least("--max-new-tokens", max_new_tokens, 1)
     resolve_placement(device, dtype)  # an unusable device fails before the spinner starts
+    if target is not None and target.startswith("@"):
+        target = read_prompt(target, "Target")  # a response saved elsewhere; @@x is "@x"
     parsed_span = parse_span(span) if span is not None else None
     console = err_console()
     with console.status("Loading the model...") as status:
@@ -242,7 +244,8 @@ TargetOpt = Annotated[
         "--target",
         "-t",
         metavar="TEXT",
-        help="Explain this text as the model's answer instead of generating one.",
+        help="Explain this text as the model's answer instead of generating one "
+        "(@FILE reads it from a file, e.g. a response logged from another model).",
     ),
 ]
 SpanOpt = Annotated[

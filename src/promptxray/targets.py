@@ -33,6 +33,9 @@ class Problem:
     output_spans: list[Span]
     target_span: Span
     target_token_range: tuple[int, int]
+    # "generated" by this model, or "given": a text supplied to be scored (an answer
+    # from another backend or a log), which results must not pass off as this model's.
+    output_source: str = "generated"
 
     @property
     def context_ids(self) -> list[int]:
@@ -150,6 +153,7 @@ def build_problem(
         output_spans=list(spans),
         target_span=target_span,
         target_token_range=token_range,
+        output_source="given" if target is not None else "generated",
     )
 
 
