@@ -482,6 +482,14 @@ def heatmap(
     steps: StepsOpt = None,
     masking: MaskingOpt = None,
     param: ParamOpt = None,
+    rows: Annotated[
+        str,
+        typer.Option(
+            "--rows",
+            help="Group rows: token, word, sentence, line, or auto (output sentences or "
+            "words above 60 tokens; prompt units grow coarser above 80 where the method allows).",
+        ),
+    ] = "auto",
 ) -> None:
     """Draw a target-token x prompt-unit heatmap of PROMPT's influence into an image file."""
     with user_errors():
@@ -491,6 +499,10 @@ def heatmap(
             )
         if not out.expanduser().parent.is_dir():
             raise InvalidParameterError(f"The folder for --out does not exist: {out.parent}")
+        from .render.heatmap import ROW_CHOICES, heatmap_layout, save_heatmap
+
+        if rows not in ROW_CHOICES:  # before the model loads, not after a long run
+            raise InvalidParameterError(f"--rows is one of {', '.join(ROW_CHOICES)}; got {rows!r}.")
         params = method_params(param, k=k, iterations=iterations, steps=steps, masking=masking)
         attr = compute(
             read_prompt(prompt),
@@ -507,14 +519,16 @@ def heatmap(
             device=device,
             dtype=dtype,
         )
-        from .render.heatmap import save_heatmap
-
         try:
-            path = save_heatmap(attr, out.expanduser())
+            path = save_heatmap(attr, out.expanduser(), rows=rows)
         except OSError as exc:
             raise InvalidParameterError(f"Cannot write {out}: {exc.strerror}") from exc
-        rows, cols = len(attr.target_tokens), len(attr.units)
-        typer.echo(f"wrote {path} ({rows} target tokens x {cols} {attr.granularity} units)")
+        n_rows, n_cols = len(attr.target_tokens), len(attr.units)
+        line = f"wrote {path} ({n_rows} target tokens x {n_cols} {attr.granularity} units)"
+        layout = heatmap_layout(attr, rows)
+        if layout.notes:
+            line += "; drawn with " + "; ".join(layout.notes)
+        typer.echo(line)
 
 
 @app.command()

@@ -1,24 +1,105 @@
 """Heatmap picture: which source unit drives which target token.
 
-Rows are the target tokens, columns the source units at the attribution's
-current granularity (the matrix rows are already summed into those units). The
-figure grows with the counts so 60 x 60 stays readable. It is drawn on a bare
+Rows are the target tokens (or output words, sentences, lines:
+`Attribution.matrix_rows`), columns the source units at the attribution's
+granularity. The figure grows with the counts so 60 x 80 stays readable; above
+that (`MAX_ROWS`, `MAX_COLUMNS`) `heatmap_layout` groups rows, and columns where
+the method's rule allows it, into the finest level that fits, and the title says
+so: a 300-token output over a 200-word prompt is drawn as output sentences x
+prompt sentences rather than 60,000 cells no one can read. It is drawn on a bare
 `Figure` with the Agg canvas: no pyplot state, no display needed.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidParameterError
+from ..attribution import ROW_GROUPINGS, MatrixRows
+from ..errors import InvalidParameterError, RegroupRefusedError
 from ..model import ROLE_OUTPUT, ROLE_SYSTEM
 from .palette import Scale, scale_for
 from .pieces import token_label, visible
 
 _CELL_INCHES = 0.24
 _ROLE_PREFIX = {ROLE_SYSTEM: "sys: ", ROLE_OUTPUT: "out: "}
+
+# Above these counts labels no longer fit their cells and `auto` groups them.
+MAX_ROWS = 60
+MAX_COLUMNS = 80
+ROW_CHOICES = ("auto", *ROW_GROUPINGS)
+COLUMN_CHOICES = ("auto", "keep")
+# Column granularities from fine to coarse: auto only ever moves to a coarser one.
+_COARSER = ("token", "word", "sentence", "line", "paragraph")
+_PLURAL = {"word": "words", "sentence": "sentences", "line": "lines", "paragraph": "paragraphs"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the picture draws: columns (`attr` at its granularity), rows, and why."""
+
+    attr: Any
+    rows: MatrixRows
+    notes: list[str] = field(default_factory=list)  # one line of the title per choice
+
+
+def choose_rows(attr: Any, rows: str = "auto") -> tuple[MatrixRows, str | None]:
+    """Rows as asked, or with `auto` the finest output grouping with at most MAX_ROWS.
+
+    Tokens up to MAX_ROWS; else words, sentences, lines, the first that fits
+    (the one with fewest rows if none does). The note names the choice.
+    """
+    if rows not in ROW_CHOICES:
+        raise InvalidParameterError(
+            f"Group heatmap rows by one of {', '.join(ROW_CHOICES)}, not {rows!r}."
+        )
+    n = len(attr.target_tokens)
+    if rows != "auto":
+        chosen = attr.matrix_rows(rows)
+        note = None if chosen.by == "token" else f"rows: output {_PLURAL[chosen.by]} ({n} tokens)"
+        return chosen, note
+    tokens = attr.matrix_rows("token")
+    if len(tokens.labels) <= MAX_ROWS:
+        return tokens, None
+    candidates = [attr.matrix_rows(by) for by in ROW_GROUPINGS[1:]]
+    fits = [c for c in candidates if len(c.labels) <= MAX_ROWS]
+    chosen = fits[0] if fits else min(candidates, key=lambda c: len(c.labels))
+    return chosen, f"rows: output {_PLURAL[chosen.by]} (auto, {n} tokens)"
+
+
+def choose_columns(attr: Any, columns: str = "auto") -> tuple[Any, str | None]:
+    """The attribution as given, or with `auto` above MAX_COLUMNS units a coarser granularity.
+
+    Only where the method's rule allows regrouping (`Attribution.aggregate`); a
+    result computed on whole units keeps its columns, and the note says why.
+    """
+    if columns not in COLUMN_CHOICES:
+        raise InvalidParameterError(f"Columns are {' or '.join(COLUMN_CHOICES)}, not {columns!r}.")
+    n, granularity = len(attr.units), attr.granularity
+    if columns == "keep" or n <= MAX_COLUMNS:
+        return attr, None
+    start = _COARSER.index(granularity) + 1 if granularity in _COARSER else 2
+    candidates = []
+    for coarser in _COARSER[start:]:
+        try:
+            candidates.append(attr.aggregate(coarser))
+        except RegroupRefusedError:
+            return attr, f"columns: {n} {granularity} units (kept: {attr.method} cannot regroup)"
+    if not candidates:
+        return attr, None
+    fits = [c for c in candidates if len(c.units) <= MAX_COLUMNS]
+    chosen = fits[0] if fits else min(candidates, key=lambda c: len(c.units))
+    plural = _PLURAL[chosen.granularity]
+    return chosen, f"columns: prompt {plural} (auto, {n} {granularity} units)"
+
+
+def heatmap_layout(attr: Any, rows: str = "auto", columns: str = "auto") -> Layout:
+    """Columns first (rows are combined over the chosen columns), then rows."""
+    shown, column_note = choose_columns(attr, columns)
+    grouped, row_note = choose_rows(shown, rows)
+    return Layout(shown, grouped, [n for n in (row_note, column_note) if n])
 
 
 def _mpl_safe(label: str) -> str:
@@ -50,28 +131,31 @@ def heatmap_figure(
     max_label: int = 24,
     cmap: str | None = None,
     title: str | None = None,
+    rows: str = "auto",
+    columns: str = "auto",
 ) -> Any:
-    """A matplotlib `Figure` of `attr.matrix` (target tokens x units).
+    """A matplotlib `Figure` of the target x unit matrix, grouped as `heatmap_layout` says.
 
-    Coloured by the palette every view uses, scaled to the largest |cell|; `cmap`
-    overrides the colour map (the colour bar then no longer matches the other views).
+    `rows`: auto, token, word, sentence or line; `columns`: auto (coarser units
+    above MAX_COLUMNS where the rule allows) or keep. Coloured by the palette every
+    view uses, scaled to the largest |cell| drawn; `cmap` overrides the colour map
+    (the colour bar then no longer matches the other views).
     """
-    matrix = attr.matrix
-    if matrix is None:
+    if attr.matrix is None:
         raise InvalidParameterError(
             f"This {attr.method} result has no target-token x unit matrix; "
             "compute it with matrix=True (the CLI's heatmap command does)."
         )
-    if not matrix or not matrix[0]:
+    if not attr.matrix or not attr.matrix[0]:
         raise InvalidParameterError("The matrix is empty: there is nothing to draw.")
 
     from matplotlib.figure import Figure
 
+    layout = heatmap_layout(attr, rows, columns)
+    shown, matrix = layout.attr, layout.rows.matrix
     n_rows, n_cols = len(matrix), len(matrix[0])
-    rows = [token_label(p, max_label) for p in attr.target_tokens]
-    if len(rows) != n_rows:  # defensive: label by position rather than mislabel
-        rows = [str(i) for i in range(n_rows)]
-    cols = unit_labels(attr, max_label)
+    row_labels = _row_labels(layout.rows, max_label)
+    cols = unit_labels(shown, max_label)
     scale = scale_for([v for row in matrix for v in row], signed=attr.signed)
     lo, hi = scale.domain
     if not scale.peak > 0:  # all cells 0: an honest white picture, not a divide by zero
@@ -79,7 +163,7 @@ def heatmap_figure(
 
     font = 9 if max(n_rows, n_cols) <= 30 else 7
     longest_col = max(len(c) for c in cols)
-    longest_row = max(len(r) for r in rows)
+    longest_row = max(len(r) for r in row_labels)
     char = font / 72 * 0.62  # inches per character, roughly
     width = max(5.0, 1.8 + longest_row * char + _CELL_INCHES * n_cols)
     height = max(3.5, 1.4 + longest_col * char * 0.75 + _CELL_INCHES * n_rows)
@@ -97,17 +181,30 @@ def heatmap_figure(
         interpolation="nearest",
     )
     ax.set_xticks(range(n_cols), [_mpl_safe(c) for c in cols], rotation=60, ha="right")
-    ax.set_yticks(range(n_rows), [_mpl_safe(r) for r in rows])
+    ax.set_yticks(range(n_rows), [_mpl_safe(r) for r in row_labels])
     ax.tick_params(labelsize=font, length=2)
-    ax.set_xlabel(f"source units ({attr.granularity})", fontsize=font + 1)
-    ax.set_ylabel("target tokens", fontsize=font + 1)
-    model = (attr.metadata or {}).get("model")
-    default_title = f"{attr.method} · {attr.granularity}" + (f" · {model}" if model else "")
-    ax.set_title(_mpl_safe(title or default_title), fontsize=font + 2)
+    ax.set_xlabel(f"source units ({shown.granularity})", fontsize=font + 1)
+    by = layout.rows.by
+    ax.set_ylabel("target tokens" if by == "token" else f"output {_PLURAL[by]}", fontsize=font + 1)
+    ax.set_title(_mpl_safe(_title(shown, title, layout.notes)), fontsize=font + 2)
     bar = fig.colorbar(image, ax=ax, shrink=min(1.0, max(0.5, 8 / n_rows)))
     bar.set_label(_mpl_safe(scale.caption()), fontsize=font + 1)
     bar.ax.tick_params(labelsize=font)
     return fig
+
+
+def _row_labels(rows: MatrixRows, limit: int) -> list[str]:
+    """Token rows as the token (spaces shown); grouped rows as their text, given more room."""
+    if rows.by == "token":
+        return [token_label(label, limit) for label in rows.labels]
+    return [visible(label, 2 * limit) or "∅" for label in rows.labels]
+
+
+def _title(shown: Any, title: str | None, notes: list[str]) -> str:
+    """The method, granularity and model, then one line naming any grouping chosen."""
+    model = (shown.metadata or {}).get("model")
+    first = title or f"{shown.method} · {shown.granularity}" + (f" · {model}" if model else "")
+    return "\n".join([first, " · ".join(notes)]) if notes else first
 
 
 def save_heatmap(attr: Any, path: str | Path, dpi: int = 120, **options: Any) -> Path:
