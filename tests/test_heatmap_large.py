@@ -152,3 +152,18 @@ def test_cli_passes_the_row_grouping(monkeypatch, tiny_lm, tmp_path):
         r"\d+ target tokens x 2 word units\); drawn with rows: output sentences", result.stdout
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_page_payload_groups_rows_on_the_server():
+    from promptxray.server.views import explanation_view
+
+    attr = long_result(n_tokens=45, n_words=20)
+    tokens = explanation_view("e", "r", attr, {})
+    sentences = explanation_view("e", "r", attr, {}, rows="sentence")
+    assert tokens["matrix_rows"]["by"] == "token" and len(tokens["matrix"]) == 45
+    assert sentences["matrix_rows"]["tokens"] == [list(range(s, s + 15)) for s in (0, 15, 30)]
+    assert sentences["matrix"] == attr.matrix_rows("sentence").matrix
+    peak = max(abs(v) for row in sentences["matrix"] for v in row)
+    assert sentences["matrix_palette"]["peak"] == pytest.approx(peak)  # scaled to what is drawn
+    with pytest.raises(Exception, match="token, word, sentence, line"):
+        explanation_view("e", "r", attr, {}, rows="page")

@@ -194,10 +194,14 @@ def create_app(
     # ----- stored results (no model calls) -----------------------------------------------
     @app.get("/api/explanations/{explanation_id}", response_model=schemas.ExplanationView)
     def explanation(
-        explanation_id: str, granularity: str | None = None, gamma: float = GAMMA
+        explanation_id: str,
+        granularity: str | None = None,
+        gamma: float = GAMMA,
+        rows: str = "token",
     ) -> dict[str, Any]:
-        """A stored explanation, re-aggregated to `granularity` without calling the model."""
-        return service.view(explanation_id, granularity, gamma)
+        """A stored explanation, re-aggregated to `granularity` (heatmap rows grouped by
+        `rows`: token, word, sentence or line) without calling the model."""
+        return service.view(explanation_id, granularity, gamma, rows)
 
     @app.get("/api/explanations/{explanation_id}/export")
     def export(

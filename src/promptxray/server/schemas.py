@@ -128,6 +128,14 @@ class PaletteView(BaseModel):
     floor: float = Field(default=0.0, description="|v|/peak below this draws neutral.")
 
 
+class MatrixRowsView(BaseModel):
+    """How the heatmap's rows group the target: tokens, or output words, sentences, lines."""
+
+    by: str
+    labels: list[str] = Field(description="Each row's text (a token's piece, or its words).")
+    tokens: list[list[int]] = Field(description="The target tokens each row combines.")
+
+
 class ExplanationView(BaseModel):
     """An attribution at one granularity, ready to draw."""
 
@@ -142,7 +150,10 @@ class ExplanationView(BaseModel):
     target_span: tuple[int, int]
     target_tokens: list[str]
     units: list[UnitView]
-    matrix: list[list[float]] | None
+    matrix: list[list[float]] | None = Field(
+        description="Heatmap rows (grouped as matrix_rows says) x units."
+    )
+    matrix_rows: MatrixRowsView | None = None
     matrix_stops: list[list[int]] | None = Field(
         description="Each heatmap cell's colour as an index into matrix_palette.stops."
     )

@@ -179,12 +179,14 @@ class Service:
         return self.jobs.submit("mask", fn)
 
     # ----- stored results (no model calls) ----------------------------------------------
-    def view(self, explanation_id: str, granularity: str | None, gamma: float) -> dict:
-        """A stored explanation at `granularity`, coloured at intensity `gamma`."""
+    def view(
+        self, explanation_id: str, granularity: str | None, gamma: float, rows: str = "token"
+    ) -> dict:
+        """A stored explanation at `granularity`, heatmap rows grouped by `rows`, at `gamma`."""
         stored = self.explanation(explanation_id)
         attr = at_granularity(stored["attribution"], granularity)
         return explanation_view(
-            explanation_id, stored["run_id"], attr, stored["settings"], gamma=gamma
+            explanation_id, stored["run_id"], attr, stored["settings"], gamma=gamma, rows=rows
         )
 
     def export(self, explanation_id: str, fmt: str, granularity: str | None) -> str:

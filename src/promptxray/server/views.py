@@ -1,8 +1,10 @@
 """Turn a stored attribution into what the page draws, and into export files.
 
 The page never aggregates, ranks or picks colours on its own: it asks for a
-granularity (and an intensity, `gamma`) and gets units, scores, their colours,
-the heatmap's colours, the palette and the rankings computed here by
+granularity, a row grouping for the heatmap (`rows`: output tokens, words,
+sentences or lines, combined by `Attribution.matrix_rows`) and an intensity
+(`gamma`), and gets units, scores, their colours, the heatmap's rows and colours,
+the palette and the rankings computed here by
 `Attribution` and `render.palette`, so the web UI shows exactly what the notebook
 API, the CLI and the HTML export would. Whether a unit is tinted at all is the
 palette's one rule (`Scale.tinted`); the top list leaves out the units it leaves
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..attribution import Attribution
+from ..attribution import Attribution, MatrixRows
 from ..methods.gradient import completeness_note
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
@@ -117,6 +119,7 @@ def explanation_view(
     settings: dict[str, Any],
     gamma: float = 1.0,
     scale: Scale | None = None,
+    rows: str = "token",
 ) -> dict[str, Any]:
     """Everything needed to colour the prompt, list the top units and draw the heatmap.
 
@@ -126,10 +129,14 @@ def explanation_view(
     matrix's own peak). Orders: `top` is the list order (strongest |score|
     first), `listed` the part of it the list shows (tinted units and a joint
     method's set), `removal` what "mask top-k" removes (most support first).
+    The heatmap's rows are `rows` groups of the target (`matrix_rows` gives their
+    text and the target tokens each combines); its colours are scaled to the
+    largest cell drawn at that grouping, as the PNG's are.
     """
     scale = scale or scale_for(attr.scores, signed=attr.signed, gamma=gamma)
     units = unit_views(attr, scale)
-    matrix = attr.matrix
+    grouped = attr.matrix_rows(rows)
+    matrix = grouped.matrix if grouped is not None else None
     matrix_palette, matrix_stops = None, None
     if matrix is not None:
         cells = scale_for([v for row in matrix for v in row], signed=attr.signed, gamma=gamma)
@@ -151,6 +158,7 @@ def explanation_view(
         "target_tokens": attr.target_tokens,
         "units": units,
         "matrix": matrix,
+        "matrix_rows": matrix_rows_view(grouped),
         "matrix_stops": matrix_stops,
         "selected": attr.selected,
         "top": top,
@@ -167,6 +175,13 @@ def explanation_view(
         "search": search_detail(attr),
         "completeness": completeness_note(attr.metadata),
     }
+
+
+def matrix_rows_view(grouped: MatrixRows | None) -> dict[str, Any] | None:
+    """The heatmap rows' grouping, text and member tokens: what its row labels and hover show."""
+    if grouped is None:
+        return None
+    return {"by": grouped.by, "labels": grouped.labels, "tokens": grouped.tokens}
 
 
 def export_html(attr: Attribution) -> str:

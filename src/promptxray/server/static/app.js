@@ -14,6 +14,7 @@ const state = {
   job: null, // the job this page is waiting on
   paramValues: {}, // method parameters the user changed, by name (kept across methods)
   gamma: 1, // colour intensity the server colours with (the slider)
+  rows: "token", // how the server groups the heatmap's rows: token, word, sentence, line
   runDetail: null, // the open run with all its explanations and mask experiments
   dragged: false, // a mouse drag just set the target (the click that follows is ignored)
 };
@@ -588,6 +589,12 @@ function visible(token) {
   return token.replace(/\n/g, "⏎").replace(/ /g, "·") || "∅";
 }
 
+const ROW_NAMES = { token: "output tokens", word: "output words", sentence: "output sentences", line: "output lines" };
+
+// The heatmap as the server grouped and coloured it: rows (tokens, or output words,
+// sentences, lines) come with their text, cells with their stop index. Header row and
+// first column stay in view while the table scrolls (position: sticky in style.css);
+// hovering a cell names its row, its column and its score.
 function renderHeatmap(view) {
   const table = clear($("heatmap"));
   const note = $("heatmap-note");
@@ -598,14 +605,18 @@ function renderHeatmap(view) {
     return;
   }
   const palette = view.matrix_palette;
+  const rows = view.matrix_rows || { by: "token", labels: view.target_tokens, tokens: view.target_tokens.map((_, i) => [i]) };
+  $("heatmap-rows").value = rows.by;
+  const grouped = rows.by === "token" ? "" : ` (${view.target_tokens.length} tokens, combined by the method's rule)`;
   note.replaceChildren(
-    `Rows: the ${view.target_tokens.length} explained output tokens. Columns: the ${view.units.length} source units. `,
+    `Rows: the ${view.matrix.length} explained ${ROW_NAMES[rows.by].replace(/s$/, view.matrix.length === 1 ? "" : "s")}${grouped}. ` +
+      `Columns: the ${view.units.length} source units. `,
     paletteBar(palette),
     " ",
     el("span", { id: "heatmap-caption" }, palette.caption),
-    " (the largest cell, its own scale). Hover a cell for its score.",
+    " (the largest cell, its own scale). Hover a cell for its row, column and score.",
   );
-  const head = el("tr", {}, el("th", { class: "corner" }, "target ↓ / source →"));
+  const head = el("tr", {}, el("th", { class: "corner" }, `${ROW_NAMES[rows.by]} ↓ / source →`));
   for (const unit of view.units) {
     const label = unit.text.length > 24 ? `${unit.text.slice(0, 23)}…` : unit.text;
     head.append(el("th", { class: "col", title: unit.text }, el("span", {}, label)));
@@ -613,12 +624,13 @@ function renderHeatmap(view) {
   table.append(el("thead", {}, head));
   const body = el("tbody");
   view.matrix.forEach((row, r) => {
-    const token = view.target_tokens[r] ?? "";
-    const tr = el("tr", {}, el("th", { class: "rowhead" }, visible(token)));
+    const text = rows.labels[r] ?? "";
+    const shown = rows.by === "token" ? visible(text) : text.replace(/\n/g, "⏎");
+    const tr = el("tr", {}, el("th", { class: "rowhead", title: text }, shown));
     row.forEach((value, c) => {
       tr.append(
         el("td", {
-          title: `${JSON.stringify(token)} ← ${JSON.stringify(view.units[c].text)}: ${fmtScore(value, palette.signed, 4)}`,
+          title: `${JSON.stringify(text)} ← ${JSON.stringify(view.units[c].text)}: ${fmtScore(value, palette.signed, 4)}`,
           style: { backgroundColor: palette.stops[view.matrix_stops[r][c]] },
         }),
       );
@@ -626,6 +638,18 @@ function renderHeatmap(view) {
     body.append(tr);
   });
   table.append(body);
+}
+
+// Grouping the heatmap's rows is the server's (the method's rule applies): no model call.
+async function regroupRows() {
+  state.rows = $("heatmap-rows").value;
+  if (!state.view) return;
+  try {
+    const view = await api("GET", viewPath(state.view.explanation_id, state.view.granularity));
+    if (state.view && view.explanation_id === state.view.explanation_id) renderView(view);
+  } catch (err) {
+    showError(err.message);
+  }
 }
 
 function renderMeta(view) {
@@ -671,7 +695,7 @@ function renderView(view) {
 
 // The shown result again from the server (no model call): another granularity or intensity.
 function viewPath(explanationId, granularity) {
-  const query = new URLSearchParams({ gamma: String(state.gamma) });
+  const query = new URLSearchParams({ gamma: String(state.gamma), rows: state.rows });
   if (granularity) query.set("granularity", granularity);
   return `/api/explanations/${explanationId}?${query}`;
 }
@@ -882,8 +906,9 @@ async function explainWith(body) {
     let view = await runJob("/api/explain", body, `Explaining with ${body.method}`);
     state.picked.clear();
     $("mask-result").hidden = true;
-    // The job colours at full intensity; the slider's setting is the server's to apply.
-    if (state.gamma !== 1) view = { ...(await api("GET", viewPath(view.explanation_id, view.granularity))), warning: view.warning };
+    // The job colours at full intensity with token rows; the slider's setting and the
+    // row grouping are the server's to apply.
+    if (state.gamma !== 1 || state.rows !== "token") view = { ...(await api("GET", viewPath(view.explanation_id, view.granularity))), warning: view.warning };
     await refreshRunDetail();
     renderView(view);
     loadHistory();
@@ -1328,6 +1353,7 @@ async function init() {
   $("compare-a").addEventListener("change", () => loadCompare().catch((e) => showError(e.message)));
   $("compare-b").addEventListener("change", () => loadCompare().catch((e) => showError(e.message)));
   $("gamma").addEventListener("input", onGammaInput);
+  $("heatmap-rows").addEventListener("change", regroupRows);
   $("token-save").addEventListener("click", saveToken);
   $("tab-text").addEventListener("click", () => showTab("text"));
   $("tab-heatmap").addEventListener("click", () => showTab("heatmap"));
