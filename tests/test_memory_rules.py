@@ -12,10 +12,17 @@ from promptxray.model import memory
 def test_long_rows_split_into_small_batches_and_recompute(tiny_lm, monkeypatch):
     per_row = memory._bytes_per_token_row(tiny_lm.model, recompute=False)
     monkeypatch.setattr(memory, "BUDGET_BYTES", 100 * per_row)
+    monkeypatch.setattr(memory, "CPU_BACKWARD_TOKENS", 10**9)  # the memory rule alone
     assert memory.plan_backward(tiny_lm.model, 10, 16) == (10, False)  # 10 rows of 10 fit
     rows, recompute = memory.plan_backward(tiny_lm.model, 50, 16)  # only 2 plain rows fit
     assert recompute and rows >= 2
     assert memory.plan_backward(tiny_lm.model, 10_000, 16) == (1, True)
+
+
+def test_a_cpu_batch_holds_few_token_rows_so_a_cancel_lands_soon(tiny_lm):
+    rows, _ = memory.plan_backward(tiny_lm.model, 50, 16)
+    assert rows == memory.CPU_BACKWARD_TOKENS // 50
+    assert memory.plan_backward(tiny_lm.model, 5000, 16)[0] == 1
 
 
 def test_recompute_and_small_batches_leave_the_numbers_unchanged(tiny_lm, monkeypatch):

@@ -2,7 +2,8 @@
 
 A long prompt can make leave-one-out run hundreds of forward passes; the user
 should hear that before waiting for it. Every method registers a predictor next
-to its algorithm (`base.predicts`); the predictors of the masking methods follow
+to its algorithm (`base.predicts`); this module holds what they share. The
+predictors of the masking methods follow
 the very plan the batched scorer executes (`VariantScorer.plan`), so a predicted
 pass is a counted one. Where a method's work depends on what it finds (xprompt's
 search, a tolerance that doubles steps), the prediction is its bound and says so.
@@ -16,11 +17,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from ..masking import mask_context
 from ..model import LanguageModel, MaskedContext
-from ..segments import Unit, group_units
 from ..targets import Problem
-from .base import Cost, MethodParams, predicts
+from .base import Cost
 
 # A backward pass costs about two forwards of the same rows.
 BACKWARD_WEIGHT = 2.0
@@ -36,44 +35,6 @@ def variant_cost(
     """The passes one `score_variants` call will make (its own plan, not a model)."""
     plan = lm.scorer.plan(variants, target_ids, batch_size, reference=reference)
     return Cost(plan.forward_sequences, plan.forward_calls, 0, plan.token_rows)
-
-
-@predicts("leave_one_out")
-def leave_one_out_cost(
-    lm: LanguageModel, problem: Problem, units: list[Unit], params: MethodParams, matrix: bool
-) -> Cost:
-    """Exact: the unmasked prompt and one variant per unit in one prefix-shared run.
-
-    Hierarchical (`coarse`): the coarse run, then at most the units of the `refine`
-    largest coarse units that hold more than one unit: an upper bound, since which
-    coarse units are refined depends on their scores.
-    """
-    masking, batch_size = params.masking, params.batch_size  # type: ignore[attr-defined]
-    full = mask_context(lm, problem, units, [], masking)
-    coarse = getattr(params, "coarse", "none")
-    if coarse == "none":
-        singles = [mask_context(lm, problem, units, [i], masking) for i in range(len(units))]
-        return variant_cost(lm, [full, *singles], problem.target_ids, batch_size, full)
-    _, owner = group_units(units, problem.role_text, coarse)
-    members: dict[int, list[int]] = {}
-    for i, c in enumerate(owner):
-        members.setdefault(c, []).append(i)
-    groups = list(members.values())
-    coarse_variants = [mask_context(lm, problem, units, g, masking) for g in groups]
-    first = variant_cost(lm, [full, *coarse_variants], problem.target_ids, batch_size, full)
-    biggest = sorted((g for g in groups if len(g) > 1), key=len, reverse=True)
-    fine = [i for g in biggest[: params.refine] for i in g]  # type: ignore[attr-defined]
-    singles = [mask_context(lm, problem, units, [i], masking) for i in fine]
-    second = variant_cost(lm, singles, problem.target_ids, batch_size, full)
-    return (first + second).bound()
-
-
-@predicts("random")
-def random_cost(
-    lm: LanguageModel, problem: Problem, units: list[Unit], params: MethodParams, matrix: bool
-) -> Cost:
-    """Random scores touch no model."""
-    return Cost(0, 0, 0, 0)
 
 
 def seconds_per_token(lm: LanguageModel, problem: Problem) -> float:

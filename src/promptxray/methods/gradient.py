@@ -34,12 +34,6 @@ from .base import (
 # whose log-prob is differentiated, or None for the sum over all target tokens).
 Row = tuple[float, int | None]
 
-# Token rows (rows x sequence length) one CPU backward batch may hold: a forward and
-# backward cost about three forwards, and the default model computes about 300
-# positions a second on one contended core, so a batch takes about a second and a
-# cancel (checked after each) lands within two.
-CPU_GRADIENT_TOKENS = 128
-
 # Smallest |log p(input) - log p(baseline)| (nats) a relative completeness gap divides by.
 RELATIVE_FLOOR = 0.01
 
@@ -253,8 +247,7 @@ def integrated_gradients(
     done_before, total = 0, len(targets) * sum(schedule)
     for n_steps in schedule:
         report = _offset_progress(progress, done_before, total)
-        rows_per_batch = cancellable_batch(lm, problem, params.batch_size)
-        per_row = _integrate(lm, problem, targets, n_steps, rows_per_batch, report)
+        per_row = _integrate(lm, problem, targets, n_steps, params.batch_size, report)
         done_before += len(targets) * n_steps
         gap = _completeness(problem, per_row.sum(0), ends, n_steps, params.tolerance)
         tried.append([n_steps, gap["relative_gap"]])
@@ -269,16 +262,6 @@ def integrated_gradients(
     out = _package(Aggregation.SUM, problem, units, per_row.sum(0), per_row if matrix else None)
     out.extra["completeness"] = gap
     return out
-
-
-def cancellable_batch(lm: LanguageModel, problem: Problem, batch_size: int) -> int:
-    """Rows per backward small enough that progress (and so a cancel) comes every few
-    seconds on a CPU: at most `CPU_GRADIENT_TOKENS` token rows a batch, never below one
-    row. Rows are independent, so smaller batches change only time. GPUs keep
-    `batch_size`: a batch there takes well under a second."""
-    if lm.device.type != "cpu":
-        return batch_size
-    return max(1, min(batch_size, CPU_GRADIENT_TOKENS // max(1, len(problem.ids))))
 
 
 def _integrate(
@@ -399,9 +382,8 @@ def integrated_gradients_cost(
     """Steps x target rows, plus one forward of the path's two ends. With a tolerance,
     every round up to `max_steps`: a bound, as the gap may be met earlier."""
     targets = len(problem.target_ids) if matrix else 1
-    batch = cancellable_batch(lm, problem, params.batch_size)
     cost = Cost(2, 1, 0, 2 * len(problem.ids))
     schedule = params.step_schedule()
     for n_steps in schedule:
-        cost = cost + _rows_cost(lm, problem, targets * n_steps, batch)
+        cost = cost + _rows_cost(lm, problem, targets * n_steps, params.batch_size)
     return cost.bound() if len(schedule) > 1 else cost

@@ -20,12 +20,15 @@ from ..targets import Problem
 from .base import (
     KEYED_WHEN_SET,
     Aggregation,
+    Cost,
     Family,
     MethodOutput,
     MethodParams,
     ProgressFn,
+    predicts,
     register,
 )
+from .costs import variant_cost
 
 
 class LeaveOneOutParams(MethodParams):
@@ -123,6 +126,15 @@ def _drops(
     return full_logprobs, full_logprobs[None] - logprobs
 
 
+def _coarse_members(problem: Problem, units: list[Unit], coarse: str) -> list[list[int]]:
+    """The units each coarse unit holds (indices into `units`), in reading order."""
+    coarse_units, owner = group_units(units, problem.role_text, coarse)
+    members: list[list[int]] = [[] for _ in coarse_units]
+    for i, c in enumerate(owner):
+        members[c].append(i)
+    return members
+
+
 def _hierarchical(
     lm: LanguageModel,
     problem: Problem,
@@ -139,10 +151,7 @@ def _hierarchical(
     share of their coarse unit's score: an estimate, listed as such (`refined` holds
     the exactly scored units). A coarse unit holding one unit is exact already.
     """
-    coarse_units, owner = group_units(units, problem.role_text, params.coarse)
-    members: list[list[int]] = [[] for _ in coarse_units]
-    for i, c in enumerate(owner):
-        members[c].append(i)
+    members = _coarse_members(problem, units, params.coarse)
     full, coarse_drop = _drops(lm, problem, units, members, params, progress)
     strength = coarse_drop.sum(1).abs().tolist()
     order = sorted(range(len(members)), key=lambda c: (-strength[c], c))
@@ -204,3 +213,40 @@ def random_seed(seed: int, problem: Problem) -> int:
     """A seed mixed from the user's seed and everything the user wrote (prompt and system)."""
     text = f"{seed}\0{problem.encoding.system_prompt or ''}\0{problem.encoding.prompt}"
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+@predicts("leave_one_out")
+def leave_one_out_cost(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    params: LeaveOneOutParams,
+    matrix: bool,
+) -> Cost:
+    """Exact: the unmasked prompt and one variant per unit in one prefix-shared run.
+
+    Hierarchical (`coarse`): the coarse run, then at most the units of the `refine`
+    largest coarse units that hold more than one unit: an upper bound, since which
+    coarse units are refined depends on their scores.
+    """
+    masking, batch_size = params.masking, params.batch_size
+    full = mask_context(lm, problem, units, [], masking)
+    if params.coarse == "none":
+        singles = [mask_context(lm, problem, units, [i], masking) for i in range(len(units))]
+        return variant_cost(lm, [full, *singles], problem.target_ids, batch_size, full)
+    groups = _coarse_members(problem, units, params.coarse)
+    coarse_variants = [mask_context(lm, problem, units, g, masking) for g in groups]
+    first = variant_cost(lm, [full, *coarse_variants], problem.target_ids, batch_size, full)
+    biggest = sorted((g for g in groups if len(g) > 1), key=len, reverse=True)
+    fine = [i for g in biggest[: params.refine] for i in g]
+    singles = [mask_context(lm, problem, units, [i], masking) for i in fine]
+    second = variant_cost(lm, singles, problem.target_ids, batch_size, full)
+    return (first + second).bound()
+
+
+@predicts("random")
+def random_cost(
+    lm: LanguageModel, problem: Problem, units: list[Unit], params: RandomParams, matrix: bool
+) -> Cost:
+    """Random scores touch no model."""
+    return Cost(0, 0, 0, 0)

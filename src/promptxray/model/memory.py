@@ -38,6 +38,11 @@ _KEPT_PER_WIDTH = 16
 # layers recomputed.
 BUDGET_BYTES = 512 * 2**20
 _FEW_ROWS = 4
+# Token rows (rows x sequence length) one CPU backward batch may hold: a forward and
+# backward cost about three forwards, and the default model computes about 300
+# positions a second on one contended core, so a batch takes about a second and a
+# cancel (checked after each) lands within two. GPUs keep their batch size.
+CPU_BACKWARD_TOKENS = 128
 
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
@@ -81,10 +86,15 @@ def _bytes_per_token_row(model: Any, recompute: bool) -> int:
 def plan_backward(model: Any, tokens_per_row: int, batch_size: int) -> tuple[int, bool]:
     """(rows per backward, recompute or not) for rows of `tokens_per_row` tokens.
 
-    Plain backward while at least a few rows fit in `BUDGET_BYTES` (recompute costs
-    about a third more time on every row); otherwise recompute, with as many rows as
-    fit that way. At least 1 row, at most `batch_size`.
+    On a CPU a batch holds at most `CPU_BACKWARD_TOKENS` token rows, so progress (and
+    a cancel, checked after each batch) comes about every second. Then plain backward
+    while at least a few rows fit in `BUDGET_BYTES` (recompute costs about a third
+    more time on every row); otherwise recompute, with as many rows as fit that way.
+    At least 1 row, at most `batch_size`. Rows are independent: only time and memory
+    depend on this.
     """
+    if next(model.parameters()).device.type == "cpu":
+        batch_size = max(1, min(batch_size, CPU_BACKWARD_TOKENS // max(1, tokens_per_row)))
     plain = BUDGET_BYTES // max(1, tokens_per_row * _bytes_per_token_row(model, False))
     if plain >= min(batch_size, _FEW_ROWS):
         return min(batch_size, plain), False
