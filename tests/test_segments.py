@@ -70,7 +70,7 @@ def test_group_units_keeps_every_token():
         Unit(text[a:b], "user", (a, b), [i])
         for i, (a, b) in enumerate([(0, 2), (2, 8), (8, 9), (9, 13), (13, 17), (17, 18)])
     ]
-    units, owner = group_units(base, lambda role: text, "sentence")
+    units, owner = group_units(base, lambda role, turn: text, "sentence")
     assert [u.text for u in units] == ["Hi there.", "Bye now."]
     assert owner == [0, 0, 0, 1, 1, 1]
     assert sorted(t for u in units for t in u.tokens) == list(range(6))
@@ -146,7 +146,7 @@ def test_sentence_segments_partition_the_text(text):
 
 
 def test_granularity_enum_and_public_tuple():
-    assert GRANULARITIES == ("token", "word", "sentence", "line", "paragraph")
+    assert GRANULARITIES == ("token", "word", "sentence", "line", "paragraph", "turn")
     assert all(type(g) is str for g in GRANULARITIES)
     assert [g.value for g in Granularity] == [*GRANULARITIES, "regex"]
     assert Granularity.SENTENCE == "sentence" and Granularity("regex") is Granularity.REGEX
@@ -156,6 +156,6 @@ def test_granularity_enum_and_public_tuple():
     with pytest.raises(
         UnknownGranularityError,
         match=r"Unknown granularity 'chapter'; choose one of "
-        r"token, word, sentence, line, paragraph, regex\.",
+        r"token, word, sentence, line, paragraph, turn, regex\.",
     ):
         check_granularity("chapter")

@@ -438,7 +438,7 @@ def test_page_is_served_offline_with_a_strict_policy(client):
         "grad_x_input",
         "integrated_gradients",
     ]
-    assert info["granularities"] == ["token", "word", "sentence", "line", "paragraph"]
+    assert info["granularities"] == ["token", "word", "sentence", "line", "paragraph", "turn"]
 
 
 def test_word_diff_keeps_words_and_whitespace():

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attribution import Attribution
-from .errors import EmptyPromptError, EmptyTargetError, InvalidParameterError
+from .conversation import conversation_from, recorded_messages
+from .errors import EmptyTargetError, InvalidParameterError
 from .methods import get_method
 from .methods.base import Family, MethodParams, MethodSpec, ProgressFn
 from .methods.costs import Estimate, seconds_for, seconds_per_token
@@ -70,6 +71,15 @@ class Request:
         self.params.check_units(len(units))
         return units
 
+    def matrix_units(self, problem: Problem, matrix: bool) -> list[Unit] | None:
+        """The view units a heatmap is computed over directly (the method's `unit_matrix`,
+        where it applies), or None: the heatmap comes in base units, regrouped."""
+        hook = self.spec.unit_matrix
+        if not matrix or hook is None or self.granularity in (self.base_granularity, "regex"):
+            return None
+        units = problem.units(self.granularity, self.pattern)
+        return units if hook.applies(problem, units, self.params) else None
+
 
 def check_request(
     method: str,
@@ -85,8 +95,9 @@ def check_request(
 
 
 def explain(
-    prompt: str,
+    prompt: str | None = None,
     *,
+    messages: Any = None,
     model: ModelLike = None,
     method: str = "grad_norm",
     target: str | None = None,
@@ -108,30 +119,35 @@ def explain(
 ) -> Attribution:
     """Score every source unit of `prompt` by its influence on the target.
 
-    The target is the model's own greedy output (default), `target` (a text you
-    supply) or `span` (a character range of the output). The method's parameters
-    come as `params={...}` or as keywords (`k=3`); a parameter the method does not
-    declare is an error, never silently ignored. Token-level methods compute on
-    tokens and regroup into `granularity` by their rule; masking methods mask
-    whole units of that granularity. `on_stage` hears "generating"/"explaining".
+    The prompt is `prompt` (with an optional `system_prompt`) or `messages`, a
+    conversation `[{"role": "system" | "user" | "assistant", "content": ...}, ...]`
+    whose every turn is a source; its final assistant message, if it has one, is
+    the target (as if given as `target`). The target is the model's own greedy
+    output (default), `target` (a text you supply) or `span` (a character range of
+    the output). The method's parameters come as `params={...}` or as keywords
+    (`k=3`); a parameter the method does not declare is an error, never silently
+    ignored. Token-level methods compute on tokens and regroup into `granularity`
+    by their rule; masking methods mask whole units of that granularity.
+    `on_stage` hears "generating"/"explaining".
     `device` and `dtype` (auto, cpu, cuda, cuda:N, mps; auto, float32, bfloat16,
     float16) say where a model named by `model` loads. `before_run` hears the model,
     the built problem and the checked request just before the method runs (the CLI
     prints `estimate()` there).
     """
     request = check_request(method, granularity, pattern, {**(params or {}), **more_params})
-    if not prompt.strip():
-        raise EmptyPromptError("The prompt is empty: give some text to explain.")
+    conversation = conversation_from(prompt, system_prompt, messages)
+    given = conversation.target(target) is not None
     if target is not None and not target:
         raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
     if max_new_tokens < 1:
         raise InvalidParameterError("max_new_tokens must be at least 1.")
     lm = as_model(model, device=device, dtype=dtype)
     if on_stage:
-        on_stage("generating" if target is None and output_ids is None else "encoding")
+        on_stage("generating" if not given and output_ids is None else "encoding")
     problem = build_problem(
         lm,
         prompt,
+        messages=messages,
         system_prompt=system_prompt,
         target=target,
         span=span,
@@ -179,7 +195,10 @@ def estimate(
     the method says so) and seconds from one measured forward of the problem (or the
     `per_token` seconds given, e.g. measured earlier)."""
     units = request.units(problem)
-    cost = request.spec.predict(lm, problem, units, request.params, matrix)
+    direct = request.matrix_units(problem, matrix)
+    cost = request.spec.predict(lm, problem, units, request.params, matrix and direct is None)
+    if direct is not None and request.spec.unit_matrix is not None:
+        cost = cost + request.spec.unit_matrix.cost(lm, problem, direct, request.params)
     rate = seconds_per_token(lm, problem) if per_token is None else per_token
     return Estimate(request.spec.name, cost, seconds_for(cost, rate), rate)
 
@@ -197,7 +216,12 @@ def run(
     units = request.units(problem)
     before = lm.cost.snapshot()
     started = time.perf_counter()
-    out = spec.fn(lm, problem, units, request.params, matrix=matrix, progress=progress)
+    direct = request.matrix_units(problem, matrix)
+    unit_rows = None
+    if direct is not None and spec.unit_matrix is not None:
+        unit_rows = spec.unit_matrix.compute(lm, problem, direct, request.params, progress)
+    base_matrix = matrix and unit_rows is None
+    out = spec.fn(lm, problem, units, request.params, matrix=base_matrix, progress=progress)
     seconds = time.perf_counter() - started
     after = lm.cost.snapshot()
     cost = {k: after[k] - before[k] for k in after}
@@ -217,6 +241,11 @@ def run(
         "backward_passes": cost["backward_calls"],
         **out.extra,
     }
+    if unit_rows is not None:
+        metadata["heatmap"] = (
+            f"computed at {request.granularity} units by forward-mode derivatives, "
+            "one forward a unit; not regroupable to other units"
+        )
     if spec.family is not Family.GRADIENT:  # masked variants went through the batched scorer
         metadata["batching"] = lm.batching_support.as_metadata()
     attribution = Attribution(
@@ -229,7 +258,8 @@ def run(
         base_granularity=request.base_granularity,
         base_units=units,
         base_scores=[float(s) for s in out.scores],
-        base_matrix=out.matrix,
+        base_matrix=out.matrix if unit_rows is None else unit_rows,
+        matrix_granularity=None if unit_rows is None else request.granularity,
         base_selected=out.selected,
         aggregation=spec.aggregation,
         signed=spec.signed,
@@ -237,6 +267,7 @@ def run(
         template_scores=list(out.template_scores or []),
         metadata=metadata,
         pattern=request.pattern if not spec.regroupable else None,
+        messages=recorded_messages(problem.encoding.messages),
     )
     if request.granularity != request.base_granularity:
         attribution = attribution.aggregate(request.granularity, request.pattern)

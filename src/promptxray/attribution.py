@@ -20,9 +20,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from .conversation import source_text
 from .errors import InvalidParameterError, RegroupRefusedError
 from .methods.base import REGISTRY, Aggregation, combine
-from .model import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER
 from .segments import Unit, check_granularity, group_units, locate_token, segment
 
 __all__ = ["ROW_GROUPINGS", "Attribution", "MatrixRows", "RankBy", "RowsBy", "Unit", "row_rule"]
@@ -69,7 +69,13 @@ class MatrixRows:
 
 @dataclass
 class Attribution:
-    """Scores over source units for one (prompt, target) pair."""
+    """Scores over source units for one (prompt, target) pair.
+
+    For a conversation, `messages` holds the turns before the explained one
+    (`{"role", "content"}` dicts; a unit's `turn` indexes them, and the output is
+    turn `len(messages)`), `prompt` the last user message and `system_prompt` a
+    leading system message. A single-turn prompt keeps `messages` None.
+    """
 
     prompt: str
     system_prompt: str | None
@@ -81,6 +87,9 @@ class Attribution:
     base_units: list[Unit]
     base_scores: list[float]
     base_matrix: list[list[float]] | None = None
+    # Set when the heatmap was computed over units of this granularity directly (not
+    # over the base units): it then exists at that granularity only.
+    matrix_granularity: str | None = None
     base_selected: list[int] | None = None
     aggregation: str = Aggregation.SUM
     signed: bool = True
@@ -89,6 +98,7 @@ class Attribution:
     template_tokens: list[str] = field(default_factory=list)
     template_scores: list[float] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, str]] | None = None
 
     # ----- the view at the chosen granularity ----------------------------------------
     def __post_init__(self) -> None:
@@ -132,7 +142,18 @@ class Attribution:
         """Target token x unit scores, combined into the current units by the method's rule."""
         if self.base_matrix is None:
             return None
+        if self.matrix_granularity is not None:
+            return self.base_matrix if self.granularity == self.matrix_granularity else None
         return [self._regroup(row) for row in self.base_matrix]
+
+    def matrix_note(self) -> str | None:
+        """Why a result computed with a heatmap shows none at this granularity, or None."""
+        if self.base_matrix is None or self.matrix is not None:
+            return None
+        return (
+            f"The heatmap was computed at {self.matrix_granularity} units; show it at "
+            f"granularity {self.matrix_granularity} or explain again at {self.granularity}."
+        )
 
     def target_token_spans(self) -> list[tuple[int, int]]:
         """Each target token's character span in `target`, found by walking its pieces.
@@ -292,6 +313,7 @@ class Attribution:
             "base_units": [asdict(u) for u in self.base_units],
             "base_scores": self.base_scores,
             "base_matrix": self.base_matrix,
+            "matrix_granularity": self.matrix_granularity,
             "base_selected": self.base_selected,
             "aggregation": str(self.aggregation),
             "signed": self.signed,
@@ -300,6 +322,7 @@ class Attribution:
             "template_tokens": self.template_tokens,
             "template_scores": self.template_scores,
             "metadata": self.metadata,
+            "messages": self.messages,
         }
         for u in d["base_units"]:
             u["span"] = list(u["span"]) if u["span"] is not None else None
@@ -331,6 +354,7 @@ class Attribution:
             base_units=[Unit.from_dict(u) for u in d["base_units"]],
             base_scores=[float(s) for s in d["base_scores"]],
             base_matrix=d["base_matrix"],
+            matrix_granularity=d.get("matrix_granularity"),
             base_selected=d["base_selected"],
             aggregation=Aggregation(d["aggregation"]),
             signed=bool(d["signed"]),
@@ -339,6 +363,7 @@ class Attribution:
             template_tokens=list(d["template_tokens"]),
             template_scores=[float(s) for s in d["template_scores"]],
             metadata=d["metadata"],
+            messages=d.get("messages"),  # absent before conversations
         )
 
     @classmethod
@@ -349,14 +374,16 @@ class Attribution:
         return isinstance(other, Attribution) and self.to_dict() == other.to_dict()
 
     # ----- views -----------------------------------------------------------------
-    def role_text(self, role: str) -> str:
-        if role == ROLE_USER:
-            return self.prompt
-        if role == ROLE_SYSTEM:
-            return self.system_prompt or ""
-        if role == ROLE_OUTPUT:
-            return self.output[: self.target_span[0]]
-        return ""
+    def role_text(self, role: str, turn: int | None = None) -> str:
+        """The text a span of this role and turn indexes into (`conversation.source_text`)."""
+        return source_text(
+            role,
+            turn,
+            messages=self.messages,
+            prompt=self.prompt,
+            system_prompt=self.system_prompt,
+            earlier_output=self.output[: self.target_span[0]],
+        )
 
     def _repr_html_(self) -> str:
         from .render.html import render_html

@@ -4,7 +4,8 @@ The CLI computes nothing itself: it reads the input, calls the same `build_probl
 and `attribute` as the notebook API and draws the result with `promptxray.render`.
 
 Conventions for every command (new ones included):
-- read a PROMPT argument with `read_prompt` (`-` is stdin, `@file.txt` a file);
+- read a PROMPT argument with `read_prompt` (`-` is stdin, `@file.txt` a file), or
+  a conversation with `--messages FILE.json` (`read_messages`; checked by the library);
 - load models with `_load` (tests replace it with a tiny model);
 - run the body inside `with user_errors():` so a `PromptXrayError` ends as one line
   `error: <message>` on stderr with exit code 2, never a traceback;
@@ -14,6 +15,7 @@ Conventions for every command (new ones included):
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from . import __version__
 from .api import estimate as estimate_api
 from .api import explain as explain_api
 from .attribution import Attribution
+from .conversation import require_one_source
 from .errors import InvalidParameterError, PromptXrayError
 from .methods import REGISTRY
 from .model import (
@@ -112,6 +115,32 @@ def read_prompt(value: str, what: str = "Prompt") -> str:
     return value
 
 
+def read_messages(value: str) -> Any:
+    """The JSON a `--messages` option names (`-` is stdin), parsed but not yet checked:
+    `conversation.check_messages` checks it where the API and the page do too."""
+    path = value.removeprefix("@")  # `@FILE` as --target takes it works too
+    where = "stdin" if path == "-" else path
+    text = read_prompt(path if path == "-" else "@" + path, "Messages")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidParameterError(
+            f"--messages {where} is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from exc
+
+
+def read_source(prompt: str | None, system: str | None, messages: str | None) -> dict[str, Any]:
+    """The prompt or the conversation a command explains, as `api.explain` keywords.
+
+    Both given (or neither) is refused before either is read, so `-` is never read twice.
+    """
+    require_one_source(prompt is not None, bool(system), messages is not None)
+    if messages is not None:
+        return {"messages": read_messages(messages)}
+    assert prompt is not None
+    return {"prompt": read_prompt(prompt), "system_prompt": system or None}
+
+
 def _write(path: str, text: str, what: str) -> None:
     """Write `text` to a file, or to stdout for `-`."""
     if path == "-":
@@ -130,13 +159,12 @@ def _check_at_least(name: str, value: int, minimum: int) -> None:
 
 
 def compute(
-    prompt: str,
+    source: dict[str, Any],
     *,
     model: str | None,
     method: str,
     granularity: str,
     pattern: str | None,
-    system: str | None,
     target: str | None,
     span: str | None,
     max_new_tokens: int,
@@ -145,7 +173,10 @@ def compute(
     device: str | None = None,
     dtype: str | None = None,
 ) -> Attribution:
-    """`api.explain` with a spinner: the API checks everything before the model loads."""
+    """`api.explain` with a spinner: the API checks everything before the model loads.
+
+    `source` is what `read_source` gives: a prompt and system prompt, or messages.
+    """
     _check_at_least("--max-new-tokens", max_new_tokens, 1)
     resolve_placement(device, dtype)  # an unusable device fails before the spinner starts
     if target is not None and target.startswith("@"):
@@ -175,14 +206,13 @@ def compute(
             announce_estimate(console, estimate_api(lm, problem, request, matrix=matrix))
 
         return explain_api(
-            prompt,
+            **source,
             model=lambda: _load(model, progress=status.update, device=device, dtype=dtype),
             method=method,
             target=target,
             span=parsed_span,
             granularity=granularity,
             pattern=pattern,
-            system_prompt=system or None,
             max_new_tokens=max_new_tokens,
             matrix=matrix,
             progress=progress,
@@ -207,10 +237,22 @@ def announce_estimate(console: Any, estimate: Any) -> None:
 # ----- options shared by commands ---------------------------------------------------------
 
 PromptArg = Annotated[
-    str,
+    str | None,
     typer.Argument(
-        help="The prompt text; '-' reads it from stdin, '@file.txt' from a file.",
+        help="The prompt text; '-' reads it from stdin, '@file.txt' from a file "
+        "(or give a conversation with --messages instead).",
         metavar="PROMPT",
+        show_default=False,
+    ),
+]
+MessagesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--messages",
+        metavar="FILE.json",
+        help='A conversation instead of PROMPT: a JSON list of {"role": "system"|"user"|'
+        '"assistant", "content": ...} (\'-\' reads stdin). Every turn is scored; a final '
+        "assistant message is the answer to explain, else the model answers.",
         show_default=False,
     ),
 ]
@@ -386,7 +428,8 @@ def main(
 
 @app.command()
 def explain(
-    prompt: PromptArg,
+    prompt: PromptArg = None,
+    messages: MessagesOpt = None,
     target: TargetOpt = None,
     span: SpanOpt = None,
     method: MethodOpt = "grad_norm",
@@ -425,12 +468,11 @@ def explain(
         if json_path == "-" and html_path == "-":
             raise InvalidParameterError("Only one of --json and --html can write to stdout (-).")
         attr = compute(
-            read_prompt(prompt),
+            read_source(prompt, system, messages),
             model=model,
             method=method,
             granularity=granularity,
             pattern=pattern,
-            system=system,
             target=target,
             span=span,
             max_new_tokens=max_new_tokens,
@@ -456,7 +498,6 @@ _IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
 @app.command()
 def heatmap(
-    prompt: PromptArg,
     out: Annotated[
         Path,
         typer.Option(
@@ -467,6 +508,8 @@ def heatmap(
             show_default=False,
         ),
     ],
+    prompt: PromptArg = None,
+    messages: MessagesOpt = None,
     method: MethodOpt = "grad_norm",
     granularity: GranularityOpt = "word",
     pattern: PatternOpt = None,
@@ -505,12 +548,11 @@ def heatmap(
             raise InvalidParameterError(f"--rows is one of {', '.join(ROW_CHOICES)}; got {rows!r}.")
         params = method_params(param, k=k, iterations=iterations, steps=steps, masking=masking)
         attr = compute(
-            read_prompt(prompt),
+            read_source(prompt, system, messages),
             model=model,
             method=method,
             granularity=granularity,
             pattern=pattern,
-            system=system,
             target=target,
             span=span,
             max_new_tokens=max_new_tokens,

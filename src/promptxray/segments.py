@@ -1,4 +1,4 @@
-"""Split text into units (words, sentences, ...) that cover every character.
+"""Split text into units (words, sentences, ..., whole turns) that cover every character.
 
 Units partition the text: whitespace between units belongs to the unit that
 follows it (as in byte-level BPE, where " sky" is one token). Because every
@@ -25,10 +25,15 @@ class Granularity(StrEnum):
     SENTENCE = "sentence"
     LINE = "line"
     PARAGRAPH = "paragraph"
+    TURN = "turn"
     REGEX = "regex"
 
 
-GRANULARITIES = ("token", "word", "sentence", "line", "paragraph")
+GRANULARITIES = ("token", "word", "sentence", "line", "paragraph", "turn")
+
+# The text a unit's span indexes into, by the unit's role and turn (`conversation.source_text`
+# behind `Problem.role_text` and `Attribution.role_text`): roles repeat across turns.
+SourceText = Callable[[str, int | None], str]
 
 _CORE_PATTERNS = {
     "word": r"\S+",
@@ -92,20 +97,30 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
 class Unit:
     """A scored piece of the source: its text, who wrote it, where it sits, its tokens.
 
-    `span` is a character range in the text of its role: the prompt (user), the
-    system prompt (system) or the output before the target (output).
-    `tokens` index into the source-token list of the problem the method saw.
+    `turn` is the index of the message it comes from (the final assistant turn for
+    output before the target; None in results saved before turns existed) and
+    `span` a character range in that turn's text: the message's content, or the
+    output before the target. `tokens` index into the source-token list of the
+    problem the method saw.
     """
 
     text: str
     role: str
     span: tuple[int, int] | None
     tokens: list[int]
+    turn: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Unit:
         span = tuple(d["span"]) if d.get("span") is not None else None
-        return cls(text=d["text"], role=d["role"], span=span, tokens=list(d["tokens"]))
+        turn = d.get("turn")
+        return cls(
+            text=d["text"],
+            role=d["role"],
+            span=span,
+            tokens=list(d["tokens"]),
+            turn=int(turn) if turn is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,8 @@ def segment(text: str, granularity: str, pattern: str | None = None) -> list[Seg
         raise UnknownGranularityError("Token units come from the tokenizer, not from segment().")
     if granularity == "sentence":
         matches = _sentence_spans(text)
+    elif granularity == "turn":  # the whole text of one turn is one unit
+        matches = [_strip_span(text, 0, len(text))] if text.strip() else []
     else:
         core = re.compile(pattern if granularity == "regex" else _CORE_PATTERNS[granularity])
         matches = [(m.start(), m.end()) for m in core.finditer(text) if m.end() > m.start()]
@@ -190,36 +207,40 @@ def locate_token(segments: list[Segment], text: str, span: tuple[int, int]) -> i
 
 def group_units(
     base_units: list[Unit],
-    role_text: Callable[[str], str],
+    role_text: SourceText,
     granularity: str,
     pattern: str | None = None,
 ) -> tuple[list[Unit], list[int]]:
     """Join base units into coarser ones; returns the new units and, per base unit, its owner.
 
-    Units keep the order of first appearance, so system text, user text and
-    earlier output stay in reading order. Units without a span (special tokens)
-    stay alone.
+    Text is keyed by (role, turn), since roles repeat across turns: two user turns
+    never share a unit, and `turn` makes each message one unit. Units keep the
+    order of first appearance, so turns and earlier output stay in reading order.
+    Units without a span (special tokens) stay alone.
     """
-    segments_by_role: dict[str, list[Segment]] = {}
+    segments_by_source: dict[tuple[str, int | None], list[Segment]] = {}
     units: list[Unit] = []
     owner: list[int] = []
-    index_of: dict[tuple[str, int], int] = {}
+    index_of: dict[tuple[str, int | None, int], int] = {}
     for base in base_units:
-        text = role_text(base.role)
+        source = (base.role, base.turn)
+        text = role_text(base.role, base.turn)
         if base.span is None or not text:
-            key = (base.role, -len(units) - 1)
+            key = (*source, -len(units) - 1)
             seg_span, seg_text = base.span, base.text
         else:
-            if base.role not in segments_by_role:
-                segments_by_role[base.role] = segment(text, granularity, pattern)
-            segs = segments_by_role[base.role]
+            if source not in segments_by_source:
+                segments_by_source[source] = segment(text, granularity, pattern)
+            segs = segments_by_source[source]
             i = locate_token(segs, text, base.span)
-            key = (base.role, i)
+            key = (*source, i)
             seg_span = segs[i].span
             seg_text = text[seg_span[0] : seg_span[1]]
         if key not in index_of:
             index_of[key] = len(units)
-            units.append(Unit(text=seg_text, role=base.role, span=seg_span, tokens=[]))
+            units.append(
+                Unit(text=seg_text, role=base.role, span=seg_span, tokens=[], turn=base.turn)
+            )
         units[index_of[key]].tokens.extend(base.tokens)
         owner.append(index_of[key])
     return units, owner

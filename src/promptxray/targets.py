@@ -3,19 +3,22 @@
 Three targets share one shape: the model's own generation, a text the user
 supplies, or a character span of the output. For a span, the output tokens before
 it become sources too (role "output"), because earlier output drives later output.
+A prompt may be a conversation (`conversation`): every message before the final
+assistant turn is a source, earlier assistant turns included, and the final turn
+is the output (a final assistant message is a given target).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from .conversation import conversation_from, source_text
 from .errors import EmptyTargetError, PromptTooLongError, SpanError
 from .model import (
     ROLE_OUTPUT,
-    ROLE_SYSTEM,
     ROLE_TEMPLATE,
-    ROLE_USER,
     LanguageModel,
     PromptEncoding,
     Span,
@@ -64,6 +67,16 @@ class Problem:
         return self.encoding.spans + list(self.output_spans[: self.target_token_range[0]])
 
     @property
+    def answer_turn(self) -> int:
+        """The index of the final assistant turn: the output, explained or before the target."""
+        return len(self.encoding.messages)
+
+    @property
+    def turns(self) -> list[int | None]:
+        """Per position, the message it comes from (None for template tokens)."""
+        return self.encoding.turns + [self.answer_turn] * self.target_token_range[0]
+
+    @property
     def source_positions(self) -> list[int]:
         """Positions in `ids` that are scored: user/system text and earlier output."""
         return [i for i, role in enumerate(self.roles) if role != ROLE_TEMPLATE]
@@ -72,22 +85,25 @@ class Problem:
     def template_positions(self) -> list[int]:
         return [i for i, role in enumerate(self.roles) if role == ROLE_TEMPLATE]
 
-    def role_text(self, role: str) -> str:
-        if role == ROLE_USER:
-            return self.encoding.prompt
-        if role == ROLE_SYSTEM:
-            return self.encoding.system_prompt or ""
-        if role == ROLE_OUTPUT:
-            return self.output[: self.target_span[0]]
-        return ""
+    def role_text(self, role: str, turn: int | None = None) -> str:
+        """The text a span of this role and turn indexes into (`conversation.source_text`)."""
+        return source_text(
+            role,
+            turn,
+            messages=self.encoding.messages,
+            prompt=self.encoding.prompt,
+            system_prompt=self.encoding.system_prompt,
+            earlier_output=self.output[: self.target_span[0]],
+        )
 
     def token_units(self) -> list[Unit]:
         """One unit per source token; `tokens` index into `source_positions`."""
         units = []
+        roles, spans, turns = self.roles, self.spans, self.turns
         for k, position in enumerate(self.source_positions):
-            role, span = self.roles[position], self.spans[position]
-            text = self.role_text(role)[span[0] : span[1]] if span else ""
-            units.append(Unit(text=text, role=role, span=span, tokens=[k]))
+            role, span, turn = roles[position], spans[position], turns[position]
+            text = self.role_text(role, turn)[span[0] : span[1]] if span else ""
+            units.append(Unit(text=text, role=role, span=span, tokens=[k], turn=turn))
         return units
 
     def units(self, granularity: str, pattern: str | None = None) -> list[Unit]:
@@ -103,8 +119,9 @@ class Problem:
 
 def build_problem(
     lm: LanguageModel,
-    prompt: str,
+    prompt: str | None = None,
     *,
+    messages: Any = None,
     system_prompt: str | None = None,
     target: str | None = None,
     span: Span | None = None,
@@ -114,11 +131,16 @@ def build_problem(
 ) -> Problem:
     """Encode the prompt, get the output (given, reused or generated) and place the target.
 
-    `target` is a text to explain instead of the model's own output; `span` is a
-    character range of the output to explain; `output_ids` reuses an earlier
-    generation so explaining a span never regenerates.
+    The prompt is `prompt` (with an optional `system_prompt`) or `messages`, a
+    conversation (see `conversation.check_messages`). `target` is a text to explain
+    instead of the model's own output (a conversation ending with an assistant
+    message gives it instead); `span` is a character range of the output to
+    explain; `output_ids` reuses an earlier generation so explaining a span never
+    regenerates.
     """
-    encoding = lm.encode_prompt(prompt, system_prompt)
+    conversation = conversation_from(prompt, system_prompt, messages)
+    target = conversation.target(target)
+    encoding = lm.encode_messages(conversation.context)
     if target is not None:
         if output_ids is not None:
             raise SpanError("Give either a target text or earlier output ids, not both.")

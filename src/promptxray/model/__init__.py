@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from .devices import DEVICE_CHOICES, DTYPE_CHOICES, Placement, resolve_placement
 from .encoding import (
+    MESSAGE_ROLES,
+    ROLE_ASSISTANT,
     ROLE_OUTPUT,
     ROLE_SYSTEM,
     ROLE_TEMPLATE,
     ROLE_USER,
+    Message,
     PromptEncoding,
     Role,
     Span,
@@ -36,7 +39,9 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEVICE_CHOICES",
     "DTYPE_CHOICES",
+    "MESSAGE_ROLES",
     "PACKAGED_MODELS",
+    "ROLE_ASSISTANT",
     "ROLE_OUTPUT",
     "ROLE_SYSTEM",
     "ROLE_TEMPLATE",
@@ -45,6 +50,7 @@ __all__ = [
     "CostCounter",
     "LanguageModel",
     "MaskedContext",
+    "Message",
     "Placement",
     "PromptEncoding",
     "Role",

@@ -9,14 +9,14 @@ rooms (`encoding`, `generation`, `scoring`); this class only hands calls on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .devices import Placement, dtype_name
-from .encoding import PromptEncoder, PromptEncoding, Span
+from .encoding import Message, PromptEncoder, PromptEncoding, Span
 from .generation import greedy
 from .memory import plan_backward, recompute_layers, return_large_blocks_to_the_os
 from .scoring import BatchingSupport, MaskedContext, VariantScorer
@@ -119,6 +119,9 @@ class LanguageModel:
     # ----- text <-> tokens (encoding room) ---------------------------------------
     def encode_prompt(self, prompt: str, system_prompt: str | None = None) -> PromptEncoding:
         return self.encoder.encode_prompt(prompt, system_prompt)
+
+    def encode_messages(self, messages: Sequence[Message]) -> PromptEncoding:
+        return self.encoder.encode_messages(messages)
 
     def token_pieces(self, ids: list[int]) -> list[str]:
         return self.encoder.token_pieces(ids)

@@ -16,7 +16,7 @@ from rich.text import Text
 from ..methods.gradient import completeness_note
 from ..model import ROLE_OUTPUT
 from .palette import TARGET, Scale, css, scale_for, text_color
-from .pieces import SOURCE_ROLES, cost_summary, role_pieces, visible
+from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
 
 # Units weaker than this fraction of the peak are left unstyled: their palette colour
 # is near-white, and a near-white box on a dark terminal would stand out more than
@@ -38,9 +38,12 @@ def _style(scale: Scale, score: float, selected: bool) -> str:
     return " ".join(parts)
 
 
-def _coloured(attr: Any, role: str, scale: Scale, scores: list[float], chosen: set[int]) -> Text:
+def _coloured(
+    attr: Any, section: Section, scale: Scale, scores: list[float], chosen: set[int]
+) -> Text:
     text = Text()
-    for piece, index in role_pieces(attr.role_text(role), attr.units, role):
+    role, turn = section.role, section.turn
+    for piece, index in role_pieces(attr.role_text(role, turn), attr.units, role, turn):
         if index is None:
             text.append(piece)
         else:
@@ -48,10 +51,12 @@ def _coloured(attr: Any, role: str, scale: Scale, scores: list[float], chosen: s
     return text
 
 
-def _output(attr: Any, scale: Scale, scores: list[float], chosen: set[int]) -> Text:
+def _output(
+    attr: Any, section: Section, scale: Scale, scores: list[float], chosen: set[int]
+) -> Text:
     """The output with earlier (source) output coloured and the target highlighted."""
     start, end = attr.target_span
-    text = _coloured(attr, ROLE_OUTPUT, scale, scores, chosen)
+    text = _coloured(attr, section, scale, scores, chosen)
     text.append(attr.output[start:end], style=f"bold black on rgb{TARGET}")
     text.append(attr.output[end:], style="dim")
     return text
@@ -93,7 +98,7 @@ def _table(attr: Any, top: int, scale: Scale, scores: list[float], chosen: set[i
         row: list[Text] = [
             Text(str(rank)),
             Text(visible(unit.text, 40), style=_style(scale, score, i in chosen)),
-            Text(unit.role),
+            Text(unit_place(attr, unit)),
             Text(f"{score:+.4g}" if scale.signed else f"{score:.4g}"),
         ]
         if attr.selected is not None:
@@ -108,13 +113,10 @@ def render_console(attr: Any, top: int = 10) -> RenderableType:
     scale = scale_for(scores, signed=attr.signed)
     chosen = set(attr.selected or [])
     parts: list[RenderableType] = []
-    for role, title in SOURCE_ROLES:
-        if role == ROLE_OUTPUT:
-            body, title = _output(attr, scale, scores, chosen), "Output (target highlighted)"
-        elif attr.role_text(role):
-            body = _coloured(attr, role, scale, scores, chosen)
-        else:
-            continue
+    for section in source_sections(attr):
+        draw = _output if section.role == ROLE_OUTPUT else _coloured
+        body = draw(attr, section, scale, scores, chosen)
+        title = Text(section.title)  # a Text: "[turn 2 · user]" is not rich markup
         parts.append(Panel(body, title=title, title_align="left", border_style="dim"))
     parts.append(_legend(scale, attr.selected is not None))
     if top > 0 and attr.units:

@@ -19,12 +19,12 @@ from typing import Any
 
 from ..attribution import ROW_GROUPINGS, MatrixRows
 from ..errors import InvalidParameterError, RegroupRefusedError
-from ..model import ROLE_OUTPUT, ROLE_SYSTEM
+from ..model import ROLE_ASSISTANT, ROLE_OUTPUT, ROLE_SYSTEM
 from .palette import Scale, scale_for
 from .pieces import token_label, visible
 
 _CELL_INCHES = 0.24
-_ROLE_PREFIX = {ROLE_SYSTEM: "sys: ", ROLE_OUTPUT: "out: "}
+_ROLE_PREFIX = {ROLE_SYSTEM: "sys: ", ROLE_ASSISTANT: "asst: ", ROLE_OUTPUT: "out: "}
 
 # Above these counts labels no longer fit their cells and `auto` groups them.
 MAX_ROWS = 60
@@ -80,6 +80,8 @@ def choose_columns(attr: Any, columns: str = "auto") -> tuple[Any, str | None]:
     n, granularity = len(attr.units), attr.granularity
     if columns == "keep" or n <= MAX_COLUMNS:
         return attr, None
+    if attr.matrix_granularity is not None:  # computed over these units: no other heatmap
+        return attr, f"columns: {n} {granularity} units (kept: the heatmap exists only there)"
     start = _COARSER.index(granularity) + 1 if granularity in _COARSER else 2
     candidates = []
     for coarser in _COARSER[start:]:
@@ -117,11 +119,14 @@ def palette_cmap(scale: Scale) -> Any:
 
 
 def unit_labels(attr: Any, limit: int = 24) -> list[str]:
-    """Column labels: the unit text on one line, its role marked when it is not the prompt."""
+    """Column labels: the unit text on one line, its role marked when it is not the prompt,
+    and in a conversation its turn first ("t2 asst: It is blue."), since roles repeat."""
     labels = []
+    conversation = getattr(attr, "messages", None) is not None
     for unit in attr.units:
         text = visible(unit.text, limit).strip(" ") or token_label(unit.text)
-        labels.append(_ROLE_PREFIX.get(unit.role, "") + text)
+        turn = f"t{unit.turn} " if conversation and unit.turn is not None else ""
+        labels.append(turn + _ROLE_PREFIX.get(unit.role, "") + text)
     return labels
 
 
@@ -143,7 +148,8 @@ def heatmap_figure(
     """
     if attr.matrix is None:
         raise InvalidParameterError(
-            f"This {attr.method} result has no target-token x unit matrix; "
+            attr.matrix_note()
+            or f"This {attr.method} result has no target-token x unit matrix; "
             "compute it with matrix=True (the CLI's heatmap command does)."
         )
     if not attr.matrix or not attr.matrix[0]:

@@ -15,7 +15,7 @@ from ..methods.gradient import completeness_note
 from ..model import ROLE_OUTPUT
 from ..segments import Unit
 from .palette import TARGET, Scale, css, scale_for, text_color
-from .pieces import SOURCE_ROLES, cost_summary, role_pieces, visible
+from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
 
 _BOX = (
     "font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:14px;line-height:1.7;"
@@ -48,7 +48,7 @@ def _unit_span(text: str, index: int, view: _View) -> str:
     unit, score, scale = view.units[index], view.scores[index], view.scale
     bg = scale.color(score)
     style = f"background:{css(bg)};color:{css(text_color(bg))};border-radius:3px"
-    title = f"score {_fmt(score, scale)} · {unit.role} · unit {index}"
+    title = f"score {_fmt(score, scale)} · {unit_place(view.attr, unit)} · unit {index}"
     if index in view.chosen:
         style += ";" + _SELECTED
         title += " · selected"
@@ -57,20 +57,20 @@ def _unit_span(text: str, index: int, view: _View) -> str:
     )
 
 
-def _role_html(view: _View, role: str) -> str:
+def _role_html(view: _View, section: Section) -> str:
     parts = []
-    for piece, index in role_pieces(view.attr.role_text(role), view.units, role):
+    role, turn = section.role, section.turn
+    for piece, index in role_pieces(view.attr.role_text(role, turn), view.units, role, turn):
         parts.append(escape(piece) if index is None else _unit_span(piece, index, view))
     return "".join(parts)
 
 
-def _output_html(view: _View) -> str:
+def _output_html(view: _View, section: Section) -> str:
     attr = view.attr
     start, end = attr.target_span
     target_style = f"background:{css(TARGET)};border-radius:3px;box-shadow:0 0 0 1px #ca8a04"
     return (
-        _role_html(view, ROLE_OUTPUT)
-        + f'<mark class="pxr-target" style="{target_style};color:#111" '
+        _role_html(view, section) + f'<mark class="pxr-target" style="{target_style};color:#111" '
         f'title="explained target">{escape(attr.output[start:end])}</mark>'
         + f'<span style="color:#888">{escape(attr.output[end:])}</span>'
     )
@@ -106,7 +106,8 @@ def _top_list(view: _View, top: int) -> str:
         mark = " · selected" if i in view.chosen else ""
         items.append(
             f'<li>{label} <span style="color:#555;font-family:ui-monospace,monospace;'
-            f'font-size:12px">{escape(_fmt(score, view.scale))} · {escape(unit.role)}{mark}'
+            f'font-size:12px">{escape(_fmt(score, view.scale))} · '
+            f"{escape(unit_place(view.attr, unit))}{mark}"
             "</span></li>"
         )
     order = " by |score|" if view.scale.signed else ""
@@ -130,16 +131,13 @@ def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
     scale = scale_for(scores, signed=attr.signed)
     view = _View(attr, attr.units, scores, scale, set(attr.selected or []))
     sections = []
-    for role, title in SOURCE_ROLES:
-        if role == ROLE_OUTPUT:
-            body, title = _output_html(view), "Output (target highlighted)"
-        elif attr.role_text(role):
-            body = _role_html(view, role)
-        else:
-            continue
+    for section in source_sections(attr):
+        draw = _output_html if section.role == ROLE_OUTPUT else _role_html
+        turn = "" if section.turn is None else f' data-turn="{section.turn}"'
         sections.append(
-            f'<div style="{_HEADING}">{escape(title)}</div>'
-            f'<div class="pxr-{escape(role)}" style="{_TEXT}">{body}</div>'
+            f'<div style="{_HEADING}">{escape(section.title)}</div>'
+            f'<div class="pxr-{escape(section.role)}"{turn} style="{_TEXT}">'
+            f"{draw(view, section)}</div>"
         )
     meta = " · ".join(f"{escape(k)} {escape(v)}" for k, v in cost_summary(attr))
     fragment = (

@@ -7,8 +7,10 @@ each unit covers; the gaps between units (spaces, newlines) are kept as they are
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
+from ..conversation import turn_label
 from ..model import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER
 from ..segments import Unit
 
@@ -20,16 +22,60 @@ SOURCE_ROLES = (
 )
 
 _VISIBLE = {"\n": "⏎", "\r": "␍", "\t": "⇥"}
+OUTPUT_TITLE = "Output (target highlighted)"
 
 
-def role_pieces(text: str, units: list[Unit], role: str) -> list[tuple[str, int | None]]:
+@dataclass(frozen=True)
+class Section:
+    """One source text a view draws: its role, its turn (None: by role alone), its heading."""
+
+    role: str
+    turn: int | None
+    title: str
+
+
+def source_sections(attr: Any) -> list[Section]:
+    """The texts every view draws, in reading order, the output (with the target) last.
+
+    A conversation shows each turn under its label ("[turn 2 · assistant]"); a
+    single-turn prompt shows its system prompt and prompt as it always did.
+    """
+    messages = getattr(attr, "messages", None)
+    if messages is None:
+        sections = [
+            Section(role, None, title)
+            for role, title in SOURCE_ROLES
+            if role != ROLE_OUTPUT and attr.role_text(role)
+        ]
+        return [*sections, Section(ROLE_OUTPUT, None, OUTPUT_TITLE)]
+    sections = [
+        Section(m["role"], turn, turn_label(m["role"], turn)) for turn, m in enumerate(messages)
+    ]
+    answer = len(messages)
+    title = f"{turn_label(ROLE_OUTPUT, answer)} {OUTPUT_TITLE}"
+    return [*sections, Section(ROLE_OUTPUT, answer, title)]
+
+
+def unit_place(attr: Any, unit: Unit) -> str:
+    """Where a unit sits, for lists and tooltips: its role, and its turn in a conversation."""
+    if getattr(attr, "messages", None) is None or unit.turn is None:
+        return unit.role
+    return turn_label(unit.role, unit.turn)
+
+
+def role_pieces(
+    text: str, units: list[Unit], role: str, turn: int | None = None
+) -> list[tuple[str, int | None]]:
     """Split `text` into (piece, unit index or None); the pieces join back to `text`.
 
-    Units whose spans overlap (a multi-byte character split over two tokens gives
-    both the same span) keep the first claim; a later unit is clipped, not repeated.
+    Only units of `role` (and of `turn`, when given) claim pieces. Units whose spans
+    overlap (a multi-byte character split over two tokens gives both the same span)
+    keep the first claim; a later unit is clipped, not repeated.
     """
     claims = sorted(
-        (u.span[0], u.span[1], i) for i, u in enumerate(units) if u.role == role and u.span
+        (u.span[0], u.span[1], i)
+        for i, u in enumerate(units)
+        if u.role == role and u.span and (turn is None or u.turn == turn)
     )
     pieces: list[tuple[str, int | None]] = []
     cursor = 0
