@@ -112,6 +112,22 @@ class Cost:
         return replace(self, upper_bound=True)
 
 
+@dataclass(frozen=True)
+class UnitMatrix:
+    """A method's way to compute its heatmap directly over view units coarser than its
+    base units, for when that is cheaper than token rows regrouped (the method decides
+    when: `applies`). `compute` returns [target token][unit], or None where the model
+    cannot run it (the caller then computes the token-level matrix)."""
+
+    applies: Callable[[Problem, list[Unit], Any], bool]
+    compute: Callable[
+        [LanguageModel, Problem, list[Unit], Any, ProgressFn | None], list[list[float]] | None
+    ]
+    cost: Callable[[LanguageModel, Problem, list[Unit], Any], Cost]
+
+
+UNIT_MATRICES: dict[str, UnitMatrix] = {}
+
 PredictFn = Callable[[LanguageModel, Problem, list[Unit], Any, bool], Cost]
 PREDICTORS: dict[str, PredictFn] = {}
 
@@ -182,6 +198,11 @@ class MethodSpec:
     def regroupable(self) -> bool:
         """Token-level methods can be shown at any coarser granularity without the model."""
         return self.aggregation != Aggregation.FIXED
+
+    @property
+    def unit_matrix(self) -> UnitMatrix | None:
+        """Its heatmap over coarser view units, where the method has one (`UNIT_MATRICES`)."""
+        return UNIT_MATRICES.get(self.name)
 
     def accepts(self, name: str) -> bool:
         return name in self.params.model_fields

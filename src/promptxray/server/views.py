@@ -159,6 +159,7 @@ def explanation_view(
         "units": units,
         "matrix": matrix,
         "matrix_rows": matrix_rows_view(grouped),
+        "matrix_note": attr.matrix_note(),
         "matrix_stops": matrix_stops,
         "selected": attr.selected,
         "top": top,

@@ -599,7 +599,7 @@ function renderHeatmap(view) {
   const table = clear($("heatmap"));
   const note = $("heatmap-note");
   if (!view.matrix) {
-    note.textContent =
+    note.textContent = view.matrix_note ||
       "No heatmap for this result: tick “Heatmap” before Explain to compute target tokens × prompt units" +
       " (some methods give only one score per unit).";
     return;
