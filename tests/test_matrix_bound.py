@@ -64,7 +64,9 @@ def test_integrated_gradients_matrix_equals_the_reference_path_sum(tiny_lm, prob
     for i in range(steps):
         grads, emb = _reference_rows(tiny_lm, problem, alpha=(i + 0.5) / steps)
         rows = [(g * emb).sum(-1) / steps for g in grads]
-        expected = rows if expected is None else [a + b for a, b in zip(expected, rows)]
+        if expected is not None:
+            rows = [a + b for a, b in zip(expected, rows, strict=True)]
+        expected = rows
     for row, want in zip(ig.matrix, expected, strict=True):
         assert row == pytest.approx(_sources(problem, want), abs=1e-5)
 
