@@ -96,9 +96,7 @@ def test_sentence_heatmap_by_forward_mode_equals_token_rows_summed(tiny_lm, prob
     sentences = problem.units("sentence")
     assert 3 * len(sentences) <= len(problem.target_ids)  # where the unit columns apply
     direct = attribute(tiny_lm, problem, "grad_x_input", "sentence", matrix=True)
-    rows = attribute(
-        tiny_lm, problem, "grad_x_input", "sentence", matrix=True, unit_heatmap=False
-    )
+    rows = attribute(tiny_lm, problem, "grad_x_input", "sentence", matrix=True, unit_heatmap=False)
     assert direct.matrix_granularity == "sentence" and rows.matrix_granularity is None
     assert "forward-mode" in direct.metadata["heatmap"]
     assert direct.metadata["forward_passes"] == 1 + len(sentences)  # scores' row + units
