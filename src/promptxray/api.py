@@ -16,7 +16,7 @@ from typing import Any
 from .attribution import Attribution
 from .conversation import conversation_from, recorded_messages
 from .errors import EmptyTargetError, InvalidParameterError
-from .methods import get_method
+from .methods import get_method, quantity
 from .methods.base import Family, MethodParams, MethodSpec, ProgressFn
 from .methods.costs import Estimate, seconds_for, seconds_per_token
 from .model import LanguageModel, Span, load_model
@@ -101,6 +101,7 @@ def explain(
     model: ModelLike = None,
     method: str = "grad_norm",
     target: str | None = None,
+    contrast: str | None = None,
     span: Span | None = None,
     granularity: str = "word",
     pattern: str | None = None,
@@ -124,7 +125,9 @@ def explain(
     whose every turn is a source; its final assistant message, if it has one, is
     the target (as if given as `target`). The target is the model's own greedy
     output (default), `target` (a text you supply) or `span` (a character range of
-    the output). The method's parameters come as `params={...}` or as keywords
+    the output). `contrast` asks "why the target and not this text?": both are
+    teacher-forced from the same context and every method attributes
+    log p(target) - log p(contrast). The method's parameters come as `params={...}` or as keywords
     (`k=3`); a parameter the method does not declare is an error, never silently
     ignored. Token-level methods compute on tokens and regroup into `granularity`
     by their rule; masking methods mask whole units of that granularity.
@@ -139,6 +142,8 @@ def explain(
     given = conversation.target(target) is not None
     if target is not None and not target:
         raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
+    if contrast is not None and not contrast:
+        raise EmptyTargetError("The contrast text is empty: give the alternative (--contrast).")
     if max_new_tokens < 1:
         raise InvalidParameterError("max_new_tokens must be at least 1.")
     lm = as_model(model, device=device, dtype=dtype)
@@ -150,6 +155,7 @@ def explain(
         messages=messages,
         system_prompt=system_prompt,
         target=target,
+        contrast=contrast,
         span=span,
         output_ids=output_ids,
         max_new_tokens=max_new_tokens,
@@ -260,6 +266,10 @@ def run(
         base_scores=[float(s) for s in out.scores],
         base_matrix=out.matrix if unit_rows is None else unit_rows,
         matrix_granularity=None if unit_rows is None else request.granularity,
+        contrast=problem.contrast,
+        contrast_tokens=(
+            lm.token_pieces(problem.contrast_ids) if problem.contrast_ids is not None else None
+        ),
         base_selected=out.selected,
         aggregation=spec.aggregation,
         signed=spec.signed,
@@ -271,4 +281,16 @@ def run(
     )
     if request.granularity != request.base_granularity:
         attribution = attribution.aggregate(request.granularity, request.pattern)
+    if problem.contrast is not None:
+        attribution.metadata["contrast"] = _contrast_report(lm, problem, attribution)
     return attribution
+
+
+def _contrast_report(lm: LanguageModel, problem: Problem, attribution: Attribution) -> dict:
+    """Both log-probabilities and their difference, with the full context and with the
+    result's strongest units deleted (a joint method's set; else the top few by support)."""
+    masked = attribution.selected or attribution.ranking("support")[: quantity.REPORT_TOP_UNITS]
+    report = quantity.contrast_report(lm, problem, attribution.units, sorted(masked))
+    if report["same_text"]:
+        report["note"] = "The contrast equals the target, so every score is zero."
+    return report

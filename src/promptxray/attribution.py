@@ -90,6 +90,11 @@ class Attribution:
     # Set when the heatmap was computed over units of this granularity directly (not
     # over the base units): it then exists at that granularity only.
     matrix_granularity: str | None = None
+    # "Why the target and not this?": the contrast text and its token pieces. The
+    # scores are then of log p(target) - log p(contrast), and the heatmap has a row for
+    # each target token, then one (sign flipped) for each contrast token.
+    contrast: str | None = None
+    contrast_tokens: list[str] | None = None
     base_selected: list[int] | None = None
     aggregation: str = Aggregation.SUM
     signed: bool = True
@@ -217,10 +222,15 @@ class Attribution:
         trail = len(piece) - len(piece.rstrip())
         return (start + lead, end - trail)
 
+    @property
+    def row_tokens(self) -> list[str]:
+        """One label a heatmap row: target pieces, then "vs" and each contrast piece."""
+        return self.target_tokens + [f"vs{p}" for p in self.contrast_tokens or []]
+
     def _row_label(self, by: str, first: int, span: tuple[int, int]) -> str:
         """A token row keeps its piece (spaces and all); a grouped row shows its text."""
         if by == "token":
-            pieces = self.target_tokens
+            pieces = self.row_tokens
             return pieces[first] if first < len(pieces) else str(first)
         return self.target[span[0] : span[1]]
 
@@ -314,6 +324,8 @@ class Attribution:
             "base_scores": self.base_scores,
             "base_matrix": self.base_matrix,
             "matrix_granularity": self.matrix_granularity,
+            "contrast": self.contrast,
+            "contrast_tokens": self.contrast_tokens,
             "base_selected": self.base_selected,
             "aggregation": str(self.aggregation),
             "signed": self.signed,
@@ -355,6 +367,8 @@ class Attribution:
             base_scores=[float(s) for s in d["base_scores"]],
             base_matrix=d["base_matrix"],
             matrix_granularity=d.get("matrix_granularity"),
+            contrast=d.get("contrast"),
+            contrast_tokens=d.get("contrast_tokens"),
             base_selected=d["base_selected"],
             aggregation=Aggregation(d["aggregation"]),
             signed=bool(d["signed"]),

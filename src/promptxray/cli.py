@@ -172,6 +172,7 @@ def compute(
     params: dict[str, Any],
     device: str | None = None,
     dtype: str | None = None,
+    contrast: str | None = None,
 ) -> Attribution:
     """`api.explain` with a spinner: the API checks everything before the model loads.
 
@@ -181,6 +182,8 @@ def compute(
     resolve_placement(device, dtype)  # an unusable device fails before the spinner starts
     if target is not None and target.startswith("@"):
         target = read_prompt(target, "Target")  # a response saved elsewhere; @@x is "@x"
+    if contrast is not None and contrast.startswith("@"):
+        contrast = read_prompt(contrast, "Contrast")
     parsed_span = parse_span(span) if span is not None else None
     console = err_console()
     with console.status("Loading the model...") as status:
@@ -210,6 +213,7 @@ def compute(
             model=lambda: _load(model, progress=status.update, device=device, dtype=dtype),
             method=method,
             target=target,
+            contrast=contrast,
             span=parsed_span,
             granularity=granularity,
             pattern=pattern,
@@ -288,6 +292,15 @@ TargetOpt = Annotated[
         metavar="TEXT",
         help="Explain this text as the model's answer instead of generating one "
         "(@FILE reads it from a file, e.g. a response logged from another model).",
+    ),
+]
+ContrastOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--contrast",
+        metavar="TEXT",
+        help="Explain why the target rather than this text: scores attribute "
+        "log p(target) - log p(TEXT), both from the same context (@FILE reads it).",
     ),
 ]
 SpanOpt = Annotated[
@@ -431,6 +444,7 @@ def explain(
     prompt: PromptArg = None,
     messages: MessagesOpt = None,
     target: TargetOpt = None,
+    contrast: ContrastOpt = None,
     span: SpanOpt = None,
     method: MethodOpt = "grad_norm",
     granularity: GranularityOpt = "word",
@@ -474,6 +488,7 @@ def explain(
             granularity=granularity,
             pattern=pattern,
             target=target,
+            contrast=contrast,
             span=span,
             max_new_tokens=max_new_tokens,
             matrix=False,
@@ -515,6 +530,7 @@ def heatmap(
     pattern: PatternOpt = None,
     system: SystemOpt = None,
     target: TargetOpt = None,
+    contrast: ContrastOpt = None,
     span: SpanOpt = None,
     max_new_tokens: MaxTokensOpt = 64,
     model: ModelOpt = None,
@@ -554,6 +570,7 @@ def heatmap(
             granularity=granularity,
             pattern=pattern,
             target=target,
+            contrast=contrast,
             span=span,
             max_new_tokens=max_new_tokens,
             matrix=True,
@@ -565,8 +582,9 @@ def heatmap(
             path = save_heatmap(attr, out.expanduser(), rows=rows)
         except OSError as exc:
             raise InvalidParameterError(f"Cannot write {out}: {exc.strerror}") from exc
-        n_rows, n_cols = len(attr.target_tokens), len(attr.units)
-        line = f"wrote {path} ({n_rows} target tokens x {n_cols} {attr.granularity} units)"
+        n_rows, n_cols = len(attr.row_tokens), len(attr.units)
+        what = "target and contrast tokens" if attr.contrast is not None else "target tokens"
+        line = f"wrote {path} ({n_rows} {what} x {n_cols} {attr.granularity} units)"
         layout = heatmap_layout(attr, rows)
         if layout.notes:
             line += "; drawn with " + "; ".join(layout.notes)

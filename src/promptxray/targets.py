@@ -11,7 +11,7 @@ is the output (a final assistant message is a given target).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .conversation import conversation_from, source_text
@@ -39,6 +39,35 @@ class Problem:
     # "generated" by this model, or "given": a text supplied to be scored (an answer
     # from another backend or a log), which results must not pass off as this model's.
     output_source: str = "generated"
+    # "Why the target and not this?": a second text teacher-forced from the same context
+    # (the quantity becomes log p(target) - log p(contrast), see `methods.quantity`).
+    contrast: str | None = None
+    contrast_ids: list[int] | None = None
+    contrast_spans: list[Span] = field(default_factory=list, repr=False)  # in `contrast`
+
+    def contrast_problem(self) -> Problem:
+        """The same context with the contrast in the target's place (no contrast of its own)."""
+        if self.contrast is None or self.contrast_ids is None:
+            raise SpanError("This problem has no contrast.")
+        a = self.target_token_range[0]
+        start = self.target_span[0]
+        return replace(
+            self,
+            output=self.output[:start] + self.contrast,
+            output_ids=self.output_ids[:a] + list(self.contrast_ids),
+            output_spans=list(self.output_spans[:a])
+            + [(start + x, start + y) for x, y in self.contrast_spans],
+            target_span=(start, start + len(self.contrast)),
+            target_token_range=(a, a + len(self.contrast_ids)),
+            contrast=None,
+            contrast_ids=None,
+            contrast_spans=[],
+        )
+
+    @property
+    def target_text(self) -> str:
+        """The explained text: the output's characters in `target_span`."""
+        return self.output[self.target_span[0] : self.target_span[1]]
 
     @property
     def context_ids(self) -> list[int]:
@@ -128,6 +157,7 @@ def build_problem(
     output_ids: list[int] | None = None,
     max_new_tokens: int = 64,
     on_token: Callable[[int], None] | None = None,
+    contrast: str | None = None,
 ) -> Problem:
     """Encode the prompt, get the output (given, reused or generated) and place the target.
 
@@ -136,7 +166,9 @@ def build_problem(
     instead of the model's own output (a conversation ending with an assistant
     message gives it instead); `span` is a character range of the output to
     explain; `output_ids` reuses an earlier generation so explaining a span never
-    regenerates.
+    regenerates. `contrast` is a text B to explain the target A against: A and B
+    are both teacher-forced from the context before the target, and methods
+    attribute log p(A) - log p(B).
     """
     conversation = conversation_from(prompt, system_prompt, messages)
     target = conversation.target(target)
@@ -168,6 +200,14 @@ def build_problem(
     else:
         token_range = _tokens_in_span(spans, span, len(output))
         target_span = (spans[token_range[0]][0], spans[token_range[1] - 1][1])
+    contrast_ids, contrast_spans = _contrast_tokens(lm, contrast)
+    if (
+        contrast_ids is not None
+        and total - (token_range[1] - token_range[0]) + len(contrast_ids) > lm.max_context
+    ):
+        raise PromptTooLongError(
+            f"Prompt and contrast are more than {lm.max_context} tokens, which this model reads."
+        )
     return Problem(
         encoding=encoding,
         output=output,
@@ -176,7 +216,25 @@ def build_problem(
         target_span=target_span,
         target_token_range=token_range,
         output_source="given" if target is not None else "generated",
+        contrast=contrast,
+        contrast_ids=contrast_ids,
+        contrast_spans=contrast_spans,
     )
+
+
+def _contrast_tokens(
+    lm: LanguageModel, contrast: str | None
+) -> tuple[list[int] | None, list[Span]]:
+    """The contrast's tokens and spans, or (None, []) without one; an empty one is refused."""
+    if contrast is None:
+        return None, []
+    ids, spans = lm.tokenize_text(contrast)
+    if not ids:
+        raise EmptyTargetError(
+            "The contrast text is empty after tokenisation: give the alternative to compare "
+            "the target with (--contrast)."
+        )
+    return ids, list(spans)
 
 
 def _tokens_in_span(spans: list[Span], span: Span, length: int) -> tuple[int, int]:

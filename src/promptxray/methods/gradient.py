@@ -21,6 +21,7 @@ from pydantic import Field
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
+from . import quantity
 from .base import (
     KEYED_WHEN_SET,
     UNIT_MATRICES,
@@ -302,20 +303,27 @@ def _simple_gradient(
     batch_size: int,
     progress: ProgressFn | None,
 ) -> MethodOutput:
-    n_target = len(problem.target_ids)
-    rows: list[Row] = [(1.0, j) for j in range(n_target)] if matrix else [(1.0, None)]
-    per_row = torch.zeros(len(rows), len(problem.ids))
-    total_grad = None
-    inputs0 = None
-    for indices, grads, inputs in _gradient_rows(lm, problem, rows, batch_size, progress):
-        per_row[indices] = _reduce(kind, grads, inputs).cpu()
-        g = grads.sum(0, keepdim=True)
-        total_grad = g if total_grad is None else total_grad + g
-        inputs0 = inputs[:1]
-    # The gradient of the summed log-prob is the sum of the per-token gradients.
+    """Gradients of the quantity (log p(target), or minus log p(contrast) too): each part's
+    rows run on its own sequence; only the shared context's positions are kept, signed."""
+    context = problem.target_start
+    split = quantity.split_progress(progress, len(quantity.parts(problem)))
+    blocks: list[torch.Tensor] = []
+    total_grad, inputs0 = None, None
+    for k, (part, sign) in enumerate(quantity.parts(problem)):
+        n_target = len(part.target_ids)
+        rows: list[Row] = [(1.0, j) for j in range(n_target)] if matrix else [(1.0, None)]
+        per_row = torch.zeros(len(rows), context)
+        for indices, grads, inputs in _gradient_rows(lm, part, rows, batch_size, split(k)):
+            signed, kept = sign * grads[:, :context], inputs[:, :context]
+            per_row[indices] = _reduce(kind, signed, kept).cpu()
+            g = signed.sum(0, keepdim=True)
+            total_grad = g if total_grad is None else total_grad + g
+            inputs0 = kept[:1]
+        blocks.append(per_row)
+    # The quantity's gradient is the sum of its rows' gradients.
     total = _reduce(kind, total_grad, inputs0)[0].cpu()
     rule = Aggregation.NORM if kind == "norm" else Aggregation.SUM
-    return _package(rule, problem, units, total, per_row if matrix else None)
+    return _package(rule, problem, units, total, torch.cat(blocks) if matrix else None)
 
 
 def _package(
@@ -389,7 +397,7 @@ FORWARD_MODE_ROW_COST = 3
 def _unit_heatmap_applies(problem: Problem, units: list[Unit], params: GradXInputParams) -> bool:
     """Forward mode pays when there are at most a third as many units as target tokens."""
     n_units = len(units)
-    return params.unit_heatmap and 0 < n_units * FORWARD_MODE_ROW_COST <= len(problem.target_ids)
+    return params.unit_heatmap and 0 < n_units * FORWARD_MODE_ROW_COST <= quantity.n_rows(problem)
 
 
 def _unit_rows_per_call(lm: LanguageModel, problem: Problem, batch_size: int) -> int:
@@ -414,12 +422,31 @@ def unit_heatmap(
     (fused kernels have no forward mode). None when the model has an operation
     without forward-mode derivatives; the caller then takes the token rows.
     """
+
+    rows = []
+    split = quantity.split_progress(progress, len(quantity.parts(problem)))
+    for k, (part, sign) in enumerate(quantity.parts(problem)):
+        columns = _unit_columns(lm, part, units, params.batch_size, split(k))
+        if columns is None:
+            return None
+        rows.append(sign * columns.T)
+    return torch.cat(rows).tolist()
+
+
+def _unit_columns(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    batch_size: int,
+    progress: ProgressFn | None,
+) -> torch.Tensor | None:
+    """d log p(target token j) along each unit's direction: [units, target tokens]."""
     import torch.autograd.forward_ad as forward_ad
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     ids = torch.tensor([problem.ids], device=lm.device)
     sources = problem.source_positions
-    step = _unit_rows_per_call(lm, problem, params.batch_size)
+    step = _unit_rows_per_call(lm, problem, batch_size)
     columns: list[torch.Tensor] = []
     with lm.lock, torch.no_grad():
         base = lm.embed(ids).detach()
@@ -441,16 +468,19 @@ def unit_heatmap(
                 return None
             if progress:
                 progress(min(first + step, len(units)), len(units))
-    return torch.cat(columns).T.tolist()
+    return torch.cat(columns)
 
 
 def unit_heatmap_cost(
     lm: LanguageModel, problem: Problem, units: list[Unit], params: GradXInputParams
 ) -> Cost:
-    """One forward (with tangents, counted twice in token rows) a unit, batched."""
-    step = _unit_rows_per_call(lm, problem, params.batch_size)
-    calls = -(-len(units) // step)
-    return Cost(len(units), calls, 0, 2 * len(units) * len(problem.ids))
+    """One forward (with tangents, counted twice in token rows) a unit and part, batched."""
+    cost = Cost(0, 0, 0, 0)
+    for part, _ in quantity.parts(problem):
+        step = _unit_rows_per_call(lm, part, params.batch_size)
+        calls = -(-len(units) // step)
+        cost = cost + Cost(len(units), calls, 0, 2 * len(units) * len(part.ids))
+    return cost
 
 
 UNIT_MATRICES["grad_x_input"] = UnitMatrix(_unit_heatmap_applies, unit_heatmap, unit_heatmap_cost)
@@ -482,15 +512,15 @@ def integrated_gradients(
     and, given a `tolerance`, doubles the steps until two readings in a row are
     under it (or `max_steps`).
     """
-    targets: list[int | None] = list(range(len(problem.target_ids))) if matrix else [None]
+    n_rows = quantity.n_rows(problem) if matrix else len(quantity.parts(problem))
     ends = endpoint_logprobs(lm, problem)
     schedule = params.step_schedule()
     tried: list[list[float]] = []
-    done_before, total = 0, len(targets) * sum(schedule)
+    done_before, total = 0, n_rows * sum(schedule)
     for n_steps in schedule:
         report = _offset_progress(progress, done_before, total)
-        per_row = _integrate(lm, problem, targets, n_steps, params.batch_size, report)
-        done_before += len(targets) * n_steps
+        per_row = _integrate(lm, problem, matrix, n_steps, params.batch_size, report)
+        done_before += n_rows * n_steps
         gap = _completeness(problem, per_row.sum(0), ends, n_steps, params.tolerance)
         tried.append([n_steps, gap["relative_gap"]])
         # One reading under the tolerance can be luck (on the default model one prompt
@@ -509,38 +539,53 @@ def integrated_gradients(
 def _integrate(
     lm: LanguageModel,
     problem: Problem,
-    targets: list[int | None],
+    matrix: bool,
     n_steps: int,
     batch_size: int,
     progress: ProgressFn | None,
 ) -> torch.Tensor:
-    """Per target row, each position's path integral with `n_steps` midpoints: [rows, T]."""
+    """Per row (each target token of each part, or each part's sum), every context
+    position's path integral with `n_steps` midpoints, signed: [rows, context]."""
     alphas = [(i + 0.5) / n_steps for i in range(n_steps)]
-    rows: list[Row] = [(a, j) for j in targets for a in alphas]
-    ids = torch.tensor([problem.ids], device=lm.device)
-    with torch.no_grad():
-        full_inputs = lm.embed(ids)[0].float()
-    # Each step's gradient is reduced at once (g . x is linear in g), so nothing of
-    # size steps x tokens x hidden is ever kept.
-    per_row = torch.zeros(len(targets), len(problem.ids))
-    for indices, grads, _ in _gradient_rows(lm, problem, rows, batch_size, progress):
-        for i, g in zip(indices, grads, strict=True):
-            per_row[i // n_steps] += ((g * full_inputs).sum(-1) / n_steps).cpu()
-    return per_row
+    context = problem.target_start
+    blocks, done = [], 0
+    for part, sign in quantity.parts(problem):
+        targets: list[int | None] = list(range(len(part.target_ids))) if matrix else [None]
+        rows: list[Row] = [(a, j) for j in targets for a in alphas]
+        ids = torch.tensor([part.ids], device=lm.device)
+        with torch.no_grad():
+            full_inputs = lm.embed(ids)[0, :context].float()
+        # Each step's gradient is reduced at once (g . x is linear in g), so nothing of
+        # size steps x tokens x hidden is ever kept.
+        per_row = torch.zeros(len(targets), context)
+        report = _offset_progress(progress, done, None)
+        for indices, grads, _ in _gradient_rows(lm, part, rows, batch_size, report):
+            for i, g in zip(indices, grads, strict=True):
+                per_row[i // n_steps] += (
+                    sign * (g[:context] * full_inputs).sum(-1) / n_steps
+                ).cpu()
+        blocks.append(per_row)
+        done += len(rows)
+    return torch.cat(blocks)
 
 
 def endpoint_logprobs(lm: LanguageModel, problem: Problem) -> tuple[float, float]:
-    """(log p(target | input), log p(target | baseline)): the path's two ends, summed over
-    target tokens, from one forward of two rows; the baseline zeroes the source
-    embeddings exactly as the path's alpha = 0 would."""
-    ids = torch.tensor([problem.ids], device=lm.device)
-    keep = torch.ones(ids.shape[1], 1, device=lm.device)
-    keep[problem.source_positions] = 0.0
-    with lm.lock, torch.no_grad():
-        base = lm.embed(ids).float()
-        inputs = torch.cat([base, base * keep]).to(lm.dtype)
-        logprobs = lm.target_logprobs(ids.expand(2, -1), problem.target_start, inputs_embeds=inputs)
-    full, baseline = logprobs.sum(-1).tolist()
+    """The quantity at the path's two ends, (input, baseline): log p(target), minus
+    log p(contrast) if any, summed over target tokens; one forward of two rows a part.
+    The baseline zeroes the source embeddings exactly as the path's alpha = 0 would."""
+    full, baseline = 0.0, 0.0
+    for part, sign in quantity.parts(problem):
+        ids = torch.tensor([part.ids], device=lm.device)
+        keep = torch.ones(ids.shape[1], 1, device=lm.device)
+        keep[part.source_positions] = 0.0
+        with lm.lock, torch.no_grad():
+            base = lm.embed(ids).float()
+            inputs = torch.cat([base, base * keep]).to(lm.dtype)
+            logprobs = lm.target_logprobs(
+                ids.expand(2, -1), part.target_start, inputs_embeds=inputs
+            )
+        ends = logprobs.sum(-1).tolist()
+        full, baseline = full + sign * ends[0], baseline + sign * ends[1]
     return full, baseline
 
 
@@ -575,11 +620,14 @@ def _completeness(
     }
 
 
-def _offset_progress(progress: ProgressFn | None, before: int, total: int) -> ProgressFn | None:
-    """Progress of one doubling round as part of the whole schedule."""
+def _offset_progress(
+    progress: ProgressFn | None, before: int, total: int | None
+) -> ProgressFn | None:
+    """Progress of one round (or part) as part of the whole, `before` rows done already
+    (`total` None: the whole's total is the one reported to this progress)."""
     if progress is None:
         return None
-    return lambda done, _: progress(before + done, total)
+    return lambda done, of: progress(before + done, of if total is None else total)
 
 
 def completeness_note(metadata: dict[str, Any] | None) -> str | None:
@@ -620,10 +668,14 @@ def _token_rows_cost(lm: LanguageModel, problem: Problem, batch_size: int) -> Co
 def simple_gradient_cost(
     lm: LanguageModel, problem: Problem, units: list[Unit], params: GradientParams, matrix: bool
 ) -> Cost:
-    """One row for the whole target, or one per target token for the matrix."""
-    if matrix:
-        return _token_rows_cost(lm, problem, params.batch_size)
-    return _rows_cost(lm, problem, 1, params.batch_size)
+    """One row for the whole target, or one per target token for the matrix; per part."""
+    cost = Cost(0, 0, 0, 0)
+    for part, _ in quantity.parts(problem):
+        if matrix:
+            cost = cost + _token_rows_cost(lm, part, params.batch_size)
+        else:
+            cost = cost + _rows_cost(lm, part, 1, params.batch_size)
+    return cost
 
 
 @predicts("integrated_gradients")
@@ -636,12 +688,14 @@ def integrated_gradients_cost(
 ) -> Cost:
     """Steps x target rows, plus one forward of the path's two ends. With a tolerance,
     every round up to `max_steps`: a bound, as the gap may be met earlier."""
-    cost = Cost(2, 1, 0, 2 * len(problem.ids))
+    cost = Cost(0, 0, 0, 0)
     schedule = params.step_schedule()
-    for n_steps in schedule:
-        if matrix:
-            for _ in range(n_steps):
-                cost = cost + _token_rows_cost(lm, problem, params.batch_size)
-        else:
-            cost = cost + _rows_cost(lm, problem, n_steps, params.batch_size)
+    for part, _ in quantity.parts(problem):
+        cost = cost + Cost(2, 1, 0, 2 * len(part.ids))
+        for n_steps in schedule:
+            if matrix:
+                for _ in range(n_steps):
+                    cost = cost + _token_rows_cost(lm, part, params.batch_size)
+            else:
+                cost = cost + _rows_cost(lm, part, n_steps, params.batch_size)
     return cost.bound() if len(schedule) > 1 else cost

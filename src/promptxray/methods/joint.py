@@ -69,6 +69,7 @@ from ..masking import DEFAULT_OPERATOR, MaskedContext, Operator, mask_context
 from ..model import LanguageModel
 from ..segments import Unit
 from ..targets import Problem
+from . import quantity
 from .base import (
     Aggregation,
     Cost,
@@ -79,7 +80,6 @@ from .base import (
     predicts,
     register,
 )
-from .costs import variant_cost
 
 # The most k-sets the exhaustive strategy will score (C(20, 3) = 1140, C(30, 3) = 4060).
 EXHAUSTIVE_LIMIT = 5000
@@ -141,8 +141,16 @@ class XPromptPaperParams(_JointParams):
 def unit_gradient(lm: LanguageModel, problem: Problem, units: list[Unit]) -> torch.Tensor:
     """dL/dm_u for every unit at m = 1, where m_u multiplies the unit's input embeddings.
 
-    L is the summed log-probability of the target; one forward and one backward.
+    L is the attributed quantity (the target's summed log-probability, minus the
+    contrast's if any); one forward and one backward per part.
     """
+    grad = torch.zeros(len(units))
+    for part, sign in quantity.parts(problem):
+        grad += sign * _part_unit_gradient(lm, part, units)
+    return grad
+
+
+def _part_unit_gradient(lm: LanguageModel, problem: Problem, units: list[Unit]) -> torch.Tensor:
     ids = torch.tensor([problem.ids], device=lm.device)
     owner = torch.full((len(problem.ids),), -1, dtype=torch.long)
     sources = problem.source_positions
@@ -231,9 +239,10 @@ class Objective:
         if new:
             contexts = [self.context(s) for s in new]
             ref = self.context(reference) if reference is not None and len(new) > 1 else None
-            logprobs = self.lm.score_variants(
+            logprobs = quantity.score_rows(
+                self.lm,
+                self.problem,
                 contexts,
-                self.problem.target_ids,
                 self.batch_size,
                 reference=ref,
                 progress=self._batch_progress(),
@@ -591,14 +600,22 @@ def xprompt_cost(
     """
     budget = params.budget_for(len(units))
     search = params.strategy == "search"
-    sequences = budget + (budget - 1) // 2 + (1 if search else 0)
+    sequences = budget + (budget - 1) // 2  # per part of the quantity
     singles = [mask_context(lm, problem, units, [i], params.masking) for i in range(len(units))]
-    per_prompt = variant_cost(lm, singles, problem.target_ids, params.batch_size)
-    tokens = per_prompt.token_rows * budget // max(1, per_prompt.forward_sequences)
-    length = len(problem.ids)
-    gradient = Cost(1, 1, 1, length, length) if search else Cost(0, 0, 0, 0)
-    scored = sequences - gradient.forward_sequences
+    n_parts = len(quantity.parts(problem))
+    per_prompt = quantity.rows_cost(lm, problem, singles, params.batch_size)
+    tokens = per_prompt.token_rows * budget // max(1, per_prompt.forward_sequences // n_parts)
+    gradient = _gradient_cost(problem) if search else Cost(0, 0, 0, 0)
+    scored = sequences * n_parts
     return (Cost(scored, scored, 0, tokens) + gradient).bound()
+
+
+def _gradient_cost(problem: Problem) -> Cost:
+    """`unit_gradient`: one forward and one backward a part."""
+    cost = Cost(0, 0, 0, 0)
+    for part, _ in quantity.parts(problem):
+        cost = cost + Cost(1, 1, 1, len(part.ids), len(part.ids))
+    return cost
 
 
 @predicts("xprompt_paper")
@@ -607,6 +624,8 @@ def xprompt_paper_cost(
 ) -> Cost:
     """Exact: the gradient, the baseline, the start set, then one prompt per iteration
     (none when every unit is in the set), each scored alone."""
-    length = len(problem.ids)
     prompts = 2 + (params.iterations if len(units) > params.k else 0)
-    return Cost(prompts, prompts, 0, prompts * length) + Cost(1, 1, 1, length, length)
+    cost = _gradient_cost(problem)
+    for part, _ in quantity.parts(problem):
+        cost = cost + Cost(prompts, prompts, 0, prompts * len(part.ids))
+    return cost

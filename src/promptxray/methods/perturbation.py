@@ -17,6 +17,7 @@ from ..masking import DEFAULT_OPERATOR, Operator, mask_context
 from ..model import LanguageModel
 from ..segments import Unit, group_units
 from ..targets import Problem
+from . import quantity
 from .base import (
     KEYED_WHEN_SET,
     Aggregation,
@@ -28,7 +29,6 @@ from .base import (
     predicts,
     register,
 )
-from .costs import variant_cost
 
 
 class LeaveOneOutParams(MethodParams):
@@ -118,8 +118,8 @@ def _drops(
     variants = [mask_context(lm, problem, units, g, params.masking) for g in groups]
     if full_logprobs is None:
         variants.insert(0, full)
-    logprobs = lm.score_variants(
-        variants, problem.target_ids, params.batch_size, reference=full, progress=progress
+    logprobs = quantity.score_rows(
+        lm, problem, variants, params.batch_size, reference=full, progress=progress
     )
     if full_logprobs is None:
         full_logprobs, logprobs = logprobs[0], logprobs[1:]
@@ -157,7 +157,7 @@ def _hierarchical(
     order = sorted(range(len(members)), key=lambda c: (-strength[c], c))
     chosen = [c for c in order[: params.refine] if len(members[c]) > 1]
     fine = [i for c in sorted(chosen) for i in members[c]]
-    drop = torch.zeros(len(units), len(problem.target_ids))
+    drop = torch.zeros(len(units), quantity.n_rows(problem))
     for c, group in enumerate(members):
         drop[group] = coarse_drop[c] / len(group)
     if fine:
@@ -233,14 +233,14 @@ def leave_one_out_cost(
     full = mask_context(lm, problem, units, [], masking)
     if params.coarse == "none":
         singles = [mask_context(lm, problem, units, [i], masking) for i in range(len(units))]
-        return variant_cost(lm, [full, *singles], problem.target_ids, batch_size, full)
+        return quantity.rows_cost(lm, problem, [full, *singles], batch_size, full)
     groups = _coarse_members(problem, units, params.coarse)
     coarse_variants = [mask_context(lm, problem, units, g, masking) for g in groups]
-    first = variant_cost(lm, [full, *coarse_variants], problem.target_ids, batch_size, full)
+    first = quantity.rows_cost(lm, problem, [full, *coarse_variants], batch_size, full)
     biggest = sorted((g for g in groups if len(g) > 1), key=len, reverse=True)
     fine = [i for g in biggest[: params.refine] for i in g]
     singles = [mask_context(lm, problem, units, [i], masking) for i in fine]
-    second = variant_cost(lm, singles, problem.target_ids, batch_size, full)
+    second = quantity.rows_cost(lm, problem, singles, batch_size, full)
     return (first + second).bound()
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..methods.gradient import completeness_note
+from ..methods.quantity import contrast_note
 from ..model import ROLE_OUTPUT
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
@@ -128,4 +129,7 @@ def render_console(attr: Any, top: int = 10) -> RenderableType:
     note = completeness_note(attr.metadata)
     if note:  # integrated gradients: how far its scores are from what they should sum to
         parts.append(Text(note, style="dim"))
+    contrast = contrast_note(attr.metadata)
+    if contrast:  # a contrast: both log-probabilities, before and after masking
+        parts.append(Text(contrast))
     return Group(*parts)

@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from ..methods.gradient import completeness_note
+from ..methods.quantity import contrast_note
 from ..model import ROLE_OUTPUT
 from ..segments import Unit
 from .palette import TARGET, Scale, css, scale_for, text_color
@@ -125,6 +126,14 @@ def _completeness_html(attr: Any) -> str:
     return f'<div class="pxr-completeness" style="font-size:12px;color:#666">{escape(note)}</div>'
 
 
+def _contrast_html(attr: Any) -> str:
+    """A contrast's two log-probabilities, before and after masking (empty without one)."""
+    note = contrast_note(attr.metadata)
+    if not note:
+        return ""
+    return f'<div class="pxr-contrast" style="font-size:12px">{escape(note)}</div>'
+
+
 def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
     """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
     scores = attr.scores
@@ -147,6 +156,7 @@ def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
         + (_top_list(view, min(top, len(view.units))) if top > 0 and view.units else "")
         + f'<div style="font-size:12px;color:#666">{meta}</div>'
         + _completeness_html(attr)
+        + _contrast_html(attr)
         + "</div>"
     )
     if not standalone:

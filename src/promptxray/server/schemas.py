@@ -181,6 +181,13 @@ class ExplanationView(BaseModel):
     completeness: str | None = Field(
         None, description="Integrated gradients' completeness gap, e.g. '3.1% (20 steps)'."
     )
+    contrast: str | None = Field(
+        None,
+        description="A contrast's log p(target) and log p(contrast), before and after masking.",
+    )
+    matrix_note: str | None = Field(
+        None, description="Why a heatmap computed at other units is not shown at these."
+    )
 
 
 class RunSummary(BaseModel):

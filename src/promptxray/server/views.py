@@ -17,6 +17,7 @@ from typing import Any
 
 from ..attribution import Attribution, MatrixRows
 from ..methods.gradient import completeness_note
+from ..methods.quantity import contrast_note
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
 
@@ -175,6 +176,7 @@ def explanation_view(
         "metadata": attr.metadata,
         "search": search_detail(attr),
         "completeness": completeness_note(attr.metadata),
+        "contrast": contrast_note(attr.metadata),
     }
 
 

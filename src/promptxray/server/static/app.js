@@ -666,6 +666,8 @@ function renderMeta(view) {
   if (masking && m.family && m.family !== "gradient") parts.push(`masking: ${masking}`);
   // Integrated gradients: how far its scores fall from the sum completeness promises.
   if (view.completeness) parts.push(view.completeness);
+  // A contrast: both log-probabilities and their difference, before and after masking.
+  if (view.contrast) parts.push(view.contrast);
   $("result-meta").textContent = parts.join(" · ");
 }
 
