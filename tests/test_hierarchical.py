@@ -67,3 +67,24 @@ def test_stored_results_keep_their_key_until_hierarchy_is_asked_for():
     assert spec.result_key(spec.resolve({})) == {"masking": "delete", "batch_size": 16}
     key = spec.result_key(spec.resolve({"coarse": "sentence"}))
     assert key["coarse"] == "sentence" and key["refine"] == 6
+
+
+def test_views_mark_the_units_that_were_not_refined(tiny_lm, problem):
+    from rich.console import Console
+
+    from promptxray.render.console import render_console
+    from promptxray.render.html import render_html
+
+    one = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=1)
+    refined = set(one.metadata["refined"])
+    assert one.inherited == set(range(len(one.units))) - refined and refined
+    exact = attribute(tiny_lm, problem, "leave_one_out", "word")
+    assert exact.inherited == set()
+    console = Console(width=200, record=True)
+    console.print(render_console(one, top=len(one.units)))
+    text = console.export_text()
+    assert text.count("≈") == len(one.inherited) + 1  # each inherited score, and the note
+    assert "1 of 4 sentences refined" in text
+    html = render_html(one, top=len(one.units))
+    assert html.count("≈ inherited, not refined") == len(one.inherited)
+    assert "≈" not in render_html(exact, top=len(exact.units))

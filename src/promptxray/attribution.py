@@ -223,6 +223,15 @@ class Attribution:
         return (start + lead, end - trail)
 
     @property
+    def inherited(self) -> set[int]:
+        """Units whose score is an estimate inherited from a coarser unit (hierarchical
+        leave-one-out left them unrefined); empty for every exactly scored result."""
+        refined = self.metadata.get("refined")
+        if refined is None or self.granularity != self.base_granularity:
+            return set()
+        return set(range(len(self.units))) - set(refined)
+
+    @property
     def row_tokens(self) -> list[str]:
         """One label a heatmap row: target pieces, then "vs" and each contrast piece."""
         return self.target_tokens + [f"vs{p}" for p in self.contrast_tokens or []]

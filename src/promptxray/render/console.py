@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..methods.gradient import completeness_note
+from ..methods.perturbation import refinement_note
 from ..methods.quantity import contrast_note
 from ..model import ROLE_OUTPUT
 from .palette import TARGET, Scale, css, scale_for, text_color
@@ -83,6 +84,10 @@ def _legend(scale: Scale, has_selection: bool) -> Text:
     return legend
 
 
+def _fmt(score: float, signed: bool) -> str:
+    return f"{score:+.4g}" if signed else f"{score:.4g}"
+
+
 def _table(attr: Any, top: int, scale: Scale, scores: list[float], chosen: set[int]) -> Table:
     """The strongest units first (`ranking("magnitude")`), the sign kept in the score."""
     units = attr.units
@@ -94,13 +99,17 @@ def _table(attr: Any, top: int, scale: Scale, scores: list[float], chosen: set[i
     table.add_column("score", justify="right")
     if attr.selected is not None:
         table.add_column("selected", justify="center")
+    inherited = attr.inherited
     for rank, i in enumerate(attr.ranking(by="magnitude")[:top], start=1):
         unit, score = units[i], scores[i]
         row: list[Text] = [
             Text(str(rank)),
             Text(visible(unit.text, 40), style=_style(scale, score, i in chosen)),
             Text(unit_place(attr, unit)),
-            Text(f"{score:+.4g}" if scale.signed else f"{score:.4g}"),
+            Text(
+                ("≈" if i in inherited else "")
+                + (f"{score:+.4g}" if scale.signed else f"{score:.4g}")
+            ),
         ]
         if attr.selected is not None:
             row.append(Text("✓" if i in chosen else ""))
@@ -129,6 +138,9 @@ def render_console(attr: Any, top: int = 10) -> RenderableType:
     note = completeness_note(attr.metadata)
     if note:  # integrated gradients: how far its scores are from what they should sum to
         parts.append(Text(note, style="dim"))
+    refinement = refinement_note(attr.metadata)
+    if refinement:  # hierarchical leave-one-out: which scores are estimates
+        parts.append(Text(refinement, style="dim"))
     contrast = contrast_note(attr.metadata)
     if contrast:  # a contrast: both log-probabilities, before and after masking
         parts.append(Text(contrast))

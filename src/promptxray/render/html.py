@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from ..methods.gradient import completeness_note
+from ..methods.perturbation import refinement_note
 from ..methods.quantity import contrast_note
 from ..model import ROLE_OUTPUT
 from ..segments import Unit
@@ -101,10 +102,12 @@ def _legend(scale: Scale, has_selection: bool) -> str:
 def _top_list(view: _View, top: int) -> str:
     """The strongest units first (`ranking("magnitude")`), the sign kept in the score."""
     items = []
+    inherited = view.attr.inherited
     for i in view.attr.ranking(by="magnitude")[:top]:
         unit, score = view.units[i], view.scores[i]
         label = _unit_span(visible(unit.text, 60), i, view)
         mark = " · selected" if i in view.chosen else ""
+        mark += " · ≈ inherited, not refined" if i in inherited else ""
         items.append(
             f'<li>{label} <span style="color:#555;font-family:ui-monospace,monospace;'
             f'font-size:12px">{escape(_fmt(score, view.scale))} · '
@@ -124,6 +127,14 @@ def _completeness_html(attr: Any) -> str:
     if not note:
         return ""
     return f'<div class="pxr-completeness" style="font-size:12px;color:#666">{escape(note)}</div>'
+
+
+def _refinement_html(attr: Any) -> str:
+    """Hierarchical leave-one-out: which scores are estimates (empty otherwise)."""
+    note = refinement_note(attr.metadata)
+    if not note:
+        return ""
+    return f'<div class="pxr-refinement" style="font-size:12px;color:#666">{escape(note)}</div>'
 
 
 def _contrast_html(attr: Any) -> str:
@@ -156,6 +167,7 @@ def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
         + (_top_list(view, min(top, len(view.units))) if top > 0 and view.units else "")
         + f'<div style="font-size:12px;color:#666">{meta}</div>'
         + _completeness_html(attr)
+        + _refinement_html(attr)
         + _contrast_html(attr)
         + "</div>"
     )
