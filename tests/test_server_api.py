@@ -284,9 +284,9 @@ def detail(response) -> str:
 
 def test_bad_generate_requests_get_4xx_with_a_message(client, wordy_lm):
     empty = client.post("/api/generate", json={"prompt": ""})
-    assert empty.status_code == 422 and "prompt is empty" in detail(empty)
+    assert empty.status_code == 400 and "prompt is empty" in detail(empty)
     blank = client.post("/api/generate", json={"prompt": "  \n "})
-    assert blank.status_code == 422 and "prompt is empty" in detail(blank)
+    assert blank.status_code == 400 and "prompt is empty" in detail(blank)
     long_prompt = "word " * (wordy_lm.max_context + 10)
     too_long = client.post("/api/generate", json={"prompt": long_prompt})
     assert too_long.status_code == 400
@@ -294,7 +294,7 @@ def test_bad_generate_requests_get_4xx_with_a_message(client, wordy_lm):
     zero = client.post("/api/generate", json={"prompt": "hi", "max_new_tokens": 0})
     assert zero.status_code == 422 and "max_new_tokens" in detail(zero)
     missing = client.post("/api/generate", json={})
-    assert missing.status_code == 422 and "prompt" in detail(missing)
+    assert missing.status_code == 400 and "prompt" in detail(missing)
     not_json = client.post(
         "/api/generate", content=b"{not json", headers={"content-type": "application/json"}
     )

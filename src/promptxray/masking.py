@@ -127,20 +127,50 @@ def keep_only(
     return mask_context(lm, problem, units, masked, operator, baseline_id)
 
 
-def masked_prompt_text(problem: Problem, units: list[Unit], masked: Iterable[int]) -> str:
-    """The user's prompt with the masked units' text cut out, for showing what was removed.
+def masked_spans(
+    units: list[Unit], masked: Iterable[int], role: str, turn: int | None = None
+) -> list[tuple[int, int]]:
+    """The character spans, sorted, of the masked units that lie in one text.
 
-    A cut also takes the spaces before it (the space belongs to the removed word,
-    as in byte-level tokens), or after it when it starts the text, so "the sky is
-    blue" without "sky" reads "the is blue". Units of other roles are not in the
-    prompt text and are ignored here.
+    A text is named by role and turn, because roles repeat across the turns of a
+    conversation; a unit without a turn (a result saved before turns) or no `turn`
+    asked for matches by role alone.
     """
-    text = problem.encoding.prompt
-    cuts = sorted(
-        units[i].span for i in set(masked) if units[i].role == ROLE_USER and units[i].span
+    return sorted(
+        units[i].span
+        for i in set(masked)
+        if units[i].role == role
+        and units[i].span
+        and (turn is None or units[i].turn is None or units[i].turn == turn)
     )
+
+
+def removed_pieces(text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """`text` cut into (piece, removed) pairs that join back to `text`: what a view strikes
+    through to show every part of the context the model lost."""
+    pieces: list[tuple[str, bool]] = []
+    cursor = 0
+    for start, end in sorted(spans):
+        start = max(start, cursor)
+        if start > cursor:
+            pieces.append((text[cursor:start], False))
+        if end > start:
+            pieces.append((text[start:end], True))
+        cursor = max(cursor, end)
+    if cursor < len(text):
+        pieces.append((text[cursor:], False))
+    return pieces
+
+
+def cut_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with the spans cut out, each cut taking the spaces before it.
+
+    The space belongs to the removed word, as in byte-level tokens (or the spaces
+    after it when the cut starts the text), so "the sky is blue" without "sky"
+    reads "the is blue".
+    """
     merged: list[list[int]] = []
-    for start, end in cuts:
+    for start, end in sorted(spans):
         while start > 0 and text[start - 1] in " \t":
             start -= 1
         if merged and start <= merged[-1][1]:
@@ -157,3 +187,38 @@ def masked_prompt_text(problem: Problem, units: list[Unit], masked: Iterable[int
     if merged and merged[0][0] == 0:
         out = out.lstrip(" \t")
     return out
+
+
+def prompt_turn(problem: Problem) -> int | None:
+    """The turn of `encoding.prompt`: the last user message (None if none is recorded)."""
+    turns = [t for t, m in enumerate(problem.encoding.messages) if m.role == ROLE_USER]
+    return turns[-1] if turns else None
+
+
+def masked_prompt_text(problem: Problem, units: list[Unit], masked: Iterable[int]) -> str:
+    """The user's prompt (the last user message) with the masked units' text cut out.
+
+    For showing what was removed (`cut_spans`). Units of other roles, or of other
+    turns of a conversation, are not in the prompt text and are ignored here;
+    `masked_messages` gives every turn.
+    """
+    spans = masked_spans(units, masked, ROLE_USER, prompt_turn(problem))
+    return cut_spans(problem.encoding.prompt, spans)
+
+
+def masked_messages(
+    problem: Problem, units: list[Unit], masked: Iterable[int]
+) -> list[dict[str, str]]:
+    """Every message the model read, each with the masked units of its turn cut out.
+
+    The conversation as mask-and-regenerate saw it: the regeneration itself runs on
+    `mask_context` (the same tokens, template kept), this is its text for people.
+    """
+    chosen = set(masked)
+    return [
+        {
+            "role": message.role,
+            "content": cut_spans(message.content, masked_spans(units, chosen, message.role, turn)),
+        }
+        for turn, message in enumerate(problem.encoding.messages)
+    ]

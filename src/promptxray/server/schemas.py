@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 # A generous character cap so a giant body is refused before tokenisation; the real
 # limit is the model's context, checked in tokens.
@@ -19,16 +19,28 @@ JobStatus = Literal["queued", "running", "done", "error", "cancelled"]
 
 
 class GenerateRequest(BaseModel):
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="The user's prompt.")
-    system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    max_new_tokens: int = Field(default=64, ge=1, le=2048)
+    """A prompt (+ system prompt) or a conversation; generated, or answered by `response`.
 
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the prompt is empty: type some text to explain")
-        return value
+    The prompt's content is checked by `conversation` (the library's one check of a
+    prompt, so a bad one reads as it does in the CLI): 400 with its message.
+    """
+
+    prompt: str | None = Field(
+        default=None, max_length=MAX_PROMPT_CHARS, description="The user's prompt."
+    )
+    system_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    messages: Any = Field(
+        default=None,
+        description='Instead of prompt: a conversation, [{"role": "system"|"user"|"assistant", '
+        '"content": ...}, ...]. A final assistant message is the response to explain.',
+    )
+    response: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description="A response from elsewhere, explained instead of generating one "
+        "(recorded as supplied, not generated).",
+    )
+    max_new_tokens: int = Field(default=64, ge=1, le=2048)
 
 
 class ExplainRequest(BaseModel):
@@ -37,6 +49,11 @@ class ExplainRequest(BaseModel):
         default=None, description="Characters [start, end) of the output to explain; null = all."
     )
     method: str = Field(default="grad_norm", max_length=64)
+    contrast: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description="Explain the target instead of this text: log p(target) - log p(contrast).",
+    )
     granularity: str = Field(default="word", max_length=32)
     matrix: bool = Field(default=False, description="Also compute the target x source heatmap.")
     params: dict[str, Any] = Field(
@@ -103,6 +120,7 @@ class UnitView(BaseModel):
     index: int
     text: str
     role: str
+    turn: int | None = Field(None, description="The message the unit comes from.")
     span: tuple[int, int] | None
     score: float
     color: str = Field(description="CSS background of the unit (one palette for every view).")
@@ -112,6 +130,7 @@ class UnitView(BaseModel):
     occurrence: int = Field(description="Which occurrence of the same words this unit is.")
     occurrences: int = Field(description="How many units have the same words.")
     position: str = Field(description='How lists name the unit: "Topic: #3 · prompt line 7".')
+    place: str = Field(description='Its text: "prompt", or a turn "[turn 2 · assistant]".')
     where: str = Field(description='The position without the text: "#3 · prompt line 7".')
 
 
@@ -136,6 +155,15 @@ class MatrixRowsView(BaseModel):
     tokens: list[list[int]] = Field(description="The target tokens each row combines.")
 
 
+class SectionView(BaseModel):
+    """One text the page draws: a turn of a conversation, the prompt, or the output."""
+
+    role: str
+    turn: int | None
+    title: str = Field(description='Its heading: "Prompt", or "[turn 2 · assistant]".')
+    text: str
+
+
 class ExplanationView(BaseModel):
     """An attribution at one granularity, ready to draw."""
 
@@ -146,6 +174,13 @@ class ExplanationView(BaseModel):
     base_granularity: str
     prompt: str
     system_prompt: str | None
+    messages: list[dict[str, str]] | None = Field(
+        None, description="A conversation's turns before the explained one; null: single-turn."
+    )
+    sections: list[SectionView] = Field(
+        default_factory=list, description="The texts to draw in reading order, output last."
+    )
+    output_source: str = Field("generated", description="generated, or given (supplied).")
     output: str
     target_span: tuple[int, int]
     target_tokens: list[str]
@@ -208,6 +243,8 @@ class CompareRun(BaseModel):
     prompt: str
     system_prompt: str | None
     max_new_tokens: int
+    messages: list[dict[str, str]] | None = None
+    output_source: str = "generated"
     output: str
 
 
@@ -259,6 +296,8 @@ class RunDetail(BaseModel):
     prompt: str
     system_prompt: str | None
     max_new_tokens: int
+    messages: list[dict[str, str]] | None = None
+    output_source: str = "generated"
     output: str
     explanations: list[dict[str, Any]]
     edits: list[dict[str, Any]]

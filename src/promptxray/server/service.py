@@ -10,11 +10,12 @@ bad input raises a `PromptXrayError` (400, or 409 for a refused regroup).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..api import check_request, estimate
+from ..api import Request, check_request, estimate
 from ..attribution import Attribution
+from ..conversation import conversation_from, recorded_messages
 from ..errors import InvalidParameterError, RegroupRefusedError, SpanError
 from ..model import LanguageModel
 from ..targets import Problem, build_problem
@@ -22,13 +23,23 @@ from . import schemas
 from .compare import score_changes, shared_scale, text_diffs
 from .jobs import Job, JobQueue
 from .store import HistoryStore
-from .tasks import explain_job, generate_job, mask_job
+from .tasks import RunPrompt, explain_job, generate_job, mask_job, supplied_job
 from .views import explanation_view, export_html
 
 # The page asks before starting an explanation predicted to take longer than this.
 CONFIRM_SECONDS = 30.0
 
-RUN_FIELDS = ("id", "created", "model", "prompt", "system_prompt", "max_new_tokens", "output")
+RUN_FIELDS = (
+    "id",
+    "created",
+    "model",
+    "prompt",
+    "system_prompt",
+    "messages",
+    "output_source",
+    "max_new_tokens",
+    "output",
+)
 
 
 class NotFoundError(LookupError):
@@ -98,44 +109,76 @@ class Service:
             raise NotFoundError(f"No explanation {explanation_id!r} in the history.")
         return stored
 
-    def problem(self, run: dict[str, Any], span: tuple[int, int] | None) -> Problem:
-        """The run's prompt, output and target as one sequence (no regeneration)."""
+    def problem(
+        self, run: dict[str, Any], span: tuple[int, int] | None, contrast: str | None = None
+    ) -> Problem:
+        """The run's prompt, output and target as one sequence (no regeneration).
+
+        A supplied response is the given target again (so results say it was not
+        generated); a generated one reuses the run's output ids.
+        """
         check_span(run["output"], span)
-        return build_problem(
-            self.lm,
-            run["prompt"],
-            system_prompt=run["system_prompt"],
-            output_ids=run["output_ids"],
-            span=span,
-        )
+        if run.get("messages"):
+            source: dict[str, Any] = {"messages": run["messages"]}
+        else:
+            source = {"prompt": run["prompt"], "system_prompt": run["system_prompt"]}
+        if run.get("output_source") == "given":
+            source["target"] = run["output"]
+        else:
+            source["output_ids"] = run["output_ids"]
+        return build_problem(self.lm, **source, span=span, contrast=contrast)
 
-    # ----- jobs -----------------------------------------------------------------------
-    def start_generate(self, body: schemas.GenerateRequest) -> Job:
-        """Queue greedy generation; a prompt longer than the context is refused now."""
-        encoding = self.lm.encode_prompt(body.prompt, body.system_prompt)
-        fn = generate_job(
-            self.lm,
-            self.store,
-            body.prompt,
-            body.system_prompt,
-            encoding.ids,
-            body.max_new_tokens,
-        )
-        return self.jobs.submit("generate", fn)
+    def checked_explain(
+        self, body: schemas.ExplainRequest
+    ) -> tuple[dict[str, Any], Request, Problem]:
+        """The run an explain (or estimate) request names, its checked request and problem.
 
-    def start_explain(self, body: schemas.ExplainRequest) -> Job:
-        """Check method, parameters, granularity and span; queue the attribution."""
+        Everything that can be wrong is refused here, before any job: the run, the
+        method and its parameters, the span, the contrast, the unit count.
+        """
         run = self.run(body.run_id)
         request = check_request(body.method, body.granularity, None, body.method_params())
         span = tuple(body.span) if body.span is not None else None
-        problem = self.problem(run, span)
+        problem = self.problem(run, span, body.contrast)
         request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
+        return run, request, problem
+
+    # ----- jobs -----------------------------------------------------------------------
+    def start_generate(self, body: schemas.GenerateRequest) -> Job:
+        """Queue greedy generation, or record a supplied response (no generation).
+
+        The prompt or conversation is checked by the library (`conversation_from`)
+        and encoded now, so a bad one or one longer than the context is a 4xx at once.
+        """
+        conversation = conversation_from(body.prompt, body.system_prompt, body.messages)
+        response = conversation.target(body.response)
+        encoding = self.lm.encode_messages(conversation.context)
+        prompt = RunPrompt(
+            prompt=encoding.prompt,
+            system_prompt=encoding.system_prompt,
+            messages=recorded_messages(conversation.context),
+            max_new_tokens=body.max_new_tokens,
+        )
+        if response is None:
+            return self.jobs.submit(
+                "generate", generate_job(self.lm, self.store, prompt, encoding.ids)
+            )
+        problem = build_problem(self.lm, messages=list(conversation.context), target=response)
+        # Regenerating after a mask may write as long as the supplied response.
+        prompt = replace(prompt, max_new_tokens=max(body.max_new_tokens, len(problem.output_ids)))
+        return self.jobs.submit("generate", supplied_job(self.lm, self.store, prompt, problem))
+
+    def start_explain(self, body: schemas.ExplainRequest) -> Job:
+        """Check method, parameters, granularity, span and contrast; queue the attribution."""
+        run, request, problem = self.checked_explain(body)
+        span = body.span
         settings = {
             "method": body.method,
             "granularity": body.granularity,
             "span": list(span) if span else None,
             "matrix": body.matrix,
             "params": request.params.model_dump(mode="json"),
+            "contrast": body.contrast,
         }
         fn = explain_job(self.lm, self.store, run["id"], problem, settings, request)
         return self.jobs.submit("explain", fn)
@@ -143,13 +186,11 @@ class Service:
     def estimate(self, body: schemas.ExplainRequest) -> dict[str, Any]:
         """What explaining `body` would cost (passes, seconds), checked like `start_explain`.
 
+        The problem is the one the job would run (conversation and contrast included).
         Measuring takes one forward, so it needs the model; while a job holds it the
         answer says no estimate is available instead of waiting for the job to end.
         """
-        run = self.run(body.run_id)
-        request = check_request(body.method, body.granularity, None, body.method_params())
-        problem = self.problem(run, tuple(body.span) if body.span is not None else None)
-        request.units(problem)
+        _, request, problem = self.checked_explain(body)
         if not self.lm.lock.acquire(blocking=False):
             return {
                 "available": False,

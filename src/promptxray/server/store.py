@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS runs (
     system_prompt TEXT,
     max_new_tokens INTEGER NOT NULL,
     output TEXT NOT NULL,
-    output_ids TEXT NOT NULL
+    output_ids TEXT NOT NULL,
+    messages TEXT,
+    output_source TEXT NOT NULL DEFAULT 'generated'
 );
 CREATE TABLE IF NOT EXISTS explanations (
     id TEXT PRIMARY KEY,
@@ -56,6 +58,13 @@ CREATE INDEX IF NOT EXISTS edits_run ON edits(run_id, created);
 """
 
 DB_NAME = "history.sqlite3"
+
+# Columns added to `runs` after the first release, with their definition: a history
+# written before them gains them on open (older runs read as single-turn, generated).
+_ADDED_RUN_COLUMNS = (
+    ("messages", "TEXT"),
+    ("output_source", "TEXT NOT NULL DEFAULT 'generated'"),
+)
 
 
 def _new_id() -> str:
@@ -103,6 +112,14 @@ def check_data_dir(path: Path | str) -> Path:
     return folder
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a history written by an older version up to the current `runs` columns."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_RUN_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+
+
 class HistoryStore:
     """Thread-safe access to the history database (one connection, one lock)."""
 
@@ -121,6 +138,7 @@ class HistoryStore:
         with self._tx() as db:
             db.execute("PRAGMA foreign_keys = ON")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -170,8 +188,15 @@ class HistoryStore:
         max_new_tokens: int,
         output: str,
         output_ids: list[int],
+        messages: list[dict[str, str]] | None = None,
+        output_source: str = "generated",
     ) -> str:
-        """Save a run; its id, or `HistoryWriteError` (run kept in memory) if it cannot be."""
+        """Save a run; its id, or `HistoryWriteError` (run kept in memory) if it cannot be.
+
+        `messages` is a conversation's turns before the output (None: single-turn, as
+        `prompt` and `system_prompt` say it all); `output_source` "given" marks a
+        response supplied by the user, which explanations must not pass off as generated.
+        """
         record = {
             "id": _new_id(),
             "created": time.time(),
@@ -181,6 +206,8 @@ class HistoryStore:
             "max_new_tokens": max_new_tokens,
             "output": output,
             "output_ids": json.dumps(output_ids),
+            "messages": json.dumps(messages) if messages is not None else None,
+            "output_source": output_source,
         }
         return self._insert("runs", record)
 
@@ -189,6 +216,8 @@ class HistoryStore:
         if run is None:
             return None
         run["output_ids"] = json.loads(run["output_ids"])
+        run["messages"] = json.loads(run["messages"]) if run.get("messages") else None
+        run["output_source"] = run.get("output_source") or "generated"
         return run
 
     def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:

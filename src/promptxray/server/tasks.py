@@ -11,6 +11,7 @@ a `warning` the page shows; the record stays usable until the server stops.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,7 +19,16 @@ import torch
 from ..api import Request
 from ..api import run as run_request
 from ..attribution import Attribution
+from ..conversation import turn_label
+from ..masking import (
+    masked_messages,
+    masked_prompt_text,
+    masked_spans,
+    prompt_turn,
+    removed_pieces,
+)
 from ..model import LanguageModel
+from ..render.pieces import unit_place
 from ..segments import Unit
 from ..targets import Problem
 from .compare import word_diff
@@ -35,19 +45,50 @@ def saved(write: Callable[[], str], what: str) -> tuple[str, dict[str, Any]]:
         return exc.record_id, {"saved": False, "warning": exc.warning(what)}
 
 
+@dataclass(frozen=True)
+class RunPrompt:
+    """What a run records about its prompt: the checked conversation, as the store keeps it.
+
+    `messages` is None for a single-turn prompt (`prompt` and `system_prompt` say it all).
+    """
+
+    prompt: str
+    system_prompt: str | None
+    messages: list[dict[str, str]] | None
+    max_new_tokens: int
+
+    def save(
+        self,
+        lm: LanguageModel,
+        store: HistoryStore,
+        output: str,
+        output_ids: list[int],
+        output_source: str,
+    ) -> tuple[str, dict[str, Any]]:
+        """Save the run with its output; its id and how the write went."""
+        return saved(
+            lambda: store.add_run(
+                model=lm.name,
+                prompt=self.prompt,
+                system_prompt=self.system_prompt,
+                max_new_tokens=self.max_new_tokens,
+                output=output,
+                output_ids=output_ids,
+                messages=self.messages,
+                output_source=output_source,
+            ),
+            "run",
+        )
+
+
 def generate_job(
-    lm: LanguageModel,
-    store: HistoryStore,
-    prompt: str,
-    system_prompt: str | None,
-    prompt_ids: list[int],
-    max_new_tokens: int,
+    lm: LanguageModel, store: HistoryStore, prompt: RunPrompt, prompt_ids: list[int]
 ) -> JobFn:
     """Greedy generation that streams its partial text into the job as it goes."""
 
     def work(ctx: JobContext) -> dict[str, Any]:
         produced: list[int] = []
-        room = max(1, min(max_new_tokens, lm.max_context - len(prompt_ids)))
+        room = max(1, min(prompt.max_new_tokens, lm.max_context - len(prompt_ids)))
         ctx.progress(0, room)
 
         def on_token(token: int) -> None:
@@ -57,18 +98,39 @@ def generate_job(
 
         output_ids = lm.generate(prompt_ids, max_new_tokens=room, on_token=on_token)
         output = lm.decode(output_ids)
-        run_id, status = saved(
-            lambda: store.add_run(
-                model=lm.name,
-                prompt=prompt,
-                system_prompt=system_prompt,
-                max_new_tokens=max_new_tokens,
-                output=output,
-                output_ids=output_ids,
-            ),
-            "run",
-        )
-        return {"run_id": run_id, "output": output, "n_tokens": len(output_ids), **status}
+        run_id, status = prompt.save(lm, store, output, output_ids, "generated")
+        return {
+            "run_id": run_id,
+            "output": output,
+            "n_tokens": len(output_ids),
+            "output_source": "generated",
+            **status,
+        }
+
+    return work
+
+
+def supplied_job(
+    lm: LanguageModel, store: HistoryStore, prompt: RunPrompt, problem: Problem
+) -> JobFn:
+    """Record a response supplied by the user as the run's output: no generation.
+
+    A job like generation, so the page waits on it the same way; the problem was
+    built (and so checked) when the request came in.
+    """
+
+    def work(ctx: JobContext) -> dict[str, Any]:
+        ctx.progress(0, 1)
+        run_id, status = prompt.save(lm, store, problem.output, problem.output_ids, "given")
+        ctx.partial(problem.output)
+        ctx.progress(1, 1)
+        return {
+            "run_id": run_id,
+            "output": problem.output,
+            "n_tokens": len(problem.output_ids),
+            "output_source": "given",
+            **status,
+        }
 
     return work
 
@@ -93,27 +155,17 @@ def explain_job(
     return work
 
 
-def removal_pieces(text: str, units: list[Unit], role: str, masked: set[int]) -> list[dict]:
-    """`text` cut into pieces, each marked `removed` when a masked unit of `role` covers it.
+def removal_pieces(
+    text: str, units: list[Unit], role: str, masked: set[int], turn: int | None = None
+) -> list[dict]:
+    """`text` cut into pieces, each marked `removed` when a masked unit of its text covers it.
 
     The mask card draws removed pieces struck through, so every part of the
-    context the model lost is visible: system prompt, prompt and earlier output.
+    context the model lost is visible: every turn, system prompt, prompt and
+    earlier output. The text is named by role and turn (`masking.masked_spans`).
     """
-    cuts = sorted(
-        units[i].span for i in masked if units[i].role == role and units[i].span is not None
-    )
-    pieces: list[dict[str, Any]] = []
-    cursor = 0
-    for start, end in cuts:
-        start = max(start, cursor)
-        if start > cursor:
-            pieces.append({"text": text[cursor:start], "removed": False})
-        if end > start:
-            pieces.append({"text": text[start:end], "removed": True})
-        cursor = max(cursor, end)
-    if cursor < len(text):
-        pieces.append({"text": text[cursor:], "removed": False})
-    return pieces
+    spans = masked_spans(units, masked, role, turn)
+    return [{"text": piece, "removed": cut} for piece, cut in removed_pieces(text, spans)]
 
 
 def kept_text(pieces: list[dict[str, Any]]) -> str:
@@ -123,18 +175,41 @@ def kept_text(pieces: list[dict[str, Any]]) -> str:
     return "\n".join(lines).strip()
 
 
-def masked_context_view(problem: Problem, units: list[Unit], masked: list[int]) -> dict:
-    """The context as the regeneration saw it: each role's text with removals marked."""
+def masked_context_view(
+    problem: Problem, units: list[Unit], masked: list[int], conversation: bool
+) -> dict:
+    """The context as the regeneration saw it: each text with its removals marked.
+
+    A conversation gets every turn under its label (`turn_pieces`); a single-turn
+    prompt its system prompt and prompt, as before.
+    """
     chosen = set(masked)
     system = problem.encoding.system_prompt or ""
     start = problem.target_span[0]
+    answer = problem.answer_turn
     system_pieces = removal_pieces(system, units, "system", chosen)
-    return {
+    view: dict[str, Any] = {
         "system_pieces": system_pieces,
-        "prompt_pieces": removal_pieces(problem.encoding.prompt, units, "user", chosen),
-        "prefix_pieces": removal_pieces(problem.output[:start], units, "output", chosen),
+        "prompt_pieces": removal_pieces(
+            problem.encoding.prompt, units, "user", chosen, prompt_turn(problem)
+        ),
+        "prefix_pieces": removal_pieces(problem.output[:start], units, "output", chosen, answer),
         "masked_system": kept_text(system_pieces) if system else None,
+        "turn_pieces": None,
+        "masked_messages": None,
     }
+    if conversation:
+        view["turn_pieces"] = [
+            {
+                "role": message.role,
+                "turn": turn,
+                "label": turn_label(message.role, turn),
+                "pieces": removal_pieces(message.content, units, message.role, chosen, turn),
+            }
+            for turn, message in enumerate(problem.encoding.messages)
+        ]
+        view["masked_messages"] = masked_messages(problem, units, masked)
+    return view
 
 
 def pr_and_kl(lm: LanguageModel, masked_ctx: Any, original_ctx: Any, target: list[int]) -> tuple:
@@ -171,7 +246,7 @@ def mask_job(
     """
 
     def work(ctx: JobContext) -> dict[str, Any]:
-        from ..masking import MaskedContext, mask_context, masked_prompt_text
+        from ..masking import MaskedContext, mask_context
 
         units = view.units
         room = max(1, run["max_new_tokens"] - problem.target_token_range[0])
@@ -197,10 +272,17 @@ def mask_job(
             "operator": operator,
             "masked": sorted(masked),
             "masked_units": [
-                {"index": i, "text": units[i].text, "role": units[i].role} for i in sorted(masked)
+                {
+                    "index": i,
+                    "text": units[i].text,
+                    "role": units[i].role,
+                    "turn": units[i].turn,
+                    "place": unit_place(view, units[i]),
+                }
+                for i in sorted(masked)
             ],
             "masked_prompt": masked_prompt_text(problem, units, masked),
-            **masked_context_view(problem, units, masked),
+            **masked_context_view(problem, units, masked, view.messages is not None),
             "prefix": problem.output[:start],
             "original": before,
             "regenerated": after,

@@ -18,8 +18,11 @@ from typing import Any
 from ..attribution import Attribution, MatrixRows
 from ..methods.gradient import completeness_note
 from ..methods.quantity import contrast_note
+from ..model import ROLE_OUTPUT
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
+from ..render.pieces import source_sections, unit_place
+from ..segments import Unit
 
 # Where each role's text is shown on the page, as the top list names it.
 ROLE_PLACE = {"system": "system prompt", "user": "prompt", "output": "output"}
@@ -39,6 +42,32 @@ SEARCH_KEYS = (
 )
 
 
+def place_of(attr: Attribution, unit: Unit) -> str:
+    """The text a unit is in, as lists name it: "prompt", or its turn "[turn 2 · assistant]"."""
+    if attr.messages is None:
+        return ROLE_PLACE.get(unit.role, unit.role)
+    return unit_place(attr, unit)
+
+
+def section_views(attr: Attribution) -> list[dict[str, Any]]:
+    """The texts the page draws, in reading order, each with its heading and its text.
+
+    The headings are `render.pieces.source_sections`' (every view names turns the
+    same way); the output section is the whole output, the target inside it.
+    """
+    return [
+        {
+            "role": section.role,
+            "turn": section.turn,
+            "title": section.title,
+            "text": attr.output
+            if section.role == ROLE_OUTPUT
+            else attr.role_text(section.role, section.turn),
+        }
+        for section in source_sections(attr)
+    ]
+
+
 def unit_positions(attr: Attribution) -> list[dict[str, Any]]:
     """Each unit's line in its own text and which occurrence of the same words it is.
 
@@ -55,8 +84,8 @@ def unit_positions(attr: Attribution) -> list[dict[str, Any]]:
         seen[key] = seen.get(key, 0) + 1
         line = None
         if unit.span is not None:
-            line = attr.role_text(unit.role)[: unit.span[0]].count("\n") + 1
-        place = ROLE_PLACE.get(unit.role, unit.role)
+            line = attr.role_text(unit.role, unit.turn)[: unit.span[0]].count("\n") + 1
+        place = place_of(attr, unit)
         where = f"{place} line {line}" if line is not None else place
         repeat = f" #{seen[key]}" if totals[key] > 1 else ""
         out.append(
@@ -64,6 +93,7 @@ def unit_positions(attr: Attribution) -> list[dict[str, Any]]:
                 "line": line,
                 "occurrence": seen[key],
                 "occurrences": totals[key],
+                "place": place,
                 "position": f"{key or repr(unit.text)}{repeat} · {where}",
                 "where": f"{repeat.strip()} · {where}" if repeat else where,
             }
@@ -82,6 +112,7 @@ def unit_views(attr: Attribution, scale: Scale) -> list[dict[str, Any]]:
                 "index": i,
                 "text": unit.text,
                 "role": unit.role,
+                "turn": unit.turn,
                 "span": list(unit.span) if unit.span is not None else None,
                 "score": float(score),
                 "color": css(background),
@@ -154,6 +185,9 @@ def explanation_view(
         "base_granularity": attr.base_granularity,
         "prompt": attr.prompt,
         "system_prompt": attr.system_prompt,
+        "messages": attr.messages,
+        "sections": section_views(attr),
+        "output_source": (attr.metadata or {}).get("output_source", "generated"),
         "output": attr.output,
         "target_span": list(attr.target_span),
         "target_tokens": attr.target_tokens,

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   info: null,
-  run: null, // {id, prompt, system_prompt, max_new_tokens, output}
+  run: null, // {id, prompt, system_prompt, messages, output_source, max_new_tokens, output}
   span: null, // [start, end) in the output, or null for all of it
   view: null, // the explanation view being shown
   picked: new Set(), // unit indices (at the current granularity) picked for masking
@@ -135,7 +135,7 @@ async function api(method, path, body) {
 }
 
 // ----- jobs: submit, poll, cancel -----------------------------------------------------
-const busyButtons = ["generate", "explain", "mask-top", "mask-picked"];
+const busyButtons = ["generate", "use-response", "explain", "mask-top", "mask-picked"];
 
 // While this page waits on a job its action buttons rest (the server would queue more).
 function setBusy(busy) {
@@ -143,6 +143,7 @@ function setBusy(busy) {
     for (const id of busyButtons) $(id).disabled = true;
   } else {
     $("generate").disabled = false;
+    $("use-response").disabled = false;
     $("explain").disabled = !state.run;
     $("mask-top").disabled = !state.view;
     updatePicked();
@@ -369,9 +370,10 @@ function unitTitle(unit, rank, view) {
 
 // Draw `text` with the units of `role` shaded in the colours the server gave them;
 // characters outside units stay plain. `onpick` (optional) runs when a unit is clicked.
-function paintUnits(container, text, role, view, { ranks = {}, limit = text.length, onpick = null } = {}) {
+// In a conversation roles repeat, so a turn's text takes only the units of its `turn`.
+function paintUnits(container, text, role, view, { ranks = {}, limit = text.length, onpick = null, turn } = {}) {
   const units = view.units
-    .filter((u) => u.role === role && u.span && u.span[0] < limit)
+    .filter((u) => u.role === role && u.span && u.span[0] < limit && (turn === undefined || u.turn === turn))
     .sort((a, b) => a.span[0] - b.span[0]);
   let cursor = 0;
   for (const unit of units) {
@@ -397,6 +399,8 @@ function paintUnits(container, text, role, view, { ranks = {}, limit = text.leng
 }
 
 // System prompt, prompt and output of one view into three boxes (the explained part outlined).
+// A conversation draws every turn under the server's label ("[turn 2 · assistant]") into
+// `boxes.turns` (or the prompt box), each turn with the units of its own turn.
 function paintView(view, boxes, options = {}) {
   const ranks = {};
   view.top.forEach((index, rank) => {
@@ -404,8 +408,13 @@ function paintView(view, boxes, options = {}) {
   });
   const opts = { ...options, ranks };
   clear(boxes.system);
-  if (view.system_prompt) paintUnits(boxes.system, view.system_prompt, "system", view, opts);
-  paintUnits(clear(boxes.prompt), view.prompt, "user", view, opts);
+  clear(boxes.prompt);
+  if (view.messages) {
+    paintTurns(boxes.turns || boxes.prompt, view, opts);
+  } else {
+    if (view.system_prompt) paintUnits(boxes.system, view.system_prompt, "system", view, opts);
+    paintUnits(boxes.prompt, view.prompt, "user", view, opts);
+  }
   const out = clear(boxes.output);
   const [t0, t1] = view.target_span;
   paintUnits(out, view.output, "output", view, { ...opts, limit: t0 });
@@ -413,9 +422,37 @@ function paintView(view, boxes, options = {}) {
   if (t1 < view.output.length) out.append(el("span", { class: "after-target" }, view.output.slice(t1)));
 }
 
+// Every turn before the explained one, in reading order, each under its label.
+function paintTurns(container, view, opts) {
+  clear(container);
+  for (const section of view.sections || []) {
+    if (section.role === "output") continue;
+    const box = el("div", {
+      class: "text-box salience turn-box",
+      dataset: { turn: String(section.turn), role: section.role },
+    });
+    paintUnits(box, section.text, section.role, view, { ...opts, turn: section.turn });
+    container.append(el("div", { class: "turn-block" }, el("h3", { class: "turn-label" }, section.title), box));
+  }
+}
+
+// The output's heading: its turn in a conversation, and whether it was supplied.
+function outputTitle(view) {
+  const section = (view.sections || []).find((s) => s.role === "output");
+  return view.messages && section ? section.title.replace(/ Output.*$/, " Output") : "Output";
+}
+
 function renderSalience(view) {
-  $("sal-system-block").hidden = !view.system_prompt;
-  paintView(view, { system: $("sal-system"), prompt: $("sal-prompt"), output: $("sal-output") }, { onpick: togglePick });
+  const conversation = !!view.messages;
+  $("sal-turns").hidden = !conversation;
+  $("sal-prompt-block").hidden = conversation;
+  $("sal-system-block").hidden = conversation || !view.system_prompt;
+  $("sal-output-title").textContent = outputTitle(view);
+  $("sal-output-title").classList.toggle("turn-title", conversation);
+  $("sal-output-source").hidden = view.output_source !== "given";
+  const boxes = { system: $("sal-system"), prompt: $("sal-prompt"), output: $("sal-output"), turns: $("sal-turns") };
+  if (!conversation) clear(boxes.turns);
+  paintView(view, boxes, { onpick: togglePick });
 }
 
 // Bring a unit into view and make it flash, so a list entry finds its place in the text.
@@ -668,6 +705,8 @@ function renderMeta(view) {
   if (view.completeness) parts.push(view.completeness);
   // A contrast: both log-probabilities and their difference, before and after masking.
   if (view.contrast) parts.push(view.contrast);
+  // A pasted response is scored by this model, not written by it: say so.
+  if (view.output_source === "given") parts.push("response supplied, not generated");
   $("result-meta").textContent = parts.join(" · ");
 }
 
@@ -763,10 +802,17 @@ function renderEdit(edit) {
   $("metric-pr").textContent = fmt(edit.pr);
   $("metric-kl").textContent = fmt(edit.kl);
   const chips = clear($("masked-units"));
-  for (const unit of edit.masked_units) chips.append(el("span", { class: "chip", title: `${unit.role} text` }, unit.text));
+  for (const unit of edit.masked_units) chips.append(el("span", { class: "chip", title: `${unit.place || unit.role} text` }, unit.text));
   // The context the model regenerated from: system prompt and prompt, removals struck through.
   const masked = clear($("masked-prompt"));
-  if (edit.prompt_pieces) {
+  $("masked-title").textContent = edit.turn_pieces ? "Conversation without them" : "Prompt without them";
+  if (edit.turn_pieces) {
+    for (const turn of edit.turn_pieces) {
+      const block = el("div", { class: "masked-turn", dataset: { turn: String(turn.turn) } }, el("span", { class: "role-label" }, `${turn.label} `));
+      appendPieces(block, turn.pieces, `removed from ${turn.label}`);
+      masked.append(block);
+    }
+  } else if (edit.prompt_pieces) {
     if (edit.system_pieces && edit.system_pieces.length) {
       const system = el("div", { class: "masked-system" }, el("span", { class: "role-label" }, "System: "));
       appendPieces(system, edit.system_pieces, "removed from the system prompt");
@@ -836,32 +882,110 @@ function resetResults() {
   $("mask-result").hidden = true;
 }
 
-async function generate() {
+// ----- the conversation editor ----------------------------------------------------------
+// The prompt box is the first user turn (after the optional system prompt); "Add turn"
+// appends turns, each with a role and a text, each removable. The server checks the
+// conversation (promptxray.conversation), so the page only collects it.
+const ROLES = ["system", "user", "assistant"];
+
+function turnItems() {
+  return [...document.querySelectorAll("#turns .turn")];
+}
+
+// The role a new turn most likely has: the other side of the last turn.
+function nextRole() {
+  const items = turnItems();
+  const last = items.length ? items[items.length - 1].querySelector(".turn-role").value : "user";
+  return last === "user" ? "assistant" : "user";
+}
+
+function renumberTurns() {
+  const first = $("system").value.trim() ? 2 : 1;
+  turnItems().forEach((item, i) => {
+    item.querySelector(".turn-number").textContent = `turn ${first + i}`;
+  });
+}
+
+function addTurn(role, content = "") {
+  const select = el("select", { class: "turn-role", "aria-label": "Role" }, ...ROLES.map((r) => el("option", { value: r }, r)));
+  select.value = role || nextRole();
+  const text = el("textarea", { class: "turn-text", rows: "3", spellcheck: "false", "aria-label": "Turn text" });
+  text.value = content;
+  const item = el("div", { class: "turn" });
+  const remove = el("button", {
+    type: "button",
+    class: "ghost danger turn-remove",
+    title: "Remove this turn",
+    onclick: () => {
+      item.remove();
+      renumberTurns();
+    },
+  }, "Remove");
+  item.append(el("div", { class: "turn-head" }, el("span", { class: "turn-number" }), select, el("span", { class: "spacer" }), remove), text);
+  $("turns").append(item);
+  renumberTurns();
+  return item;
+}
+
+function clearTurns() {
+  clear($("turns"));
+}
+
+// The prompt as the API takes it: prompt (+ system prompt), or messages once turns exist.
+function promptBody() {
   const prompt = $("prompt").value;
-  if (!prompt.trim()) {
+  const system = $("system").value;
+  const turns = turnItems().map((item) => ({
+    role: item.querySelector(".turn-role").value,
+    content: item.querySelector(".turn-text").value,
+  }));
+  if (!turns.length) return { prompt, system_prompt: system.trim() ? system : null };
+  const messages = [];
+  if (system.trim()) messages.push({ role: "system", content: system });
+  if (prompt.trim()) messages.push({ role: "user", content: prompt });
+  return { messages: [...messages, ...turns] };
+}
+
+// A run reopened from the history back into the editor: system, first user turn, the rest.
+function fillEditor(run) {
+  clearTurns();
+  const messages = run.messages ? [...run.messages] : null;
+  if (!messages) {
+    $("prompt").value = run.prompt;
+    $("system").value = run.system_prompt || "";
+  } else {
+    $("system").value = messages.length && messages[0].role === "system" ? messages.shift().content : "";
+    $("prompt").value = messages.length && messages[0].role === "user" ? messages.shift().content : "";
+    for (const m of messages) addTurn(m.role, m.content);
+  }
+  $("system-box").open = !!$("system").value;
+  $("response").value = run.output_source === "given" ? run.output : "";
+  $("response-box").open = run.output_source === "given";
+}
+
+function showOutputSource() {
+  $("output-source").hidden = !(state.run && state.run.output_source === "given");
+}
+
+// Generate an answer, or (with `response`) record a pasted one as the run's output.
+async function startRun(response) {
+  const body = { ...promptBody(), max_new_tokens: Number($("max-new").value) || 64 };
+  if (body.prompt !== undefined && !body.prompt.trim()) {
     showError("The prompt is empty: type some text first.");
     return;
   }
-  const system = $("system").value;
-  const body = {
-    prompt,
-    system_prompt: system.trim() ? system : null,
-    max_new_tokens: Number($("max-new").value) || 64,
-  };
+  if (response !== undefined) body.response = response;
   resetResults();
   state.run = null;
+  showOutputSource();
   $("output-card").hidden = false;
   renderOutput("", null, true);
+  const label = response === undefined ? "Generating" : "Using the pasted response";
   try {
-    const result = await runJob("/api/generate", body, "Generating", (partial) => renderOutput(partial, null, true));
-    state.run = {
-      id: result.run_id,
-      prompt: body.prompt,
-      system_prompt: body.system_prompt,
-      max_new_tokens: body.max_new_tokens,
-      output: result.output,
-    };
-    state.runDetail = { ...state.run, explanations: [], edits: [] };
+    const result = await runJob("/api/generate", body, label, (partial) => renderOutput(partial, null, true));
+    state.run = await api("GET", `/api/runs/${result.run_id}`);
+    state.runDetail = state.run;
+    showOutputSource();
     renderRunResults();
     setSpan(null);
     setBusy(false);
@@ -871,6 +995,20 @@ async function generate() {
     $("output-card").hidden = true;
     reportFailure(err);
   }
+}
+
+function generate() {
+  return startRun();
+}
+
+function useResponse() {
+  return startRun($("response").value);
+}
+
+// The "instead of…" field: a contrast when anything is typed (spaces count: " Red").
+function contrastValue() {
+  const value = $("contrast").value;
+  return value === "" ? null : value;
 }
 
 async function explain() {
@@ -883,6 +1021,7 @@ async function explain() {
     granularity: $("granularity").value,
     matrix: $("matrix").checked,
     params: readParams(method),
+    contrast: contrastValue(),
   };
   if (!(await costAccepted(body))) return;
   await explainWith(body);
@@ -935,6 +1074,7 @@ async function recompute(wanted) {
   setParams(params);
   $("granularity").value = wanted;
   $("matrix").checked = !!settings.matrix;
+  $("contrast").value = settings.contrast || "";
   await explainWith({
     run_id: view.run_id,
     span: settings.span,
@@ -942,6 +1082,7 @@ async function recompute(wanted) {
     granularity: wanted,
     matrix: !!settings.matrix,
     params,
+    contrast: settings.contrast || null,
   });
 }
 
@@ -1030,9 +1171,8 @@ async function openRun(runId) {
     resetResults();
     state.run = run;
     state.runDetail = run;
-    $("prompt").value = run.prompt;
-    $("system").value = run.system_prompt || "";
-    $("system-box").open = !!run.system_prompt;
+    fillEditor(run);
+    showOutputSource();
     $("max-new").value = run.max_new_tokens;
     $("output-card").hidden = false;
     location.hash = `run=${run.id}`;
@@ -1066,6 +1206,7 @@ async function showExplanation(explanationId, edit) {
     onMethodChange();
     setParams(settings.params || {});
     $("matrix").checked = !!settings.matrix;
+    $("contrast").value = settings.contrast || "";
     setSpan(settings.span || null);
   }
   const granularity = edit ? edit.result.granularity : null;
@@ -1078,7 +1219,8 @@ async function showExplanation(explanationId, edit) {
 
 function settingsLabel(settings) {
   const span = settings.span ? ` · chars ${settings.span[0]}–${settings.span[1]}` : " · whole output";
-  return `${settings.method} · ${settings.granularity}${span}`;
+  const contrast = settings.contrast ? ` · instead of ${JSON.stringify(settings.contrast)}` : "";
+  return `${settings.method} · ${settings.granularity}${span}${contrast}`;
 }
 
 // Every explanation of the open run, each with its mask experiments: all of them reopen.
@@ -1133,6 +1275,10 @@ function newRun() {
   $("output-card").hidden = true;
   $("prompt").value = "";
   $("system").value = "";
+  $("response").value = "";
+  $("contrast").value = "";
+  clearTurns();
+  showOutputSource();
   history.replaceState(null, "", location.pathname);
   loadHistory();
   $("prompt").focus();
@@ -1200,7 +1346,7 @@ function renderCompareSide(side, key) {
   const title = view ? settingsLabel(view.settings) : "run (not explained)";
   $(`cmp-${key}-title`).textContent = `${key.toUpperCase()}: ${title} · ${when(run.created)}`;
   const boxes = { system: $(`cmp-${key}-system`), prompt: $(`cmp-${key}-prompt`), output: $(`cmp-${key}-output`) };
-  $(`cmp-${key}-system-block`).hidden = !run.system_prompt;
+  $(`cmp-${key}-system-block`).hidden = !run.system_prompt || !!(view && view.messages);
   if (view) {
     paintView(view, boxes);
   } else {
@@ -1336,6 +1482,9 @@ function onMethodChange() {
 
 async function init() {
   $("generate").addEventListener("click", generate);
+  $("use-response").addEventListener("click", useResponse);
+  $("add-turn").addEventListener("click", () => addTurn().querySelector(".turn-text").focus());
+  $("system").addEventListener("input", renumberTurns);
   $("explain").addEventListener("click", explain);
   $("job-cancel").addEventListener("click", cancelJob);
   $("whole-output").addEventListener("click", () => setSpan(null));
