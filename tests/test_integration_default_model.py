@@ -36,3 +36,28 @@ def test_span_of_real_output_is_explained_by_prompt_and_earlier_output(default_l
     )
     assert a.output == base.output
     assert {u.role for u in a.units} == {"user", "output"}
+
+
+def test_blue_rather_than_red_is_driven_by_the_sky(default_lm):
+    a = explain(
+        "Answer in one word: What color is the sky?",
+        model=default_lm,
+        target=" Blue",
+        contrast=" Red",
+        method="leave_one_out",
+        granularity="word",
+    )
+    report = a.metadata["contrast"]
+    # Observed (2026-11-24): log p(" Blue") = -14.42, log p(" Red") = -12.20 right after
+    # the template (the model would rather start with "The sky is..."; both are
+    # unlikely, and this small model slightly prefers " Red"). Leave-one-out's top
+    # word is "sky?" (+0.77): deleting it moves the preference 0.77 nats further
+    # towards " Red". Plausible: the sky is the one word that makes blue, rather
+    # than red, the answer; "color" only asks for a colour, which both are.
+    # Deleting the top three (Answer, What, sky?) takes the difference from -2.22
+    # to -2.93. xprompt with k=2 picks {sky?, Answer} (-3.33).
+    top_unit, top_score = a.top_k(1, by="support")[0]
+    assert re.sub(r"\W", "", top_unit.text) == "sky" and top_score > 0.3
+    full = report["full"]
+    assert full["difference"] == pytest.approx(full["log_prob_target"] - full["log_prob_contrast"])
+    assert report["masked"]["difference"] < full["difference"]

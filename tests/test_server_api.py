@@ -529,3 +529,18 @@ def test_serve_command_checks_the_address_before_loading_a_model(monkeypatch, tm
         "LM",
         {**expected, "allowed_hosts": ["box.lan", "10.0.0.7"], "token": "t0k"},
     )
+
+
+def test_hierarchical_leave_one_out_marks_unrefined_units_on_the_page(client):
+    run_id = generate(client, max_new_tokens=4)["result"]["run_id"]
+    body = {
+        "run_id": run_id,
+        "method": "leave_one_out",
+        "granularity": "word",
+        "params": {"coarse": "sentence", "refine": 1},
+    }
+    view = run_job(client, "/api/explain", body)["result"]
+    refined = set(view["metadata"]["refined"])
+    flags = [u["inherited"] for u in view["units"]]
+    assert flags == [u["index"] not in refined for u in view["units"]] and any(flags)
+    assert "refined" in view["refinement"]

@@ -143,7 +143,7 @@ def explain(
     if target is not None and not target:
         raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
     if contrast is not None and not contrast:
-        raise EmptyTargetError("The contrast text is empty: give the alternative (--contrast).")
+        raise EmptyTargetError("The contrast text is empty: give the text to compare with.")
     if max_new_tokens < 1:
         raise InvalidParameterError("max_new_tokens must be at least 1.")
     lm = as_model(model, device=device, dtype=dtype)

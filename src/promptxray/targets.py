@@ -232,7 +232,7 @@ def _contrast_tokens(
     if not ids:
         raise EmptyTargetError(
             "The contrast text is empty after tokenisation: give the alternative to compare "
-            "the target with (--contrast)."
+            "the target with."
         )
     return ids, list(spans)
 

@@ -126,6 +126,9 @@ class UnitView(BaseModel):
     color: str = Field(description="CSS background of the unit (one palette for every view).")
     text_color: str = Field(description="CSS text colour that reads on `color`.")
     tinted: bool = Field(description="False when the score is too near zero to be coloured.")
+    inherited: bool = Field(
+        False, description="Hierarchical leave-one-out left it unrefined: a shared coarse score."
+    )
     line: int | None = Field(description="Line of the unit in its own text (1-based).")
     occurrence: int = Field(description="Which occurrence of the same words this unit is.")
     occurrences: int = Field(description="How many units have the same words.")
@@ -219,6 +222,9 @@ class ExplanationView(BaseModel):
     contrast: str | None = Field(
         None,
         description="A contrast's log p(target) and log p(contrast), before and after masking.",
+    )
+    refinement: str | None = Field(
+        None, description="Hierarchical leave-one-out: how many units were refined exactly."
     )
     matrix_note: str | None = Field(
         None, description="Why a heatmap computed at other units is not shown at these."

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..attribution import Attribution, MatrixRows
 from ..methods.gradient import completeness_note
+from ..methods.perturbation import refinement_note
 from ..methods.quantity import contrast_note
 from ..model import ROLE_OUTPUT
 from ..render.html import render_html
@@ -105,6 +106,7 @@ def unit_views(attr: Attribution, scale: Scale) -> list[dict[str, Any]]:
     """Units with their score, colour (the palette's), tint flag and position."""
     views = []
     positions = unit_positions(attr)
+    inherited = attr.inherited
     for i, (unit, score) in enumerate(zip(attr.units, attr.scores, strict=True)):
         background = scale.color(score)
         views.append(
@@ -118,6 +120,7 @@ def unit_views(attr: Attribution, scale: Scale) -> list[dict[str, Any]]:
                 "color": css(background),
                 "text_color": css(text_color(background)),
                 "tinted": scale.tinted(score),
+                "inherited": i in inherited,
                 **positions[i],
             }
         )
@@ -211,6 +214,7 @@ def explanation_view(
         "search": search_detail(attr),
         "completeness": completeness_note(attr.metadata),
         "contrast": contrast_note(attr.metadata),
+        "refinement": refinement_note(attr.metadata),
     }
 
 

@@ -365,7 +365,8 @@ function onOutputMouseDown(event) {
 function unitTitle(unit, rank, view) {
   const rankText = rank === undefined ? "" : ` · rank ${rank + 1}`;
   const chosen = view.selected && view.selected.includes(unit.index) ? " · selected" : "";
-  return `score ${fmtScore(unit.score, view.signed, 4)}${rankText} · ${unit.position}${chosen}`;
+  const shared = unit.inherited ? " · ≈ a shared coarse score, not refined" : "";
+  return `score ${fmtScore(unit.score, view.signed, 4)}${rankText} · ${unit.position}${chosen}${shared}`;
 }
 
 // Draw `text` with the units of `role` shaded in the colours the server gave them;
@@ -391,6 +392,8 @@ function paintUnits(container, text, role, view, { ranks = {}, limit = text.leng
       text.slice(start, end),
     );
     if (view.selected && view.selected.includes(unit.index)) node.classList.add("chosen");
+    // Hierarchical leave-one-out: a score shared from the unit's sentence, not its own.
+    if (unit.inherited) node.classList.add("inherited");
     if (onpick && state.picked.has(unit.index)) node.classList.add("picked");
     container.append(node);
     cursor = Math.max(cursor, end);
@@ -705,6 +708,7 @@ function renderMeta(view) {
   if (view.completeness) parts.push(view.completeness);
   // A contrast: both log-probabilities and their difference, before and after masking.
   if (view.contrast) parts.push(view.contrast);
+  if (view.refinement) parts.push(view.refinement);
   // A pasted response is scored by this model, not written by it: say so.
   if (view.output_source === "given") parts.push("response supplied, not generated");
   $("result-meta").textContent = parts.join(" · ");
