@@ -49,6 +49,21 @@ def test_generated_target_is_greedy_and_repeatable(tiny_lm):
     assert a.target_span == (0, len(a.output))
 
 
+def test_a_supplied_target_equals_the_same_text_generated(tiny_lm):
+    # A random model's own tokens need not survive decode and re-encode, so the
+    # "generation" here is a text's tokens handed over as the model's output ids.
+    text = " Red, green and blue."
+    ids, _ = tiny_lm.tokenize_text(text)
+    prompt = "Name three colours."
+    generated = explain(prompt, model=tiny_lm, method="grad_x_input", output_ids=ids)
+    given = explain(prompt, model=tiny_lm, method="grad_x_input", target=text)
+    assert generated.output == given.output == text
+    assert given.scores == pytest.approx(generated.scores, abs=1e-6)
+    assert [u.text for u in given.units] == [u.text for u in generated.units]
+    sources = (generated.metadata["output_source"], given.metadata["output_source"])
+    assert sources == ("generated", "given")
+
+
 def test_span_target_makes_earlier_output_a_source(tiny_lm):
     full = build_problem(tiny_lm, "Tell me a story.", max_new_tokens=12)
     cut = full.output_spans[6][0]  # start of the 7th output token
