@@ -71,6 +71,7 @@ from ..segments import Unit
 from ..targets import Problem
 from . import quantity
 from .base import (
+    KEYED_WHEN_SET,
     Aggregation,
     Cost,
     Family,
@@ -80,6 +81,7 @@ from .base import (
     predicts,
     register,
 )
+from .perturbation import coarse_members, masked_drops
 
 # The most k-sets the exhaustive strategy will score (C(20, 3) = 1140, C(30, 3) = 4060).
 EXHAUSTIVE_LIMIT = 5000
@@ -122,6 +124,24 @@ class XPromptParams(_JointParams):
         2, ge=1, le=1000, description="Refinement steps without improvement before stopping."
     )
     masking: Operator = Field(DEFAULT_OPERATOR, description="How a unit is removed.")
+    coarse: Literal["none", "sentence", "line", "paragraph"] = Field(
+        "none",
+        description=(
+            "Candidate pruning for long prompts: mask each of these coarser units once and "
+            "search only the units inside the `refine` strongest (none: search every unit)."
+        ),
+        json_schema_extra={KEYED_WHEN_SET: True},
+    )
+    refine: int = Field(
+        3,
+        ge=1,
+        le=100_000,
+        description=(
+            "With `coarse`: how many of the strongest coarse units (by |leave-one-out "
+            "drop|) the search looks inside (more if they hold fewer than k units)."
+        ),
+        json_schema_extra={KEYED_WHEN_SET: True},
+    )
 
     def budget_for(self, n_units: int) -> int:
         """The budget given, or the default: 2 (n + 1); exhaustive: every set and the ranking."""
@@ -298,6 +318,75 @@ def xprompt(
     *,
     matrix: bool = False,
     progress: ProgressFn | None = None,
+) -> MethodOutput:
+    if params.coarse == "none":
+        return _xprompt_search(lm, problem, units, params, progress)
+    return _pruned(lm, problem, units, params, progress)
+
+
+def _pruned(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    params: XPromptParams,
+    progress: ProgressFn | None,
+) -> MethodOutput:
+    """xprompt inside the strongest coarse units only (AttriBoT's pruning for long prompts).
+
+    Every coarse unit is masked once (as hierarchical leave-one-out does); the search
+    then runs on the units of the `refine` strongest, and the other units keep an
+    equal share of their coarse unit's drop, marked as not refined. The budget is
+    the search's own for that many units.
+    """
+    members = coarse_members(problem, units, params.coarse)
+    _, coarse_drop = masked_drops(
+        lm, problem, units, members, params.masking, params.batch_size, progress
+    )
+    strength = coarse_drop.sum(1)
+    candidates = _candidates(members, strength.abs().tolist(), params)
+    inner = _xprompt_search(lm, problem, [units[i] for i in candidates], params, progress)
+    scores = [0.0] * len(units)
+    for group, drop in zip(members, strength.tolist(), strict=True):
+        for i in group:
+            scores[i] = drop / len(group)
+    for i, score in zip(candidates, inner.scores, strict=True):
+        scores[i] = score
+    extra = dict(inner.extra)
+    extra["refined"] = candidates
+    extra["hierarchy"] = {
+        "coarse": params.coarse,
+        "coarse_units": len(members),
+        "coarse_refined": sum(1 for g in members if g[0] in set(candidates)),
+        "coarse_scores": strength.tolist(),
+        "coarse_passes": 1 + len(members),
+    }
+    return MethodOutput(
+        scores=scores,
+        selected=[candidates[i] for i in inner.selected or []],
+        extra=extra,
+    )
+
+
+def _candidates(
+    members: list[list[int]], strength: list[float], params: XPromptParams
+) -> list[int]:
+    """The units of the `refine` strongest coarse units, and of the next ones while they
+    hold fewer than k units; in reading order."""
+    order = sorted(range(len(members)), key=lambda c: (-strength[c], c))
+    chosen: list[int] = []
+    for rank, c in enumerate(order):
+        if rank >= params.refine and len(chosen) >= params.k:
+            break
+        chosen.extend(members[c])
+    return sorted(chosen)
+
+
+def _xprompt_search(
+    lm: LanguageModel,
+    problem: Problem,
+    units: list[Unit],
+    params: XPromptParams,
+    progress: ProgressFn | None,
 ) -> MethodOutput:
     n, k = len(units), params.k
     params.check_units(n)
@@ -589,6 +678,21 @@ def xprompt_paper(
 @predicts("xprompt")
 def xprompt_cost(
     lm: LanguageModel, problem: Problem, units: list[Unit], params: XPromptParams, matrix: bool
+) -> Cost:
+    """With `coarse`: the coarse pass, then the search's bound on the largest candidate set
+    its `refine` coarse units could give."""
+    if params.coarse == "none":
+        return _search_cost(lm, problem, units, params)
+    members = coarse_members(problem, units, params.coarse)
+    full = mask_context(lm, problem, units, [], params.masking)
+    variants = [full] + [mask_context(lm, problem, units, g, params.masking) for g in members]
+    first = quantity.rows_cost(lm, problem, variants, params.batch_size, full)
+    largest = _candidates(members, [float(len(g)) for g in members], params)
+    return (first + _search_cost(lm, problem, [units[i] for i in largest], params)).bound()
+
+
+def _search_cost(
+    lm: LanguageModel, problem: Problem, units: list[Unit], params: XPromptParams
 ) -> Cost:
     """An upper bound: the search stops early when patience runs out.
 

@@ -93,7 +93,9 @@ def leave_one_out(
     """
     if params.coarse == "none":
         singles = [[i] for i in range(len(units))]
-        full, drop = _drops(lm, problem, units, singles, params, progress)
+        full, drop = masked_drops(
+            lm, problem, units, singles, params.masking, params.batch_size, progress
+        )
         return MethodOutput(
             scores=drop.sum(1).tolist(),
             matrix=drop.T.tolist(),
@@ -102,31 +104,32 @@ def leave_one_out(
     return _hierarchical(lm, problem, units, params, progress)
 
 
-def _drops(
+def masked_drops(
     lm: LanguageModel,
     problem: Problem,
     units: list[Unit],
     groups: list[list[int]],
-    params: LeaveOneOutParams,
+    masking: str,
+    batch_size: int,
     progress: ProgressFn | None,
     full_logprobs: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log p(target) of the full context (scored here unless given), and per
-    group of units the per-token drop when the whole group is masked: [n_groups,
-    n_target]. One batched run sharing the full context's prefix."""
-    full = mask_context(lm, problem, units, [], params.masking)
-    variants = [mask_context(lm, problem, units, g, params.masking) for g in groups]
+    """Per-row log p(target) of the full context (scored here unless given), and per
+    group of units the per-row drop when the whole group is masked: [n_groups,
+    n_rows]. One batched run sharing the full context's prefix (one a part)."""
+    full = mask_context(lm, problem, units, [], masking)
+    variants = [mask_context(lm, problem, units, g, masking) for g in groups]
     if full_logprobs is None:
         variants.insert(0, full)
     logprobs = quantity.score_rows(
-        lm, problem, variants, params.batch_size, reference=full, progress=progress
+        lm, problem, variants, batch_size, reference=full, progress=progress
     )
     if full_logprobs is None:
         full_logprobs, logprobs = logprobs[0], logprobs[1:]
     return full_logprobs, full_logprobs[None] - logprobs
 
 
-def _coarse_members(problem: Problem, units: list[Unit], coarse: str) -> list[list[int]]:
+def coarse_members(problem: Problem, units: list[Unit], coarse: str) -> list[list[int]]:
     """The units each coarse unit holds (indices into `units`), in reading order."""
     coarse_units, owner = group_units(units, problem.role_text, coarse)
     members: list[list[int]] = [[] for _ in coarse_units]
@@ -151,8 +154,10 @@ def _hierarchical(
     share of their coarse unit's score: an estimate, listed as such (`refined` holds
     the exactly scored units). A coarse unit holding one unit is exact already.
     """
-    members = _coarse_members(problem, units, params.coarse)
-    full, coarse_drop = _drops(lm, problem, units, members, params, progress)
+    members = coarse_members(problem, units, params.coarse)
+    full, coarse_drop = masked_drops(
+        lm, problem, units, members, params.masking, params.batch_size, progress
+    )
     strength = coarse_drop.sum(1).abs().tolist()
     order = sorted(range(len(members)), key=lambda c: (-strength[c], c))
     chosen = [c for c in order[: params.refine] if len(members[c]) > 1]
@@ -162,7 +167,9 @@ def _hierarchical(
         drop[group] = coarse_drop[c] / len(group)
     if fine:
         singles = [[i] for i in fine]
-        _, fine_drop = _drops(lm, problem, units, singles, params, progress, full_logprobs=full)
+        _, fine_drop = masked_drops(
+            lm, problem, units, singles, params.masking, params.batch_size, progress, full
+        )
         drop[fine] = fine_drop
     refined = sorted(fine + [g[0] for g in members if len(g) == 1])
     return MethodOutput(
@@ -247,7 +254,7 @@ def leave_one_out_cost(
     if params.coarse == "none":
         singles = [mask_context(lm, problem, units, [i], masking) for i in range(len(units))]
         return quantity.rows_cost(lm, problem, [full, *singles], batch_size, full)
-    groups = _coarse_members(problem, units, params.coarse)
+    groups = coarse_members(problem, units, params.coarse)
     coarse_variants = [mask_context(lm, problem, units, g, masking) for g in groups]
     first = quantity.rows_cost(lm, problem, [full, *coarse_variants], batch_size, full)
     biggest = sorted((g for g in groups if len(g) > 1), key=len, reverse=True)
