@@ -648,8 +648,12 @@ function renderHeatmap(view) {
   const rows = view.matrix_rows || { by: "token", labels: view.target_tokens, tokens: view.target_tokens.map((_, i) => [i]) };
   $("heatmap-rows").value = rows.by;
   const grouped = rows.by === "token" ? "" : ` (${view.target_tokens.length} tokens, combined by the method's rule)`;
+  // A contrast's rows: the target's tokens, then the contrast's ("vs …", sign flipped).
+  const what = view.contrast
+    ? "target tokens, then the contrast's tokens (“vs …”, log p subtracted)"
+    : `explained ${ROW_NAMES[rows.by].replace(/s$/, view.matrix.length === 1 ? "" : "s")}`;
   note.replaceChildren(
-    `Rows: the ${view.matrix.length} explained ${ROW_NAMES[rows.by].replace(/s$/, view.matrix.length === 1 ? "" : "s")}${grouped}. ` +
+    `Rows: the ${view.matrix.length} ${what}${grouped}. ` +
       `Columns: the ${view.units.length} source units. `,
     paletteBar(palette),
     " ",
