@@ -250,7 +250,7 @@ def run(
     if unit_rows is not None:
         metadata["heatmap"] = (
             f"computed at {request.granularity} units by forward-mode derivatives, "
-            "one forward a unit; not regroupable to other units"
+            "one tangent a unit; not regroupable to other units"
         )
     if spec.family is not Family.GRADIENT:  # masked variants went through the batched scorer
         metadata["batching"] = lm.batching_support.as_metadata()
