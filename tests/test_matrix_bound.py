@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from promptxray import Attribution, api, attribute, build_problem
-from promptxray.methods import gradient
+from promptxray.methods import gradient_rows, unit_heatmap
 from promptxray.model import memory
 
 PROMPT = "The red fox ran home. It was late and cold. The owl watched from a tree."
@@ -73,7 +73,7 @@ def test_integrated_gradients_matrix_equals_the_reference_path_sum(tiny_lm, prob
 
 def test_each_block_runs_forward_once_on_its_own_prefix(tiny_lm, problem):
     n = len(problem.target_ids)
-    blocks = gradient.plan_token_blocks(tiny_lm, problem, 4)
+    blocks = gradient_rows.plan_token_blocks(tiny_lm, problem, 4)
     assert [b.first for b in blocks] == list(range(0, n, 4))
     assert blocks[0].length == problem.target_start + 4  # early rows stop early
     assert blocks[-1].length == len(problem.ids)
@@ -85,7 +85,7 @@ def test_each_block_runs_forward_once_on_its_own_prefix(tiny_lm, problem):
 def test_recomputed_layers_give_the_same_matrix(tiny_lm, problem, monkeypatch):
     before = attribute(tiny_lm, problem, "grad_x_input", "token", matrix=True, batch_size=4)
     monkeypatch.setattr(memory, "BUDGET_BYTES", 1)  # one row a backward, layers recomputed
-    assert all(b.recompute for b in gradient.plan_token_blocks(tiny_lm, problem, 4))
+    assert all(b.recompute for b in gradient_rows.plan_token_blocks(tiny_lm, problem, 4))
     after = attribute(tiny_lm, problem, "grad_x_input", "token", matrix=True, batch_size=4)
     assert after.metadata["backward_passes"] == len(problem.target_ids)
     flat = [v for row in after.matrix for v in row]
@@ -99,7 +99,7 @@ def test_sentence_heatmap_by_forward_mode_equals_token_rows_summed(tiny_lm, prob
     rows = attribute(tiny_lm, problem, "grad_x_input", "sentence", matrix=True, unit_heatmap=False)
     assert direct.matrix_granularity == "sentence" and rows.matrix_granularity is None
     assert "forward-mode" in direct.metadata["heatmap"]
-    step = gradient._unit_rows_per_call(tiny_lm, problem, 16)  # tangents per call
+    step = unit_heatmap._unit_rows_per_call(tiny_lm, problem, 16)  # tangents per call
     assert 1 < step < len(sentences) or step >= len(sentences)
     calls = -(-len(sentences) // step)  # the scores' one row, then one call per chunk
     assert direct.metadata["forward_passes"] == 1 + calls
