@@ -696,7 +696,12 @@ def serve(
 def evaluate(
     data: Annotated[
         Path,
-        typer.Option("--data", metavar="FILE", help="JSONL file, one {'prompt': ...} a line."),
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="JSONL file, a row a line: 'prompt' (+ 'system_prompt') or 'messages', "
+            "optionally 'target' (a supplied response) and 'id'.",
+        ),
     ],
     out: Annotated[
         Path,

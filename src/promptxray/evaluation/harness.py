@@ -13,14 +13,16 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..batch import BadLine, SqliteStore, progress_bar, read_jsonl, row_key, usable_rows
-from ..errors import InvalidParameterError, PromptXrayError
+from ..conversation import conversation_from, recorded_messages
+from ..errors import EmptyTargetError, InvalidParameterError, PromptXrayError
 from ..methods.base import MethodParams
+from ..model import ROLE_USER, Message
 from ..segments import check_granularity, segment
 from .metrics import METRIC_NAMES, FaithfulnessScorer
 from .table import ResultsTable, build_table
@@ -29,33 +31,123 @@ DB_NAME = "results.sqlite"
 
 
 # ----- input ---------------------------------------------------------------------------
+_NO_CONTRAST = (
+    "'contrast' is not evaluated: the faithfulness metrics regenerate and score the target "
+    "alone, not log p(target) - log p(contrast); explain contrasts with `explain --contrast`."
+)
+
+
 @dataclass(frozen=True)
 class PromptRecord:
+    """One usable row: the messages the model reads and, optionally, a supplied target.
+
+    A `prompt` (with an optional `system_prompt`) is the one- or two-message case of
+    `messages`, so both kinds of row run through the same code. `target` is the text
+    explained and measured against instead of the model's generation: the row's
+    `target`, or the content of a final assistant message.
+    """
+
     line: int
     key: str
-    prompt: str
+    context: tuple[Message, ...]
+    target: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The last user message: what a single-turn row calls its prompt."""
+        return next(m.content for m in reversed(self.context) if m.role == ROLE_USER)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The context as `build_problem(messages=...)` takes it."""
+        return [m.as_dict() for m in self.context]
+
+    @property
+    def recorded_messages(self) -> list[dict[str, str]] | None:
+        """The conversation a stored output keeps: None for a prompt (+ system prompt)."""
+        return recorded_messages(self.context)
 
     @property
     def sha(self) -> str:
-        return hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()[:16]
+        """The content part of every stored row's key: all the model reads, and the target.
+
+        Two rows with one `id` that differ only in an earlier turn, the system prompt or
+        the supplied target must never share rows. A plain prompt hashes as it always
+        has (its text alone), so result folders of single-turn runs still resume.
+        """
+        if self.target is None and self.recorded_messages is None and len(self.context) == 1:
+            text = self.prompt
+        else:
+            text = json.dumps(
+                {"messages": self.messages, "target": self.target},
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    def source_texts(self) -> list[str]:
+        """The texts whose units are masked: every message the model reads."""
+        return [m.content for m in self.context]
+
+
+def check_row(obj: Mapping[str, Any]) -> tuple[tuple[Message, ...], str | None]:
+    """The one check of an input row: (the messages the model reads, the supplied target).
+
+    A row has `prompt` (optionally `system_prompt`) or `messages`, checked by the
+    library's own `conversation_from`, so a bad conversation reads the same here as
+    on the CLI and the page; optionally a non-empty `target`. A row with `contrast`
+    is refused: mask-and-regenerate, PR and KL measure how the target alone moves, so
+    they would not test an attribution of log p(target) - log p(contrast) and a
+    table of them would look faithful or not for the wrong reason.
+    """
+    if obj.get("contrast") is not None:
+        raise InvalidParameterError(_NO_CONTRAST)
+    prompt, system_prompt, target = (
+        _text_field(obj, name) for name in ("prompt", "system_prompt", "target")
+    )
+    conversation = conversation_from(prompt, system_prompt, obj.get("messages"))
+    if target is not None and not target.strip():
+        raise EmptyTargetError("The target is empty: give the response to measure against.")
+    return conversation.context, conversation.target(target)
+
+
+def _text_field(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidParameterError(f"'{name}' must be text; got a {type(value).__name__}.")
+    return value
 
 
 def read_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]:
-    """Prompts of a JSONL file (field `prompt`, optional `id`) and the lines that are not.
+    """The usable rows of a JSONL file and the lines that are not (see `check_row`).
 
-    A bad line (not JSON, not an object, no or empty prompt) is reported with its
-    line number and skipped, so one broken row does not cost the whole run.
+    A bad line (not JSON, not an object, a row `check_row` refuses) is reported with
+    its line number and the problem in one line, and skipped, so one broken row
+    does not cost the whole run.
     """
     lines, bad = read_jsonl(path)
     records: list[PromptRecord] = []
     seen: set[str] = set()
     for number, obj in lines:
-        prompt = obj.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            bad.append(BadLine(number, "no non-empty 'prompt' string"))
+        try:
+            context, target = check_row(obj)
+        except PromptXrayError as exc:
+            bad.append(BadLine(number, str(exc)))
             continue
-        records.append(PromptRecord(number, row_key(obj, number, seen), prompt))
+        records.append(PromptRecord(number, row_key(obj, number, seen), context, target))
     bad.sort(key=lambda b: b.line)
+    return records, bad
+
+
+def usable_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]:
+    """`read_prompts`, refusing a file none of whose rows is usable with the first bad
+    row's line and problem, so a one-row file with a broken row says what is wrong."""
+    records, bad = read_prompts(path)
+    if not records and bad:
+        more = f" ({len(bad) - 1} more bad lines)" if len(bad) > 1 else ""
+        raise InvalidParameterError(
+            f"No usable prompts in {path}: line {bad[0].line}: {bad[0].reason}{more}"
+        )
     return records, bad
 
 
@@ -122,7 +214,10 @@ class EvalConfig:
         tokenizer, so token units are checked per row instead."""
         if self.granularity == "token" or not records:
             return
-        most = max(len(segment(rec.prompt, self.granularity)) for rec in records)
+        most = max(
+            sum(len(segment(text, self.granularity)) for text in rec.source_texts())
+            for rec in records
+        )
         if self.k > most:
             raise InvalidParameterError(
                 f"--k {self.k} is more than any prompt has: the longest has {most} "
@@ -156,6 +251,7 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS outputs (
     prompt_key TEXT, prompt_sha TEXT, model TEXT, max_new_tokens INTEGER,
     line INTEGER, prompt TEXT, output TEXT, output_ids TEXT, error TEXT, seconds REAL,
+    messages TEXT, output_source TEXT,
     PRIMARY KEY (prompt_key, prompt_sha, model, max_new_tokens)
 );
 CREATE TABLE IF NOT EXISTS rows (
@@ -164,11 +260,14 @@ CREATE TABLE IF NOT EXISTS rows (
     line INTEGER, error TEXT, operator TEXT, n_units INTEGER,
     {", ".join(f"{m} REAL" for m in METRIC_NAMES)},
     seconds REAL, forward_passes REAL, backward_passes REAL, eval_seconds REAL,
-    masked_output TEXT, masked_units TEXT, details TEXT,
+    masked_output TEXT, masked_units TEXT, details TEXT, output_source TEXT,
     PRIMARY KEY (prompt_key, prompt_sha, method, k, granularity, masking, model,
                  max_new_tokens, params)
 );
 """
+# Columns added after the first result folders were written: an older file gains them on
+# open, so it still resumes (its rows were all generated, single-turn prompts).
+_ADDED_COLUMNS = {"outputs": ("messages", "output_source"), "rows": ("output_source",)}
 _ROW_KEY = (
     "prompt_key",
     "prompt_sha",
@@ -187,6 +286,15 @@ class ResultStore(SqliteStore):
 
     schema = _SCHEMA
 
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row["name"] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        self.conn.commit()
+
     def get_output(self, rec: PromptRecord, model: str, max_new_tokens: int) -> sqlite3.Row | None:
         return self.conn.execute(
             "SELECT * FROM outputs WHERE prompt_key=? AND prompt_sha=? AND model=? "
@@ -202,6 +310,7 @@ class ResultStore(SqliteStore):
             "max_new_tokens": max_new_tokens,
             "line": rec.line,
             "prompt": rec.prompt,
+            "messages": _json_or_none(rec.recorded_messages),
             **fields,
         }
         self.insert("outputs", values)
@@ -284,7 +393,7 @@ def run_evaluation(
 
         check_ready(ray)
     console = console or Console(stderr=True)
-    records, bad = usable_rows(data, read_prompts, config.limit, console, "prompts")
+    records, bad = usable_rows(data, usable_prompts, config.limit, console, "prompts")
     config.check_k(records)
     out = Path(out_dir)
     store = ResultStore(out / DB_NAME)
@@ -492,28 +601,11 @@ def compute_prompt(
     Touches no store: the single-process run commits through the callbacks as each
     piece finishes; a Ray worker returns the result and the driver commits it.
     """
-    from ..targets import build_problem
-
     result = PromptResult(job.rec, lm.name, None, job.output_error, list(job.methods))
     if job.output_error is not None:
         return result
     try:
-        if job.output_ids is not None:
-            problem = build_problem(lm, job.rec.prompt, output_ids=job.output_ids)
-        else:
-            started = time.perf_counter()
-            # The stop token is part of y when the model ended early (as in XPrompt's code).
-            ids = lm.generate(
-                lm.encode_prompt(job.rec.prompt).ids,
-                max_new_tokens=cfg.max_new_tokens,
-                keep_stop=True,
-            )
-            problem = build_problem(lm, job.rec.prompt, output_ids=ids)
-            result.new_output = {
-                "output": problem.output,
-                "output_ids": json.dumps(problem.output_ids),
-                "seconds": time.perf_counter() - started,
-            }
+        problem, result.new_output = _problem(lm, job, cfg.max_new_tokens)
     except PromptXrayError as exc:
         result.new_output, result.error = {"error": str(exc)}, str(exc)
         if on_output is not None:
@@ -526,10 +618,41 @@ def compute_prompt(
         if on_start is not None:
             on_start(method)
         fields = _evaluate_row(lm, problem, method, cfg, scorers)
+        fields["output_source"] = problem.output_source
         result.rows.append((method, fields))
         if on_method is not None:
             on_method(method, fields)
     return result
+
+
+def _problem(lm: Any, job: PromptJob, max_new_tokens: int) -> tuple[Any, dict[str, Any] | None]:
+    """The prompt's problem, and the fields of its `outputs` row when y is new.
+
+    y is the supplied target (rebuilt from its text each time: tokenising is cheap,
+    and rebuilding it from ids would record it as generated), the stored
+    generation (never regenerated), or generated now. The stop token is part of a
+    generated y when the model ended early (as in XPrompt's code).
+    """
+    from ..targets import build_problem
+
+    rec, started = job.rec, time.perf_counter()
+    if rec.target is not None:
+        problem = build_problem(lm, messages=rec.messages, target=rec.target)
+        if job.output_ids is not None:
+            return problem, None
+    elif job.output_ids is not None:
+        return build_problem(lm, messages=rec.messages, output_ids=job.output_ids), None
+    else:
+        ids = lm.generate(
+            lm.encode_messages(rec.context).ids, max_new_tokens=max_new_tokens, keep_stop=True
+        )
+        problem = build_problem(lm, messages=rec.messages, output_ids=ids)
+    return problem, {
+        "output": problem.output,
+        "output_ids": json.dumps(problem.output_ids),
+        "seconds": time.perf_counter() - started,
+        "output_source": problem.output_source,
+    }
 
 
 def _evaluate_row(
@@ -589,6 +712,10 @@ def _table(
         f"masking={cfg.masking} · ≤{cfg.max_new_tokens} new tokens · {len(records)} prompts"
     )
     return build_table(rows, cfg.methods, title=title, seed=cfg.seed)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def write_table(table: ResultsTable, out_dir: str | Path) -> list[Path]:

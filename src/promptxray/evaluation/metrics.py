@@ -192,6 +192,10 @@ class FaithfulnessScorer:
 
     One scorer per (problem, operator) lets every method of a prompt share the
     original distribution, which is the most expensive part after generation.
+    y is the problem's target: the model's generation, or a supplied text
+    (`output_source` "given"), whose tokens PR and KL score and whose own text the
+    regenerations are compared with. Masking works on token positions, so units of
+    earlier turns of a conversation are removed like any other.
     """
 
     def __init__(
@@ -219,7 +223,7 @@ class FaithfulnessScorer:
         self.use_sbert = use_sbert
         self.batch_size = batch_size
         self.target_ids = list(problem.target_ids)
-        self.reference = lm.decode(self.target_ids)
+        self.reference = _reference(lm, problem)
         full = masking.mask_context(lm, problem, units, [], operator=operator)
         self.original_logdist = lm.target_log_distributions(full, self.target_ids)
         self.original_logprobs = _gather(self.original_logdist, self.target_ids)
@@ -271,8 +275,30 @@ class FaithfulnessScorer:
                 "kept_mean_logprob": means[len(ks) :],
                 "masked_output_tokens": len(masked_ids),
                 "masked_prompt": masking.masked_prompt_text(problem, units, top),
+                "masked_turns": [units[i].turn for i in top],
+                **_masked_conversation(problem, units, top),
             },
         )
+
+
+def _reference(lm: Any, problem: Any) -> str:
+    """The text regenerations are compared with: a supplied target as the user wrote it
+    (its tokens decoded could differ in spacing), a generation as decoded without its
+    stop token."""
+    if problem.output_source == "given":
+        return str(problem.target_text)
+    return str(lm.decode(list(problem.target_ids)))
+
+
+def _masked_conversation(problem: Any, units: list[Any], top: list[int]) -> dict[str, Any]:
+    """For a conversation, every turn with its masked units cut out (`masked_prompt` shows
+    only the last user message); nothing for a prompt (+ system prompt)."""
+    from .. import masking
+    from ..conversation import recorded_messages
+
+    if recorded_messages(problem.encoding.messages) is None:
+        return {}
+    return {"masked_messages": masking.masked_messages(problem, units, top)}
 
 
 def _gather(logdist: torch.Tensor, target_ids: list[int]) -> torch.Tensor:
