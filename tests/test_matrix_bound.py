@@ -148,3 +148,34 @@ def test_few_target_tokens_keep_the_token_rows(tiny_lm):
     a = attribute(tiny_lm, short, "grad_x_input", "sentence", matrix=True)
     assert a.matrix_granularity is None
     assert a.aggregate("word").matrix is not None
+
+
+def test_a_forward_mode_call_checks_for_cancel_between_layers(problem):
+    """One call batches every tangent (several seconds on a CPU), so the progress
+    callback runs before each decoder layer: a callback that raises (the server's
+    cancel) stops the call inside it, before the last layer has run."""
+    from conftest import make_tiny_lm
+
+    lm = make_tiny_lm(layers=6)
+    sentences = problem.units("sentence")
+    assert unit_heatmap._unit_rows_per_call(lm, problem, 16) >= len(sentences)  # one call
+    layers_run = []
+    for layer in memory.layer_stack(lm.model):
+        layer.register_forward_hook(lambda *_: layers_run.append(1))  # a layer finished
+    calls = []
+
+    class Cancelled(Exception):
+        pass
+
+    def progress(done, total):
+        calls.append((done, total))
+        if len(calls) == 3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        unit_heatmap._unit_columns(lm, problem, sentences, 16, progress)
+    assert calls == [(0, len(sentences))] * 3  # all inside the first (and only) call
+    assert len(layers_run) == 2 < 6  # the third layer never ran
+    # and with no one to tell, no hooks stay behind: the same call runs to the end
+    assert unit_heatmap._unit_columns(lm, problem, sentences, 16, None).shape[0] == len(sentences)
+    assert len(layers_run) == 2 + 6

@@ -44,7 +44,7 @@ def test_recompute_and_small_batches_leave_the_numbers_unchanged(tiny_lm, monkey
     flat = [v for row in after.matrix for v in row]
     assert flat == pytest.approx([v for row in before.matrix for v in row], abs=1e-6)
     # the layers are back to their own forward afterwards
-    assert all("forward" not in vars(layer) for layer in memory._layer_stack(tiny_lm.model))
+    assert all("forward" not in vars(layer) for layer in memory.layer_stack(tiny_lm.model))
 
 
 def test_the_model_keeps_no_weight_gradients(tiny_lm):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..model import LanguageModel
+from ..model import LanguageModel, memory
 from ..segments import Unit
 from ..targets import Problem
 from . import quantity
@@ -32,19 +32,29 @@ def _applies(problem: Problem, units: list[Unit], params: Any) -> bool:
     return params.unit_heatmap and 0 < n_units * FORWARD_MODE_ROW_COST <= quantity.n_rows(problem)
 
 
-# Token positions one forward-mode call may compute on a CPU: the primal once plus
-# one tangent per unit, each about a forward's work (measured on the default model,
-# 141 tokens: 1.1 s primal, 1.06 s a tangent), so at about 300 positions a second
-# on one core a call stays near 2 s and a cancel, checked after each, lands in time.
-CPU_FORWARD_MODE_TOKENS = 600
+# Token positions one forward-mode call may compute on a CPU: the primal once plus one
+# tangent per unit, each about a forward's work. Every call recomputes the primal, so
+# one tangent a call costs twice the work and a few cost (n + 1) / n: measured on the
+# default model at 268 tokens, a 12-sentence heatmap took 46.5 s with one tangent a
+# call and 22.1-22.6 s with three or more. At 2,400 positions (8 tangents at 268
+# tokens) a call runs several seconds, so cancel is checked between decoder layers
+# (`LanguageModel.beating_between_layers`) rather than between calls.
+CPU_FORWARD_MODE_TOKENS = 2400
+# Each tangent carries its own logits over the vocabulary at every target position
+# (float32, the log-softmax and its tangent besides): about 12 bytes a number.
+_LOGIT_BYTES = 12
 
 
 def _unit_rows_per_call(lm: LanguageModel, problem: Problem, batch_size: int) -> int:
-    """Units (tangents) per forward-mode call: `batch_size`, and on a CPU as many as
-    fit `CPU_FORWARD_MODE_TOKENS` with the primal."""
-    if lm.device.type != "cpu":
-        return batch_size
-    return max(1, min(batch_size, CPU_FORWARD_MODE_TOKENS // len(problem.ids) - 1))
+    """Units (tangents) per forward-mode call: `batch_size`, as many as keep their
+    logits under the memory budget (a 262k vocabulary holds few), and on a CPU as
+    many as fit `CPU_FORWARD_MODE_TOKENS` with the primal."""
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    by_logits = memory.BUDGET_BYTES // (len(problem.target_ids) * vocab * _LOGIT_BYTES)
+    rows = min(batch_size, by_logits)
+    if lm.device.type == "cpu":
+        rows = min(rows, CPU_FORWARD_MODE_TOKENS // len(problem.ids) - 1)
+    return max(1, rows)
 
 
 def unit_heatmap(
@@ -98,7 +108,13 @@ def _unit_columns(
     def logprobs(inputs: torch.Tensor) -> torch.Tensor:
         return lm.target_logprobs(ids, problem.target_start, inputs_embeds=inputs)[0]
 
-    with lm.lock, torch.no_grad():
+    done = 0
+
+    def beat() -> None:  # a cancel lands within one decoder layer of a long call
+        if progress:
+            progress(done, len(units))
+
+    with lm.lock, torch.no_grad(), lm.beating_between_layers(beat if progress else None):
         base = lm.embed(ids).detach().to(lm.dtype)
         for first in range(0, len(units), step):
             chunk = units[first : first + step]
@@ -114,8 +130,8 @@ def _unit_columns(
             except (NotImplementedError, RuntimeError):
                 return None
             columns.append(directional.float().cpu())
-            if progress:
-                progress(min(first + step, len(units)), len(units))
+            done = min(first + step, len(units))
+            beat()
     return torch.cat(columns)
 
 

@@ -18,6 +18,7 @@ import torch
 from .devices import Placement, dtype_name
 from .encoding import Message, PromptEncoder, PromptEncoding, Span
 from .generation import greedy
+from .heartbeat import beat_between_layers
 from .memory import plan_backward, recompute_layers, return_large_blocks_to_the_os
 from .scoring import BatchingSupport, MaskedContext, VariantScorer
 
@@ -229,6 +230,10 @@ class LanguageModel:
     def recomputing_layers(self, on: bool) -> Any:
         """A block in which decoder layers recompute their activations in backward."""
         return recompute_layers(self.model, on)
+
+    def beating_between_layers(self, beat: Callable[[], None] | None) -> Any:
+        """A block in which `beat()` runs before every decoder layer (cancel checks)."""
+        return beat_between_layers(self.model, beat)
 
     # ----- variant scoring room -------------------------------------------------------
     def score_variants(

@@ -72,7 +72,7 @@ def return_large_blocks_to_the_os() -> bool:
 def _shape(model: Any) -> tuple[int, int, int]:
     """(width, layers, bytes per number) of a model, read from its weights."""
     embeddings = model.get_input_embeddings().weight
-    stack = _layer_stack(model)
+    stack = layer_stack(model)
     return embeddings.shape[1], len(stack) if stack else 1, embeddings.element_size()
 
 
@@ -111,7 +111,7 @@ def recompute_layers(model: Any, on: bool = True) -> Iterator[bool]:
     wrapped in `torch.utils.checkpoint` for the duration and restored after. Yields
     whether recompute is on.
     """
-    stack = _layer_stack(model) if on else None
+    stack = layer_stack(model) if on else None
     if not stack:
         yield False
         return
@@ -126,7 +126,7 @@ def recompute_layers(model: Any, on: bool = True) -> Iterator[bool]:
             del layer.forward
 
 
-def _layer_stack(model: Any) -> list[torch.nn.Module] | None:
+def layer_stack(model: Any) -> list[torch.nn.Module] | None:
     """The model's decoder blocks: the `ModuleList` holding the most parameters."""
     best, best_size = None, 0
     for module in model.modules():
