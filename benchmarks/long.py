@@ -9,7 +9,7 @@ finds exact's strongest words (top-5 and top-10 recall by |score|, Spearman over
 all words).
 
     .venv/bin/python benchmarks/long.py [--sizes 300 600 1200] [--prompts 3]
-        [--coarse sentence] [--refine 3 4 6] [--json FILE]
+        [--coarse sentence] [--refine 3 4 6] [--first 0] [--json FILE]
 
 Exact leave-one-out runs once per prompt; hierarchical once per --refine value.
 """
@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--coarse", default="sentence")
     parser.add_argument("--refine", type=int, nargs="+", default=[3, 4, 6])
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--first", type=int, default=0, help="skip this many prompts of each size (resume a run)"
+    )
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -72,7 +75,7 @@ def main() -> None:
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in args.sizes:
-        for prompt in long_prompts(size, args.prompts):
+        for prompt in long_prompts(size, args.first + args.prompts)[args.first :]:
             problem = build_problem(lm, prompt, max_new_tokens=32)
             common = {"batch_size": args.batch_size}
             started = time.perf_counter()
