@@ -66,6 +66,8 @@ def main() -> None:
     )
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
+    if args.first < 0 or args.prompts < 1:
+        parser.error("--first must be 0 or more and --prompts 1 or more")
     torch.set_num_threads(1)
     lm = load_model()
     rows = []
