@@ -414,6 +414,37 @@ def test_job_errors_are_reported_not_raised():
     jobs.shutdown()
 
 
+def test_a_finished_job_always_says_when_it_finished(monkeypatch):
+    """wait() and the page read a job without the worker's help: the status they see as
+    finished must come with its finish time (it once came a moment later)."""
+    from promptxray.errors import SpanError
+    from promptxray.server import jobs as jobs_module
+    from promptxray.server.jobs import JobCancelled
+
+    class SlowClock:  # widens the moment between a job's end and its recorded finish
+        monotonic, sleep = staticmethod(time.monotonic), staticmethod(time.sleep)
+
+        @staticmethod
+        def time():
+            time.sleep(0.2)
+            return time.time()
+
+    monkeypatch.setattr(jobs_module, "time", SlowClock)
+    jobs = JobQueue()
+
+    def cancelled(ctx):
+        raise JobCancelled()
+
+    def user_error(ctx):
+        raise SpanError("no")
+
+    for fn, status in ((lambda ctx: 42, DONE), (cancelled, CANCELLED), (user_error, ERROR)):
+        final = jobs.wait(jobs.submit("t", fn).id)
+        assert final.status == status and final.finished is not None
+        assert final.finished >= final.started
+    jobs.shutdown()
+
+
 # ----- the page and other pieces -----------------------------------------------------------
 def test_page_is_served_offline_with_a_strict_policy(client):
     page = client.get("/")

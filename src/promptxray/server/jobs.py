@@ -182,18 +182,19 @@ class JobQueue:
                 job.status, job.started = RUNNING, time.time()
             self._run(job, fn)
 
-    @staticmethod
-    def _run(job: Job, fn: JobFn) -> None:
+    def _run(self, job: Job, fn: JobFn) -> None:
+        result, error, status = None, None, DONE
         try:
             result = fn(JobContext(job))
         except JobCancelled:
-            job.status = CANCELLED
+            status = CANCELLED
         except PromptXrayError as exc:
-            job.error, job.status = str(exc), ERROR
+            error, status = str(exc), ERROR
         except Exception as exc:  # a bug: keep serving, show one line, log the rest
             log.error("job %s (%s) failed:\n%s", job.id, job.kind, traceback.format_exc())
-            job.error, job.status = f"Internal error: {type(exc).__name__}: {exc}", ERROR
-        else:
-            job.result, job.status = result, DONE
-        finally:
-            job.finished = time.time()
+            error, status = f"Internal error: {type(exc).__name__}: {exc}", ERROR
+        # One step under the lock: a reader that sees the job finished also sees when it
+        # finished and its result (setting the status first let wait() return a job
+        # whose finish time was still None).
+        with self._lock:
+            job.result, job.error, job.finished, job.status = result, error, time.time(), status
