@@ -10,8 +10,7 @@ probe finds it exact), `memory` (bounded backward on long prompts), and
 
 from __future__ import annotations
 
-from .devices import DEVICE_CHOICES, DTYPE_CHOICES, Placement, resolve_placement
-from .encoding import (
+from ..roles import (
     MESSAGE_ROLES,
     ROLE_ASSISTANT,
     ROLE_OUTPUT,
@@ -19,10 +18,11 @@ from .encoding import (
     ROLE_TEMPLATE,
     ROLE_USER,
     Message,
-    PromptEncoding,
     Role,
     Span,
 )
+from .devices import DEVICE_CHOICES, DTYPE_CHOICES, Placement, resolve_placement
+from .encoding import PromptEncoding
 from .language_model import CostCounter, LanguageModel
 from .loading import load_model
 from .provision import (

@@ -10,44 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from ..errors import EmptyPromptError, InvalidParameterError, ModelLoadError, PromptTooLongError
-
-
-class Role(StrEnum):
-    """Who wrote a token: a message's author (user, system, an earlier assistant turn),
-    the chat template, or the output before the explained target."""
-
-    USER = "user"
-    SYSTEM = "system"
-    ASSISTANT = "assistant"
-    TEMPLATE = "template"
-    OUTPUT = "output"
-
-
-ROLE_USER, ROLE_SYSTEM, ROLE_ASSISTANT, ROLE_TEMPLATE, ROLE_OUTPUT = (
-    Role.USER,
-    Role.SYSTEM,
-    Role.ASSISTANT,
-    Role.TEMPLATE,
-    Role.OUTPUT,
+from ..roles import (
+    ROLE_SYSTEM,
+    ROLE_TEMPLATE,
+    ROLE_USER,
+    Message,
+    Span,
 )
-MESSAGE_ROLES: tuple[str, ...] = (ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT)
-
-Span = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Message:
-    """One turn of a conversation, as chat templates take it (checked by `conversation`)."""
-
-    role: str
-    content: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
 
 
 def _marker(turn: int) -> str:

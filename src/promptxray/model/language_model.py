@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
+from ..roles import Message, Span
 from .devices import Placement, dtype_name
-from .encoding import Message, PromptEncoder, PromptEncoding, Span
+from .encoding import PromptEncoder, PromptEncoding
 from .generation import greedy
 from .heartbeat import beat_between_layers
 from .memory import plan_backward, recompute_layers, return_large_blocks_to_the_os
