@@ -7,7 +7,17 @@ readable line instead of a traceback, while real bugs still surface as traceback
 
 
 class PromptXrayError(Exception):
-    """Base class: the message is shown to the user as is."""
+    """Base class: the message is shown to the user as is.
+
+    The message speaks in the library's words: it names parameters (`k`, `granularity`),
+    never a command-line flag or a form field, because a notebook user has neither.
+    `param` names the parameter at fault, when there is one, so each caller can point at
+    its own spelling of it (the CLI's `--k`, the web API's field `k`).
+    """
+
+    def __init__(self, message: str = "", *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class EmptyPromptError(PromptXrayError):
