@@ -14,14 +14,55 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attribution import Attribution
-from .conversation import conversation_from, recorded_messages
+from .conversation import conversation_from, recorded_messages, require_one_source, turn_label
 from .errors import EmptyTargetError, InvalidParameterError
+from .methods import REGISTRY as METHODS
 from .methods import get_method, quantity
 from .methods.base import Family, MethodParams, MethodSpec, ProgressFn
 from .methods.costs import Estimate, seconds_for, seconds_per_token
-from .model import LanguageModel, Span, load_model
-from .segments import Unit, check_granularity
-from .targets import Problem, build_problem
+from .model import (
+    DEFAULT_MODEL,
+    DEVICE_CHOICES,
+    DTYPE_CHOICES,
+    LanguageModel,
+    Span,
+    load_model,
+    provision_default_model,
+    resolve_placement,
+)
+from .segments import GRANULARITIES, Unit, check_granularity
+from .targets import Problem, build_problem, parse_span
+
+# What the callers above (CLI, server, evaluation, studies) need from the rooms below, in one
+# place: they import these names from here, never from `model/`, `methods/` or `targets`.
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEVICE_CHOICES",
+    "DTYPE_CHOICES",
+    "GRANULARITIES",
+    "METHODS",
+    "Attribution",
+    "Estimate",
+    "LanguageModel",
+    "Problem",
+    "Request",
+    "Span",
+    "as_model",
+    "attribute",
+    "build_problem",
+    "check_request",
+    "conversation_from",
+    "estimate",
+    "explain",
+    "load_model",
+    "parse_span",
+    "provision_default_model",
+    "recorded_messages",
+    "require_one_source",
+    "resolve_placement",
+    "run",
+    "turn_label",
+]
 
 # A model, a name to load, or a function that loads one (called only once the
 # request has been checked, so bad input never waits for a model to load).
