@@ -13,6 +13,7 @@ from promptxray import Attribution, Unit
 from promptxray import cli as cli_module
 from promptxray.cli import app
 from promptxray.methods.base import Aggregation
+from promptxray.record import RunRecord
 from promptxray.render import heatmap_figure, save_heatmap
 from promptxray.render.heatmap import MAX_COLUMNS, MAX_ROWS, heatmap_layout
 
@@ -63,7 +64,7 @@ def long_result(
         base_matrix=matrix.tolist(),
         aggregation=aggregation,
         signed=aggregation != Aggregation.NORM,
-        metadata={"model": "synthetic"},
+        record=RunRecord.from_flat({"model": "synthetic"}),
     )
 
 

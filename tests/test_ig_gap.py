@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from promptxray import attribute, build_problem
-from promptxray.methods.gradient import completeness_note
+from promptxray.record import Completeness
 from promptxray.render import render_html
 
 
@@ -69,7 +69,7 @@ def test_tolerance_reports_the_cap_when_it_is_not_met(tiny_lm, problem):
     gap = _gap(tiny_lm, problem, steps=1, tolerance=1e-9, max_steps=6)
     assert [steps for steps, _ in gap["steps_tried"]] == [1, 2, 4, 6]
     assert gap["steps"] == 6 and gap["converged"] is False
-    assert "above the" in completeness_note({"completeness": gap})
+    assert "above the" in Completeness(**gap).note()
 
 
 def test_tolerance_off_runs_exactly_the_steps_and_the_same_scores(tiny_lm, problem):
@@ -81,7 +81,7 @@ def test_tolerance_off_runs_exactly_the_steps_and_the_same_scores(tiny_lm, probl
 
 def test_views_show_one_gap_line(tiny_lm, problem):
     attr = attribute(tiny_lm, problem, "integrated_gradients", "word", steps=20)
-    note = completeness_note(attr.metadata)
+    note = attr.notes.completeness
     assert note.startswith("completeness gap ") and note.endswith("% (20 steps)")
     assert note in render_html(attr)
     from rich.console import Console
@@ -91,7 +91,7 @@ def test_views_show_one_gap_line(tiny_lm, problem):
     console = Console(record=True, width=120)
     console.print(render_console(attr))
     assert note in console.export_text()
-    assert completeness_note(attribute(tiny_lm, problem, "grad_x_input").metadata) is None
+    assert attribute(tiny_lm, problem, "grad_x_input").notes.completeness is None
 
 
 def test_page_view_carries_the_gap_line(tiny_lm, problem):
@@ -99,5 +99,5 @@ def test_page_view_carries_the_gap_line(tiny_lm, problem):
 
     attr = attribute(tiny_lm, problem, "integrated_gradients", "word", steps=4)
     view = explanation_view("e", "r", attr, {})
-    assert view["completeness"] == completeness_note(attr.metadata)
+    assert view["completeness"] == attr.notes.completeness
     assert view["completeness"].endswith("(4 steps)")

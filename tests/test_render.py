@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from promptxray import Attribution, PromptXrayError, Unit, explain
+from promptxray.record import RunRecord
 from promptxray.render import heatmap_figure, render_console, render_html, save_heatmap
 from promptxray.render.heatmap import unit_labels
 from promptxray.render.palette import (
@@ -59,7 +60,7 @@ def make_attr(
         base_matrix=matrix,
         base_selected=selected,
         signed=signed,
-        metadata=metadata or {"method": method, "family": "gradient", "seconds": 0.5},
+        record=RunRecord.from_flat(metadata or {"family": "gradient", "seconds": 0.5}),
     )
 
 

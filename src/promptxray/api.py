@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .attribution import Attribution
-from .conversation import conversation_from, recorded_messages, require_one_source, turn_label
+from .conversation import conversation_from, recorded_messages, require_one_source
 from .errors import EmptyTargetError, InvalidParameterError
 from .methods import REGISTRY as METHODS
 from .methods import get_method, quantity
@@ -30,6 +30,8 @@ from .model import (
     provision_default_model,
     resolve_placement,
 )
+from .record import Batching, ContrastReport, Provenance, RunCost, method_record
+from .roles import turn_label
 from .segments import GRANULARITIES, Unit, check_granularity
 from .targets import Problem, build_problem, parse_span
 
@@ -273,28 +275,30 @@ def run(
     after = lm.cost.snapshot()
     cost = {k: after[k] - before[k] for k in after}
     template = problem.template_positions
-    metadata = {
-        "method": spec.name,
-        "method_version": spec.version,
-        "family": str(spec.family),
-        "params": request.params.model_dump(mode="json"),
-        "aggregation": str(spec.aggregation),
-        "model": lm.name,
-        **lm.describe(),
-        "output_source": problem.output_source,
-        "seconds": seconds,
-        "forward_passes": cost["forward_sequences"],
-        "forward_calls": cost["forward_calls"],
-        "backward_passes": cost["backward_calls"],
-        **out.extra,
-    }
+    record = replace(
+        method_record(out.extra),
+        provenance=Provenance(
+            method_version=spec.version,
+            family=str(spec.family),
+            params=request.params.model_dump(mode="json"),
+            model=lm.name,
+            output_source=problem.output_source,
+            **lm.describe(),
+        ),
+        cost=RunCost(
+            forward_passes=cost["forward_sequences"],
+            forward_calls=cost["forward_calls"],
+            backward_passes=cost["backward_calls"],
+            seconds=seconds,
+        ),
+    )
     if unit_rows is not None:
-        metadata["heatmap"] = (
+        record.heatmap = (
             f"computed at {request.granularity} units by forward-mode derivatives, "
             "one tangent a unit; not regroupable to other units"
         )
     if spec.family is not Family.GRADIENT:  # masked variants went through the batched scorer
-        metadata["batching"] = lm.batching_support.as_metadata()
+        record.batching = Batching(**lm.batching_support.as_metadata())
     attribution = Attribution(
         prompt=problem.encoding.prompt,
         system_prompt=problem.encoding.system_prompt,
@@ -316,22 +320,24 @@ def run(
         signed=spec.signed,
         template_tokens=lm.token_pieces([problem.ids[p] for p in template]),
         template_scores=list(out.template_scores or []),
-        metadata=metadata,
+        record=record,
         pattern=request.pattern if not spec.regroupable else None,
         messages=recorded_messages(problem.encoding.messages),
     )
     if request.granularity != request.base_granularity:
         attribution = attribution.aggregate(request.granularity, request.pattern)
     if problem.contrast is not None:
-        attribution.metadata["contrast"] = _contrast_report(lm, problem, attribution)
+        attribution.record.contrast = _contrast_report(lm, problem, attribution)
     return attribution
 
 
-def _contrast_report(lm: LanguageModel, problem: Problem, attribution: Attribution) -> dict:
+def _contrast_report(
+    lm: LanguageModel, problem: Problem, attribution: Attribution
+) -> ContrastReport:
     """Both log-probabilities and their difference, with the full context and with the
     result's strongest units deleted (a joint method's set; else the top few by support)."""
     masked = attribution.selected or attribution.ranking("support")[: quantity.REPORT_TOP_UNITS]
     report = quantity.contrast_report(lm, problem, attribution.units, sorted(masked))
-    if report["same_text"]:
-        report["note"] = "The contrast equals the target, so every score is zero."
+    if report.same_text:
+        report = replace(report, note="The contrast equals the target, so every score is zero.")
     return report

@@ -20,14 +20,26 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from .aggregation import FORMAT_1_RULES, Aggregation, combine
 from .conversation import source_text
 from .errors import InvalidParameterError, RegroupRefusedError
-from .methods.base import REGISTRY, Aggregation, combine
+from .record import RunRecord
 from .segments import Unit, check_granularity, group_units, locate_token, segment
 
-__all__ = ["ROW_GROUPINGS", "Attribution", "MatrixRows", "RankBy", "RowsBy", "Unit", "row_rule"]
+__all__ = [
+    "ROW_GROUPINGS",
+    "Attribution",
+    "MatrixRows",
+    "Notes",
+    "RankBy",
+    "RowsBy",
+    "RunRecord",
+    "Unit",
+    "row_rule",
+]
 
-_FORMAT_VERSION = 2
+# 3: the run is recorded as typed sections (`record`); 2 kept a free `metadata` dict.
+_FORMAT_VERSION = 3
 
 RankBy = Literal["support", "magnitude"]
 RowsBy = Literal["token", "word", "sentence", "line"]
@@ -67,6 +79,18 @@ class MatrixRows:
     matrix: list[list[float]]
 
 
+@dataclass(frozen=True)
+class Notes:
+    """Lines a view shows beside the scores; None where the result has nothing to say."""
+
+    completeness: str | None = None  # integrated_gradients' completeness gap
+    refinement: str | None = None  # which units a coarse pass left unrefined (≈)
+    contrast: str | None = None  # why the target rather than the contrast, before and after
+
+    def lines(self) -> list[str]:
+        return [n for n in (self.completeness, self.refinement, self.contrast) if n]
+
+
 @dataclass
 class Attribution:
     """Scores over source units for one (prompt, target) pair.
@@ -102,7 +126,7 @@ class Attribution:
     pattern: str | None = None
     template_tokens: list[str] = field(default_factory=list)
     template_scores: list[float] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord = field(default_factory=RunRecord)
     messages: list[dict[str, str]] | None = None
 
     # ----- the view at the chosen granularity ----------------------------------------
@@ -226,10 +250,10 @@ class Attribution:
     def inherited(self) -> set[int]:
         """Units whose score is an estimate inherited from a coarser unit (hierarchical
         leave-one-out left them unrefined); empty for every exactly scored result."""
-        refined = self.metadata.get("refined")
-        if refined is None or self.granularity != self.base_granularity:
+        hierarchy = self.record.hierarchy
+        if hierarchy is None or self.granularity != self.base_granularity:
             return set()
-        return set(range(len(self.units))) - set(refined)
+        return set(range(len(self.units))) - set(hierarchy.refined)
 
     @property
     def row_tokens(self) -> list[str]:
@@ -318,6 +342,23 @@ class Attribution:
         units, scores = self.units, self.scores
         return [(units[i], scores[i]) for i in self.ranking(by)[:k]]
 
+    # ----- what the views say besides the scores ----------------------------------------
+    @property
+    def notes(self) -> Notes:
+        """The one-line notes every view prints next to the scores, from the typed record."""
+        record = self.record
+        return Notes(
+            completeness=record.completeness.note() if record.completeness else None,
+            refinement=record.hierarchy.note() if record.hierarchy else None,
+            contrast=record.contrast.line() if record.contrast else None,
+        )
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The record as the flat dict results carried before it was typed (format 2):
+        for exports and older callers; read `record` in new code."""
+        return {"method": self.method, "aggregation": str(self.aggregation), **self.record.flat()}
+
     # ----- persistence ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -342,7 +383,7 @@ class Attribution:
             "pattern": self.pattern,
             "template_tokens": self.template_tokens,
             "template_scores": self.template_scores,
-            "metadata": self.metadata,
+            "record": self.record.to_dict(),
             "messages": self.messages,
         }
         for u in d["base_units"]:
@@ -355,15 +396,15 @@ class Attribution:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attribution:
         version = d.get("format")
-        if version not in (1, _FORMAT_VERSION):
+        if version not in (1, 2, _FORMAT_VERSION):
             raise InvalidParameterError(f"Unknown attribution format {version!r}.")
-        if version == 1:  # before methods declared their rule: take it from the registry
-            spec = REGISTRY.get(d["method"])
-            d = {
-                **d,
-                "aggregation": spec.aggregation if spec else Aggregation.SUM,
-                "signed": spec.signed if spec else True,
-            }
+        if version == 1:  # before methods declared their rule: the rules they had then
+            rule, signed = FORMAT_1_RULES.get(d["method"], (Aggregation.SUM, True))
+            d = {**d, "aggregation": rule, "signed": signed}
+        if version < 3:  # a free metadata dict, read into the typed record
+            record = RunRecord.from_flat(d.get("metadata") or {})
+        else:
+            record = RunRecord.from_dict(d["record"])
         return cls(
             prompt=d["prompt"],
             system_prompt=d["system_prompt"],
@@ -385,7 +426,7 @@ class Attribution:
             pattern=d["pattern"],
             template_tokens=list(d["template_tokens"]),
             template_scores=[float(s) for s in d["template_scores"]],
-            metadata=d["metadata"],
+            record=record,
             messages=d.get("messages"),  # absent before conversations
         )
 

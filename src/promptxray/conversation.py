@@ -35,7 +35,6 @@ __all__ = [
     "recorded_messages",
     "require_one_source",
     "source_text",
-    "turn_label",
 ]
 
 _SHAPE = 'a list of {"role": ..., "content": ...} objects'
@@ -185,9 +184,3 @@ def source_text(
     if role == ROLE_SYSTEM:
         return system_prompt or ""
     return ""
-
-
-def turn_label(role: str, turn: int | None) -> str:
-    """How every view names a turn: "[turn 2 · assistant]"; earlier output is the answer's."""
-    who = ROLE_ASSISTANT if role == ROLE_OUTPUT else role
-    return f"[turn {turn} · {who}]" if turn is not None else f"[{who}]"

@@ -43,3 +43,9 @@ class Message:
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+
+def turn_label(role: str, turn: int | None) -> str:
+    """How every view names a turn: "[turn 2 · assistant]"; earlier output is the answer's."""
+    who = ROLE_ASSISTANT if role == ROLE_OUTPUT else role
+    return f"[turn {turn} · {who}]" if turn is not None else f"[{who}]"

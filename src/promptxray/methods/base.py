@@ -14,7 +14,6 @@ Adding a method is writing one function, one parameter model and registering the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..aggregation import Aggregation, combine
 from ..errors import InvalidParameterError, UnknownMethodError
 from ..model import LanguageModel
 from ..segments import Unit
@@ -34,23 +34,6 @@ class Family(StrEnum):
     GRADIENT = "gradient"
     PERTURBATION = "perturbation"
     JOINT = "joint"
-
-
-class Aggregation(StrEnum):
-    """How a method's token scores combine into a coarser unit."""
-
-    SUM = "sum"  # additive attributions (completeness): a group scores the sum of its tokens
-    NORM = "norm"  # gradient norms: a group scores sqrt(sum of squared token norms)
-    FIXED = "fixed"  # computed by masking whole units: defined only on those, never regrouped
-
-
-def combine(rule: Aggregation | str, values: list[float]) -> float:
-    """One group's score from its parts under `rule` (FIXED groups have exactly one part)."""
-    if rule == Aggregation.NORM:
-        return math.sqrt(sum(v * v for v in values))
-    if rule == Aggregation.FIXED and len(values) != 1:
-        raise InvalidParameterError("A fixed-granularity result cannot be regrouped.")
-    return float(sum(values))
 
 
 # Marks a parameter added after results were stored, whose default computes what the

@@ -342,17 +342,6 @@ def _offset_progress(
     return lambda done, of: progress(before + done, of if total is None else total)
 
 
-def completeness_note(metadata: dict[str, Any] | None) -> str | None:
-    """One line for the views: "completeness gap 3.1% (20 steps)", or None without one."""
-    gap = (metadata or {}).get("completeness")
-    if not gap:
-        return None
-    note = f"completeness gap {100 * gap['relative_gap']:.1f}% ({gap['steps']} steps)"
-    if gap.get("converged") is False:
-        note += f", above the {100 * gap['tolerance']:g}% tolerance at the step cap"
-    return note
-
-
 @predicts("grad_norm")
 @predicts("grad_x_input")
 def simple_gradient_cost(

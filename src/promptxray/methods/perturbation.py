@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random as _random
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -186,19 +186,6 @@ def _hierarchical(
                 "coarse_scores": coarse_drop.sum(1).tolist(),
             },
         },
-    )
-
-
-def refinement_note(metadata: dict[str, Any] | None) -> str | None:
-    """One line for the views about hierarchical leave-one-out's estimates, or None."""
-    hierarchy = (metadata or {}).get("hierarchy")
-    refined = (metadata or {}).get("refined")
-    if not hierarchy or refined is None:
-        return None
-    return (
-        f"≈ marks units not refined: they share their {hierarchy['coarse']}'s score equally "
-        f"({hierarchy['coarse_refined']} of {hierarchy['coarse_units']} "
-        f"{hierarchy['coarse']}s refined, {len(refined)} units scored exactly)"
     )
 
 

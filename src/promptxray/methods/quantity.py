@@ -12,11 +12,11 @@ shared, so positions before the target mean the same in both parts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
 from ..model import LanguageModel, MaskedContext
+from ..record import ContrastReport, ContrastScores
 from ..segments import Unit
 from ..targets import Problem
 from .base import Cost, ProgressFn
@@ -98,7 +98,7 @@ def contrast_report(
     problem: Problem,
     units: list[Unit],
     masked: list[int],
-) -> dict[str, Any]:
+) -> ContrastReport:
     """log p(A), log p(B) and their difference with the full context and with `masked`
     units deleted: what a contrast result shows next to its scores. Scored in one
     prefix-sharing run per part; the tool's work, not the method's."""
@@ -109,33 +109,19 @@ def contrast_report(
     for (part, _), name in zip(parts(problem), ("target", "contrast"), strict=True):
         logprobs = lm.score_variants(contexts, part.target_ids, reference=contexts[0])
         sums[name] = logprobs.sum(1).tolist()
-    rows = {}
-    for i, when in enumerate(("full", "masked")):
-        a, b = sums["target"][i], sums["contrast"][i]
-        rows[when] = {"log_prob_target": a, "log_prob_contrast": b, "difference": a - b}
-    return {
-        "target": problem.target_text,
-        "contrast": problem.contrast,
-        "contrast_tokens": len(problem.contrast_ids or []),
-        **rows,
-        "masked_units": [units[i].text for i in masked],
-        "masking": "delete",
-        "same_text": problem.contrast == problem.target_text,
-    }
-
-
-def contrast_note(metadata: dict[str, Any] | None) -> str | None:
-    """One line for the views: why A rather than B, before and after masking; None without."""
-    report = (metadata or {}).get("contrast")
-    if not report:
-        return None
-    full, masked = report["full"], report["masked"]
-    note = (
-        f"why {report['target']!r} rather than {report['contrast']!r}: log p "
-        f"{full['log_prob_target']:.2f} vs {full['log_prob_contrast']:.2f} "
-        f"(difference {full['difference']:+.2f}); without "
-        f"{', '.join(repr(t.strip()) for t in report['masked_units'])}: "
-        f"{masked['log_prob_target']:.2f} vs {masked['log_prob_contrast']:.2f} "
-        f"(difference {masked['difference']:+.2f})"
+    full, cut = (
+        ContrastScores(
+            sums["target"][i], sums["contrast"][i], sums["target"][i] - sums["contrast"][i]
+        )
+        for i in (0, 1)
     )
-    return note + (f". {report['note']}" if report.get("note") else "")
+    return ContrastReport(
+        target=problem.target_text,
+        contrast=problem.contrast or "",
+        contrast_tokens=len(problem.contrast_ids or []),
+        full=full,
+        masked=cut,
+        masked_units=[units[i].text for i in masked],
+        masking="delete",
+        same_text=problem.contrast == problem.target_text,
+    )

@@ -21,9 +21,10 @@ from ..roles import (
     Role,
     Span,
 )
+from .core import CostCounter
 from .devices import DEVICE_CHOICES, DTYPE_CHOICES, Placement, resolve_placement
 from .encoding import PromptEncoding
-from .language_model import CostCounter, LanguageModel
+from .language_model import LanguageModel
 from .loading import load_model
 from .provision import (
     DEFAULT_MODEL,

@@ -14,11 +14,11 @@ import torch
 from ..errors import PromptTooLongError
 
 if TYPE_CHECKING:
-    from .language_model import LanguageModel
+    from .core import ModelCore
 
 
 def greedy(
-    lm: LanguageModel,
+    lm: ModelCore,
     ids: list[int],
     zero_positions: list[int] | None,
     max_new_tokens: int,
@@ -68,7 +68,7 @@ _GENERATE_FAILURES = (ValueError, AttributeError, TypeError, NotImplementedError
 
 
 def _generate(
-    lm: LanguageModel,
+    lm: ModelCore,
     inputs: dict[str, torch.Tensor],
     steps: int,
     on_token: Callable[[int], None] | None,
@@ -92,7 +92,7 @@ def _generate(
 
 
 def _step_by_step(
-    lm: LanguageModel,
+    lm: ModelCore,
     ids: list[int],
     zero_positions: list[int],
     steps: int,

@@ -21,7 +21,7 @@ import torch
 from ..errors import InvalidParameterError, PromptTooLongError
 
 if TYPE_CHECKING:
-    from .language_model import LanguageModel
+    from .core import ModelCore
 
 DEFAULT_OPERATOR = "delete"
 _PROBE_TEXT = "The quick brown fox jumps over the lazy dog near the quiet river bank."
@@ -97,7 +97,7 @@ class ScoringPlan:
 class VariantScorer:
     """Teacher-forced scores of many masked contexts, batched and prefix-shared."""
 
-    def __init__(self, lm: LanguageModel) -> None:
+    def __init__(self, lm: ModelCore) -> None:
         self.lm = lm
         self._support: BatchingSupport | None = None
 
@@ -249,7 +249,7 @@ class VariantScorer:
         zeros = [p for p in reference.zero_positions if p < length]
         embeds = self.lm.context_embeds(reference.ids[:length], zeros)
         out = self.lm.forward_last(1, inputs_embeds=embeds[None], use_cache=True)
-        layers = getattr(getattr(out, "past_key_values", None), "layers", None)
+        layers = getattr(self.lm.cached_output(out), "layers", None)
         if not layers or any(type(layer) is not DynamicLayer for layer in layers):
             return None
         return [(layer.keys, layer.values) for layer in layers]
@@ -293,7 +293,7 @@ class VariantScorer:
                 for k, v in shared
             ]
             kwargs = {
-                "past_key_values": DynamicCache(data, config=lm.model.config),
+                lm.cache_argument: DynamicCache(data, config=lm.model.config),
                 "use_cache": True,
             }
         logits = (

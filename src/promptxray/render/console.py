@@ -13,10 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..methods.gradient import completeness_note
-from ..methods.perturbation import refinement_note
-from ..methods.quantity import contrast_note
-from ..model import ROLE_OUTPUT
+from ..roles import ROLE_OUTPUT
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
 
@@ -135,13 +132,11 @@ def render_console(attr: Any, top: int = 10) -> RenderableType:
     for n, (label, value) in enumerate(cost_summary(attr)):
         meta.append((" · " if n else "") + f"{label} {value}")
     parts.append(meta)
-    note = completeness_note(attr.metadata)
-    if note:  # integrated gradients: how far its scores are from what they should sum to
-        parts.append(Text(note, style="dim"))
-    refinement = refinement_note(attr.metadata)
-    if refinement:  # hierarchical leave-one-out: which scores are estimates
-        parts.append(Text(refinement, style="dim"))
-    contrast = contrast_note(attr.metadata)
-    if contrast:  # a contrast: both log-probabilities, before and after masking
-        parts.append(Text(contrast))
+    notes = attr.notes
+    if notes.completeness:  # integrated gradients: how far its sum is from what it should be
+        parts.append(Text(notes.completeness, style="dim"))
+    if notes.refinement:  # a coarse pass: which scores are estimates
+        parts.append(Text(notes.refinement, style="dim"))
+    if notes.contrast:  # a contrast: both log-probabilities, before and after masking
+        parts.append(Text(notes.contrast))
     return Group(*parts)

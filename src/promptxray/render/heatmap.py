@@ -19,7 +19,7 @@ from typing import Any
 
 from ..attribution import ROW_GROUPINGS, MatrixRows
 from ..errors import InvalidParameterError, RegroupRefusedError
-from ..model import ROLE_ASSISTANT, ROLE_OUTPUT, ROLE_SYSTEM
+from ..roles import ROLE_ASSISTANT, ROLE_OUTPUT, ROLE_SYSTEM
 from .palette import Scale, scale_for
 from .pieces import token_label, visible
 
@@ -208,7 +208,7 @@ def _row_labels(rows: MatrixRows, limit: int) -> list[str]:
 
 def _title(shown: Any, title: str | None, notes: list[str]) -> str:
     """The method, granularity and model, then one line naming any grouping chosen."""
-    model = (shown.metadata or {}).get("model")
+    model = shown.record.provenance.model
     first = title or f"{shown.method} · {shown.granularity}" + (f" · {model}" if model else "")
     return "\n".join([first, " · ".join(notes)]) if notes else first
 

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..methods.gradient import completeness_note
-from ..methods.perturbation import refinement_note
-from ..methods.quantity import contrast_note
-from ..model import ROLE_OUTPUT
+from ..roles import ROLE_OUTPUT
 from ..segments import Unit
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
@@ -123,7 +120,7 @@ def _top_list(view: _View, top: int) -> str:
 
 def _completeness_html(attr: Any) -> str:
     """Integrated gradients' completeness gap as one line (empty for other methods)."""
-    note = completeness_note(attr.metadata)
+    note = attr.notes.completeness
     if not note:
         return ""
     return f'<div class="pxr-completeness" style="font-size:12px;color:#666">{escape(note)}</div>'
@@ -131,7 +128,7 @@ def _completeness_html(attr: Any) -> str:
 
 def _refinement_html(attr: Any) -> str:
     """Hierarchical leave-one-out: which scores are estimates (empty otherwise)."""
-    note = refinement_note(attr.metadata)
+    note = attr.notes.refinement
     if not note:
         return ""
     return f'<div class="pxr-refinement" style="font-size:12px;color:#666">{escape(note)}</div>'
@@ -139,7 +136,7 @@ def _refinement_html(attr: Any) -> str:
 
 def _contrast_html(attr: Any) -> str:
     """A contrast's two log-probabilities, before and after masking (empty without one)."""
-    note = contrast_note(attr.metadata)
+    note = attr.notes.contrast
     if not note:
         return ""
     return f'<div class="pxr-contrast" style="font-size:12px">{escape(note)}</div>'

@@ -10,8 +10,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from ..conversation import turn_label
-from ..model import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER
+from ..attribution import Attribution
+from ..roles import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER, turn_label
 from ..segments import Unit
 
 # Source roles in reading order, with the heading each view gives them.
@@ -114,24 +114,21 @@ def token_label(piece: str, limit: int | None = None) -> str:
     return label or ("␣" if piece else "∅")
 
 
-def cost_summary(attr: Any) -> list[tuple[str, str]]:
+def cost_summary(attr: Attribution) -> list[tuple[str, str]]:
     """(label, value) pairs describing how the result was computed, for every view."""
-    meta = attr.metadata or {}
-    family = meta.get("family")
+    run, cost = attr.record.provenance, attr.record.cost
+    family = run.family
     items = [("method", f"{attr.method} ({family})" if family else attr.method)]
     granularity = attr.granularity or attr.base_granularity
     if attr.pattern:
         granularity = f"{granularity} /{attr.pattern}/"
     items.append(("granularity", granularity))
-    masking = meta.get("masking") or (meta.get("params") or {}).get("masking")
-    if masking and meta.get("family") not in (None, "gradient"):
+    masking = run.params.get("masking")
+    if masking and family not in (None, "gradient"):
         items.append(("masking", str(masking)))
-    if meta.get("model"):
-        items.append(("model", str(meta["model"])))
-    if "seconds" in meta:
-        items.append(("time", f"{float(meta['seconds']):.2f} s"))
-    if "forward_passes" in meta:
-        items.append(("forward passes", str(meta["forward_passes"])))
-    if "backward_passes" in meta:
-        items.append(("backward passes", str(meta["backward_passes"])))
+    if run.model:
+        items.append(("model", str(run.model)))
+    items.append(("time", f"{cost.seconds:.2f} s"))
+    items.append(("forward passes", str(cost.forward_passes)))
+    items.append(("backward passes", str(cost.backward_passes)))
     return items

@@ -19,7 +19,6 @@ import torch
 from ..api import Request
 from ..api import run as run_request
 from ..attribution import Attribution
-from ..conversation import turn_label
 from ..masking import (
     masked_messages,
     masked_prompt_text,
@@ -29,6 +28,7 @@ from ..masking import (
 )
 from ..model import LanguageModel
 from ..render.pieces import unit_place
+from ..roles import turn_label
 from ..segments import Unit
 from ..targets import Problem
 from .compare import word_diff

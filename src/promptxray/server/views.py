@@ -13,16 +13,14 @@ plain.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from ..attribution import Attribution, MatrixRows
-from ..methods.gradient import completeness_note
-from ..methods.perturbation import refinement_note
-from ..methods.quantity import contrast_note
-from ..model import ROLE_OUTPUT
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
 from ..render.pieces import source_sections, unit_place
+from ..roles import ROLE_OUTPUT
 from ..segments import Unit
 
 # Where each role's text is shown on the page, as the top list names it.
@@ -133,15 +131,16 @@ def search_detail(attr: Attribution) -> dict[str, Any] | None:
     The starting sets are given as unit texts, so "started from leave_one_out"
     can say which words that start held.
     """
-    meta = attr.metadata or {}
-    if "log_prob_drop" not in meta:
+    search = attr.record.search
+    if search is None:
         return None
-    detail = {key: meta[key] for key in SEARCH_KEYS if key in meta}
+    found = asdict(search)
+    detail = {key: found[key] for key in SEARCH_KEYS if found.get(key) is not None}
     texts = [u.text for u in attr.units]
     starts = []
-    for name, start in (meta.get("starts") or {}).items():
-        chosen = [texts[i] for i in start.get("set", []) if 0 <= i < len(texts)]
-        starts.append({"name": name, "units": chosen, "objective": start.get("objective")})
+    for name, start in search.starts.items():
+        chosen = [texts[i] for i in start.set if 0 <= i < len(texts)]
+        starts.append({"name": name, "units": chosen, "objective": start.objective})
     detail["starts"] = starts
     detail["chosen"] = [texts[i] for i in attr.selected or [] if 0 <= i < len(texts)]
     return detail
@@ -190,7 +189,7 @@ def explanation_view(
         "system_prompt": attr.system_prompt,
         "messages": attr.messages,
         "sections": section_views(attr),
-        "output_source": (attr.metadata or {}).get("output_source", "generated"),
+        "output_source": attr.record.provenance.output_source,
         "output": attr.output,
         "target_span": list(attr.target_span),
         "target_tokens": attr.target_tokens,
@@ -212,9 +211,9 @@ def explanation_view(
         "settings": settings,
         "metadata": attr.metadata,
         "search": search_detail(attr),
-        "completeness": completeness_note(attr.metadata),
-        "contrast": contrast_note(attr.metadata),
-        "refinement": refinement_note(attr.metadata),
+        "completeness": attr.notes.completeness,
+        "contrast": attr.notes.contrast,
+        "refinement": attr.notes.refinement,
     }
 
 

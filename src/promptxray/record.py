@@ -1,0 +1,285 @@
+"""What a result records about how it was computed, as typed fields.
+
+A method writes these when it runs (its cost, its parameters, its completeness gap, its
+coarse pass, its search) and every view reads them by name, so no view needs to know which
+method wrote what, and a misspelt key is an error at once instead of a silently empty view.
+`RunRecord.to_dict`/`from_dict` is the saved form; `from_flat` reads the free dict that
+results saved before these types (format 2, `metadata`) carried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+_T = TypeVar("_T")
+
+
+def _known(cls: type[_T], data: dict[str, Any]) -> _T:
+    """`cls` from the keys of `data` it declares; keys it does not know are dropped, so a
+    file written by a later version still reads."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """Model passes the run made (as `LanguageModel.cost` counts them) and its seconds."""
+
+    forward_passes: int = 0
+    forward_calls: int = 0
+    backward_passes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and how the result was computed: enough to reproduce it."""
+
+    method_version: int = 1
+    family: str | None = None
+    params: dict[str, JSONValue] = field(default_factory=dict)
+    model: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    output_source: str = "generated"  # "given" when the target text was supplied
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """integrated_gradients' check: source scores' sum vs log p(input) − log p(baseline)."""
+
+    attribution_sum: float
+    log_prob_input: float
+    log_prob_baseline: float
+    difference: float
+    gap: float
+    relative_gap: float
+    steps: int
+    tolerance: float = 0.0
+    converged: bool | None = None
+    summed_over: str = "source positions (user, system, earlier output)"
+    steps_tried: list[list[float]] = field(default_factory=list)
+
+    def note(self) -> str:
+        """ "completeness gap 3.1% (20 steps)", and whether the step cap stopped it."""
+        text = f"completeness gap {100 * self.relative_gap:.1f}% ({self.steps} steps)"
+        if self.converged is False:
+            text += f", above the {100 * self.tolerance:g}% tolerance at the step cap"
+        return text
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """A coarse pass before the fine one: every coarse unit masked once, the strongest
+    refined exactly; the other units share their coarse unit's score equally."""
+
+    coarse: str
+    coarse_units: int
+    coarse_refined: int
+    coarse_scores: list[float]
+    refined: list[int]  # the units scored exactly (indices into the base units)
+    coarse_passes: int | None = None
+
+    def note(self) -> str:
+        return (
+            f"≈ marks units not refined: they share their {self.coarse}'s score equally "
+            f"({self.coarse_refined} of {self.coarse_units} {self.coarse}s refined, "
+            f"{len(self.refined)} units scored exactly)"
+        )
+
+
+@dataclass(frozen=True)
+class Batching:
+    """What the one-time probe found this model can do exactly when scoring masked variants."""
+
+    padded_batches: bool
+    prefix_cache: bool
+    probe_error: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MaskedScores:
+    """A masking method's reference: log p(target) with nothing masked, and variants scored."""
+
+    baseline_log_prob: float
+    variants_scored: int
+
+
+@dataclass(frozen=True)
+class StartSet:
+    """One starting set of a joint search and its objective."""
+
+    set: list[int]
+    objective: float
+
+
+@dataclass(frozen=True)
+class Search:
+    """A joint method's search: what it reached, from where, at what cost."""
+
+    objective: float
+    baseline_objective: float
+    log_prob_drop: float
+    spent: int
+    trajectory: list[list[float]] = field(default_factory=list)
+    budget: int | None = None
+    start: str | None = None
+    starts: dict[str, StartSet] = field(default_factory=dict)
+    passes_by_phase: dict[str, int] = field(default_factory=dict)
+    marginal_contributions: list[float | None] = field(default_factory=list)
+    single_unit_evidence: str | None = None
+    accepted_swaps: int | None = None
+    gradient: list[float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Search:
+        starts = {
+            name: _known(StartSet, start) for name, start in (data.get("starts") or {}).items()
+        }
+        return _known(cls, {**data, "starts": starts})
+
+
+@dataclass(frozen=True)
+class ContrastScores:
+    """log p(A), log p(B) and their difference from one context."""
+
+    log_prob_target: float
+    log_prob_contrast: float
+    difference: float
+
+
+@dataclass(frozen=True)
+class ContrastReport:
+    """ "Why A rather than B", with the full context and with the top units deleted."""
+
+    target: str
+    contrast: str
+    contrast_tokens: int
+    full: ContrastScores
+    masked: ContrastScores
+    masked_units: list[str]
+    masking: str = "delete"
+    same_text: bool = False
+    note: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContrastReport:
+        return _known(
+            cls,
+            {
+                **data,
+                "full": _known(ContrastScores, data["full"]),
+                "masked": _known(ContrastScores, data["masked"]),
+            },
+        )
+
+    def line(self) -> str:
+        """One line for the views: why A rather than B, before and after masking."""
+        full, masked = self.full, self.masked
+        removed = ", ".join(repr(t.strip()) for t in self.masked_units)
+        text = (
+            f"why {self.target!r} rather than {self.contrast!r}: log p "
+            f"{full.log_prob_target:.2f} vs {full.log_prob_contrast:.2f} "
+            f"(difference {full.difference:+.2f}); without {removed}: "
+            f"{masked.log_prob_target:.2f} vs {masked.log_prob_contrast:.2f} "
+            f"(difference {masked.difference:+.2f})"
+        )
+        return text + (f". {self.note}" if self.note else "")
+
+
+@dataclass
+class RunRecord:
+    """Everything a result records about its run; sections a method does not produce are None."""
+
+    provenance: Provenance = field(default_factory=Provenance)
+    cost: RunCost = field(default_factory=RunCost)
+    heatmap: str | None = None  # how the heatmap was computed, when not by the base rows
+    batching: Batching | None = None
+    masked: MaskedScores | None = None
+    completeness: Completeness | None = None
+    hierarchy: Hierarchy | None = None
+    search: Search | None = None
+    contrast: ContrastReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """The saved form (format 3) back into its types."""
+
+        def section(name: str, build: Any) -> Any:
+            value = data.get(name)
+            return None if value is None else build(value)
+
+        return cls(
+            provenance=_known(Provenance, data.get("provenance") or {}),
+            cost=_known(RunCost, data.get("cost") or {}),
+            heatmap=data.get("heatmap"),
+            batching=section("batching", lambda d: _known(Batching, d)),
+            masked=section("masked", lambda d: _known(MaskedScores, d)),
+            completeness=section("completeness", lambda d: _known(Completeness, d)),
+            hierarchy=section("hierarchy", lambda d: _known(Hierarchy, d)),
+            search=section("search", Search.from_dict),
+            contrast=section("contrast", ContrastReport.from_dict),
+        )
+
+    @classmethod
+    def from_flat(cls, meta: dict[str, Any]) -> RunRecord:
+        """The free `metadata` dict of results saved before these types (format 1 and 2),
+        and of a method's `MethodOutput.extra`, read into the typed sections."""
+        hierarchy = meta.get("hierarchy")
+        return cls(
+            provenance=_known(Provenance, meta),
+            cost=_known(RunCost, meta),
+            heatmap=meta.get("heatmap"),
+            batching=_known(Batching, meta["batching"]) if meta.get("batching") else None,
+            masked=_known(MaskedScores, meta) if "baseline_log_prob" in meta else None,
+            completeness=(
+                _known(Completeness, meta["completeness"]) if meta.get("completeness") else None
+            ),
+            hierarchy=(
+                _known(Hierarchy, {**hierarchy, "refined": meta.get("refined") or []})
+                if hierarchy
+                else None
+            ),
+            search=Search.from_dict(meta) if "log_prob_drop" in meta else None,
+            contrast=ContrastReport.from_dict(meta["contrast"]) if meta.get("contrast") else None,
+        )
+
+    def flat(self) -> dict[str, Any]:
+        """The record as one flat dict, the shape `metadata` had before these types (kept
+        for exports and older callers; new code reads the typed sections)."""
+        out: dict[str, Any] = {**asdict(self.provenance), **asdict(self.cost)}
+        if self.heatmap is not None:
+            out["heatmap"] = self.heatmap
+        if self.batching is not None:
+            out["batching"] = asdict(self.batching)
+        if self.masked is not None:
+            out.update(asdict(self.masked))
+        if self.completeness is not None:
+            out["completeness"] = asdict(self.completeness)
+        if self.hierarchy is not None:
+            hierarchy = asdict(self.hierarchy)
+            out["refined"] = hierarchy.pop("refined")
+            out["hierarchy"] = {k: v for k, v in hierarchy.items() if v is not None}
+        if self.search is not None:
+            out.update({k: v for k, v in asdict(self.search).items() if v is not None})
+        if self.contrast is not None:
+            out["contrast"] = asdict(self.contrast)
+        return out
+
+
+def method_record(extra: dict[str, Any]) -> RunRecord:
+    """The sections a method's `MethodOutput.extra` fills, typed. Every key must land in a
+    section: a key no section declares is a bug in the method, caught here, not a field
+    that silently vanishes from results."""
+    record = RunRecord.from_flat(extra)
+    lost = {key for key, value in extra.items() if value is not None} - set(record.flat())
+    if lost:
+        raise TypeError(f"MethodOutput.extra keys no record section declares: {sorted(lost)}")
+    return record
