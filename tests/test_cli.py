@@ -188,9 +188,10 @@ def test_param_reaches_any_declared_parameter(loads):
         + ["--k", "2", "--param", "budget=12", "-p", "patience=1", "--json", "-"],
     )
     assert result.exit_code == 0, result.output
-    params = json.loads(result.stdout)["metadata"]["params"]
+    record = json.loads(result.stdout)["record"]
+    params = record["provenance"]["params"]
     assert params["k"] == 2 and params["budget"] == 12 and params["patience"] == 1
-    assert json.loads(result.stdout)["metadata"]["spent"] <= 12
+    assert record["search"]["spent"] <= 12
 
 
 def test_provision_prints_the_model_folder(monkeypatch, tmp_path):

@@ -217,7 +217,7 @@ def test_a_target_read_from_a_file_is_marked_as_given(monkeypatch, tiny_lm, tmp_
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["output"] == " Blue, mostly."  # the file's trailing newline is not the answer's
-    assert data["metadata"]["output_source"] == "given"
+    assert data["record"]["provenance"]["output_source"] == "given"
     own = explain("What colour is the sky?", model=tiny_lm, max_new_tokens=3)
     assert own.metadata["output_source"] == "generated"
     missing = runner.invoke(app, ["explain", "Hi", "--target", f"@{tmp_path / 'nope.txt'}"])

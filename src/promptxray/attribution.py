@@ -23,8 +23,17 @@ from typing import Any, Literal
 from .aggregation import FORMAT_1_RULES, Aggregation, combine
 from .conversation import source_text
 from .errors import InvalidParameterError, RegroupRefusedError
+from .output_rows import (
+    ROW_GROUPINGS,
+    MatrixRows,
+    RowsBy,
+    check_rows_by,
+    group_rows,
+    row_rule,
+    token_spans,
+)
 from .record import RunRecord
-from .segments import Unit, check_granularity, group_units, locate_token, segment
+from .segments import Unit, check_granularity, group_units
 
 __all__ = [
     "ROW_GROUPINGS",
@@ -42,41 +51,6 @@ __all__ = [
 _FORMAT_VERSION = 3
 
 RankBy = Literal["support", "magnitude"]
-RowsBy = Literal["token", "word", "sentence", "line"]
-ROW_GROUPINGS: tuple[str, ...] = ("token", "word", "sentence", "line")
-
-
-def row_rule(aggregation: Aggregation | str) -> Aggregation:
-    """How matrix rows (target tokens) combine into an output word, sentence or line.
-
-    Every method scores target tokens one by one (teacher forcing), so a method's
-    rule for *columns* says nothing about rows; this is its reading for rows:
-
-    - `SUM` (grad_x_input, integrated_gradients): a row is the attribution of
-      log p(y_t); log p(group) is the sum of its tokens' log-probs and these
-      attributions are linear in that objective, so a group's row is the exact sum.
-    - `FIXED` (leave_one_out and other masking methods): a row is the drop of
-      log p(y_t) when a unit is masked; drops add over target tokens (a unit's
-      score is its column sum), so summing rows is exact too. FIXED restricts
-      the *units*, never the target tokens.
-    - `NORM` (grad_norm): a row holds gradient norms ||d log p(y_t)/dx_u||. The norm
-      of a group's gradient needs the vectors, which are not kept, so rows combine
-      like columns do: sqrt of the sum of squares (the norm of the rows' gradients
-      stacked), not the norm of their sum (which can be smaller, never larger than
-      their plain sum).
-    """
-    return Aggregation.NORM if aggregation == Aggregation.NORM else Aggregation.SUM
-
-
-@dataclass(frozen=True)
-class MatrixRows:
-    """The matrix with its rows grouped: one label, target-character span and token list a row."""
-
-    by: str
-    labels: list[str]
-    spans: list[tuple[int, int]]  # in `Attribution.target`, stripped of surrounding space
-    tokens: list[list[int]]  # target-token indices each row combines
-    matrix: list[list[float]]
 
 
 @dataclass(frozen=True)
@@ -185,66 +159,19 @@ class Attribution:
         )
 
     def target_token_spans(self) -> list[tuple[int, int]]:
-        """Each target token's character span in `target`, found by walking its pieces.
-
-        Pieces are decoded one token at a time, so they concatenate to the target
-        except where a character is split over tokens (a piece then decodes to
-        U+FFFD). Such tokens share the stretch up to the next piece that is found
-        again, so every token still gets a place and spans never go backwards.
-        """
-        text = self.target
-        spans: list[tuple[int, int]] = []
-        pending = 0  # tokens not yet placed: they end where the next found piece starts
-        cursor = 0
-        for piece in self.target_tokens:
-            where = _find_piece(text, piece, cursor)
-            if where is None:
-                pending += 1
-                continue
-            spans.extend([(cursor, where)] * pending)
-            pending = 0
-            spans.append((where, where + len(piece)))
-            cursor = where + len(piece)
-        spans.extend([(cursor, len(text))] * pending)
-        return spans
+        """Each target token's character span in `target` (`output_rows.token_spans`)."""
+        return token_spans(self.target, self.target_tokens)
 
     def matrix_rows(self, by: RowsBy | str = "token") -> MatrixRows | None:
-        """`matrix` with its rows (target tokens) grouped into output words, sentences or lines.
-
-        Segments come from the same segmenters as prompt units; a token joins the
-        segment of its first visible character, as a prompt token joins its unit.
-        Rows combine by `row_rule(aggregation)`. `token` is the matrix as it is.
-        None when there is no matrix.
-        """
-        if by not in ROW_GROUPINGS:
-            raise InvalidParameterError(
-                f"Group heatmap rows by one of {', '.join(ROW_GROUPINGS)}, not {by!r}."
-            )
+        """`matrix` with its rows (target tokens) grouped into output words, sentences or
+        lines, combined by `row_rule(aggregation)`; None when there is no matrix."""
         matrix = self.matrix
-        if matrix is None:
+        if by not in ROW_GROUPINGS or matrix is None:
+            check_rows_by(by)
             return None
-        spans = self.target_token_spans()
-        if len(spans) != len(matrix):  # defensive: rows we cannot place stay tokens
-            by, spans = "token", [(0, 0)] * len(matrix)
-        groups = self._row_groups(by, spans)
-        rule = row_rule(self.aggregation)
-        labels, group_spans, grouped = [], [], []
-        for members in groups:
-            span = self._stripped(spans[members[0]][0], spans[members[-1]][1])
-            group_spans.append(span)
-            labels.append(self._row_label(by, members[0], span))
-            columns = zip(*(matrix[t] for t in members), strict=True)
-            grouped.append([combine(rule, list(col)) for col in columns])
-        return MatrixRows(by, labels, group_spans, groups, grouped)
-
-    def _stripped(self, start: int, end: int) -> tuple[int, int]:
-        """A target span without its surrounding whitespace (kept in place if all space)."""
-        piece = self.target[start:end]
-        if not piece.strip():
-            return (start, end)
-        lead = len(piece) - len(piece.lstrip())
-        trail = len(piece) - len(piece.rstrip())
-        return (start + lead, end - trail)
+        return group_rows(
+            self.target, self.target_tokens, self.row_tokens, matrix, self.aggregation, by
+        )
 
     @property
     def inherited(self) -> set[int]:
@@ -259,26 +186,6 @@ class Attribution:
     def row_tokens(self) -> list[str]:
         """One label a heatmap row: target pieces, then "vs" and each contrast piece."""
         return self.target_tokens + [f"vs{p}" for p in self.contrast_tokens or []]
-
-    def _row_label(self, by: str, first: int, span: tuple[int, int]) -> str:
-        """A token row keeps its piece (spaces and all); a grouped row shows its text."""
-        if by == "token":
-            pieces = self.row_tokens
-            return pieces[first] if first < len(pieces) else str(first)
-        return self.target[span[0] : span[1]]
-
-    def _row_groups(self, by: str, spans: list[tuple[int, int]]) -> list[list[int]]:
-        """Target-token indices of each row group, in reading order."""
-        if by == "token":
-            return [[t] for t in range(len(spans))]
-        text = self.target
-        segments = segment(text, by) if text.strip() else []
-        if not segments:
-            return [list(range(len(spans)))]
-        groups: dict[int, list[int]] = {}
-        for t, span in enumerate(spans):
-            groups.setdefault(locate_token(segments, text, span), []).append(t)
-        return [groups[k] for k in sorted(groups)]
 
     @property
     def selected(self) -> list[int] | None:
@@ -458,17 +365,3 @@ class Attribution:
         from .render.console import render_console
 
         return render_console(self)
-
-
-def _find_piece(text: str, piece: str, cursor: int) -> int | None:
-    """Where a token's piece sits at or just after `cursor`; None for an unplaceable piece.
-
-    Looks only a few characters ahead, so a short piece ("a") is not matched far
-    away after an unplaceable one; an empty piece sits at the cursor.
-    """
-    if not piece:
-        return cursor
-    if "\ufffd" in piece and "\ufffd" not in text:
-        return None
-    where = text.find(piece, cursor, cursor + len(piece) + 8)
-    return None if where < 0 else where

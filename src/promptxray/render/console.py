@@ -6,13 +6,12 @@ strings, so brackets in a prompt ("[bold]") are printed, not interpreted.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..attribution import Attribution
 from ..roles import ROLE_OUTPUT
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
@@ -38,7 +37,7 @@ def _style(scale: Scale, score: float, selected: bool) -> str:
 
 
 def _coloured(
-    attr: Any, section: Section, scale: Scale, scores: list[float], chosen: set[int]
+    attr: Attribution, section: Section, scale: Scale, scores: list[float], chosen: set[int]
 ) -> Text:
     text = Text()
     role, turn = section.role, section.turn
@@ -51,7 +50,7 @@ def _coloured(
 
 
 def _output(
-    attr: Any, section: Section, scale: Scale, scores: list[float], chosen: set[int]
+    attr: Attribution, section: Section, scale: Scale, scores: list[float], chosen: set[int]
 ) -> Text:
     """The output with earlier (source) output coloured and the target highlighted."""
     start, end = attr.target_span
@@ -85,7 +84,9 @@ def _fmt(score: float, signed: bool) -> str:
     return f"{score:+.4g}" if signed else f"{score:.4g}"
 
 
-def _table(attr: Any, top: int, scale: Scale, scores: list[float], chosen: set[int]) -> Table:
+def _table(
+    attr: Attribution, top: int, scale: Scale, scores: list[float], chosen: set[int]
+) -> Table:
     """The strongest units first (`ranking("magnitude")`), the sign kept in the score."""
     units = attr.units
     order = " by |score|" if scale.signed else ""
@@ -114,7 +115,7 @@ def _table(attr: Any, top: int, scale: Scale, scores: list[float], chosen: set[i
     return table
 
 
-def render_console(attr: Any, top: int = 10) -> RenderableType:
+def render_console(attr: Attribution, top: int = 10) -> RenderableType:
     """A rich renderable of an `Attribution` (what `rich.print(attr)` shows)."""
     scores = attr.scores
     scale = scale_for(scores, signed=attr.signed)

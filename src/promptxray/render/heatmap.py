@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..attribution import ROW_GROUPINGS, MatrixRows
+from ..attribution import ROW_GROUPINGS, Attribution, MatrixRows
 from ..errors import InvalidParameterError, RegroupRefusedError
 from ..roles import ROLE_ASSISTANT, ROLE_OUTPUT, ROLE_SYSTEM
 from .palette import Scale, scale_for
@@ -40,12 +40,12 @@ _PLURAL = {"word": "words", "sentence": "sentences", "line": "lines", "paragraph
 class Layout:
     """What the picture draws: columns (`attr` at its granularity), rows, and why."""
 
-    attr: Any
+    attr: Attribution
     rows: MatrixRows
     notes: list[str] = field(default_factory=list)  # one line of the title per choice
 
 
-def choose_rows(attr: Any, rows: str = "auto") -> tuple[MatrixRows, str | None]:
+def choose_rows(attr: Attribution, rows: str = "auto") -> tuple[MatrixRows, str | None]:
     """Rows as asked, or with `auto` the finest output grouping with at most MAX_ROWS.
 
     Tokens up to MAX_ROWS; else words, sentences, lines, the first that fits
@@ -69,7 +69,7 @@ def choose_rows(attr: Any, rows: str = "auto") -> tuple[MatrixRows, str | None]:
     return chosen, f"rows: output {_PLURAL[chosen.by]} (auto, {n} tokens)"
 
 
-def choose_columns(attr: Any, columns: str = "auto") -> tuple[Any, str | None]:
+def choose_columns(attr: Attribution, columns: str = "auto") -> tuple[Attribution, str | None]:
     """The attribution as given, or with `auto` above MAX_COLUMNS units a coarser granularity.
 
     Only where the method's rule allows regrouping (`Attribution.aggregate`); a
@@ -97,7 +97,7 @@ def choose_columns(attr: Any, columns: str = "auto") -> tuple[Any, str | None]:
     return chosen, f"columns: prompt {plural} (auto, {n} {granularity} units)"
 
 
-def heatmap_layout(attr: Any, rows: str = "auto", columns: str = "auto") -> Layout:
+def heatmap_layout(attr: Attribution, rows: str = "auto", columns: str = "auto") -> Layout:
     """Columns first (rows are combined over the chosen columns), then rows."""
     shown, column_note = choose_columns(attr, columns)
     grouped, row_note = choose_rows(shown, rows)
@@ -118,7 +118,7 @@ def palette_cmap(scale: Scale) -> Any:
     return ListedColormap(stops, name=name)
 
 
-def unit_labels(attr: Any, limit: int = 24) -> list[str]:
+def unit_labels(attr: Attribution, limit: int = 24) -> list[str]:
     """Column labels: the unit text on one line, its role marked when it is not the prompt,
     and in a conversation its turn first ("t2 asst: It is blue."), since roles repeat."""
     labels = []
@@ -131,7 +131,7 @@ def unit_labels(attr: Any, limit: int = 24) -> list[str]:
 
 
 def heatmap_figure(
-    attr: Any,
+    attr: Attribution,
     *,
     max_label: int = 24,
     cmap: str | None = None,
@@ -206,14 +206,14 @@ def _row_labels(rows: MatrixRows, limit: int) -> list[str]:
     return [visible(label, 2 * limit) or "∅" for label in rows.labels]
 
 
-def _title(shown: Any, title: str | None, notes: list[str]) -> str:
+def _title(shown: Attribution, title: str | None, notes: list[str]) -> str:
     """The method, granularity and model, then one line naming any grouping chosen."""
     model = shown.record.provenance.model
     first = title or f"{shown.method} · {shown.granularity}" + (f" · {model}" if model else "")
     return "\n".join([first, " · ".join(notes)]) if notes else first
 
 
-def save_heatmap(attr: Any, path: str | Path, dpi: int = 120, **options: Any) -> Path:
+def save_heatmap(attr: Attribution, path: str | Path, dpi: int = 120, **options: Any) -> Path:
     """Draw the heatmap and write it (format from the suffix: .png, .svg, .pdf)."""
     fig = heatmap_figure(attr, **options)
     path = Path(path)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
+from ..attribution import Attribution
 from ..roles import ROLE_OUTPUT
 from ..segments import Unit
 from .palette import TARGET, Scale, css, scale_for, text_color
@@ -36,7 +36,7 @@ def _fmt(score: float, scale: Scale) -> str:
 class _View:
     """What every part of the page needs, computed once (unit scores are a derived view)."""
 
-    attr: Any
+    attr: Attribution
     units: list[Unit]
     scores: list[float]
     scale: Scale
@@ -118,7 +118,7 @@ def _top_list(view: _View, top: int) -> str:
     )
 
 
-def _completeness_html(attr: Any) -> str:
+def _completeness_html(attr: Attribution) -> str:
     """Integrated gradients' completeness gap as one line (empty for other methods)."""
     note = attr.notes.completeness
     if not note:
@@ -126,7 +126,7 @@ def _completeness_html(attr: Any) -> str:
     return f'<div class="pxr-completeness" style="font-size:12px;color:#666">{escape(note)}</div>'
 
 
-def _refinement_html(attr: Any) -> str:
+def _refinement_html(attr: Attribution) -> str:
     """Hierarchical leave-one-out: which scores are estimates (empty otherwise)."""
     note = attr.notes.refinement
     if not note:
@@ -134,7 +134,7 @@ def _refinement_html(attr: Any) -> str:
     return f'<div class="pxr-refinement" style="font-size:12px;color:#666">{escape(note)}</div>'
 
 
-def _contrast_html(attr: Any) -> str:
+def _contrast_html(attr: Attribution) -> str:
     """A contrast's two log-probabilities, before and after masking (empty without one)."""
     note = attr.notes.contrast
     if not note:
@@ -142,7 +142,7 @@ def _contrast_html(attr: Any) -> str:
     return f'<div class="pxr-contrast" style="font-size:12px">{escape(note)}</div>'
 
 
-def render_html(attr: Any, standalone: bool = False, top: int = 10) -> str:
+def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> str:
     """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
     scores = attr.scores
     scale = scale_for(scores, signed=attr.signed)

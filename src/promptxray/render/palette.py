@@ -16,8 +16,8 @@ The rule from a value to a colour is the one matplotlib's `ListedColormap` uses,
 so the heatmap needs no rule of its own: the domain is cut into `N_STOPS` equal
 bins and a value takes the stop of its bin,
 ``index = clamp(floor((value - lo) / (hi - lo) * N_STOPS), 0, N_STOPS - 1)``.
-The page (app.js `paletteColor`) repeats exactly this arithmetic on the stops the
-server sends; `N_STOPS` is odd, so zero sits in the middle of the centre bin.
+The page repeats none of it: the server sends each unit's colour and each heatmap
+cell's stop index; `N_STOPS` is odd, so zero sits in the middle of the centre bin.
 The stop that stands for zero is pinned to pure white (matplotlib's is a
 near-white grey or cream), so a unit without influence looks like plain text.
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 from ..attribution import Attribution
 from ..roles import ROLE_OUTPUT, ROLE_SYSTEM, ROLE_USER, turn_label
@@ -34,7 +33,7 @@ class Section:
     title: str
 
 
-def source_sections(attr: Any) -> list[Section]:
+def source_sections(attr: Attribution) -> list[Section]:
     """The texts every view draws, in reading order, the output (with the target) last.
 
     A conversation shows each turn under its label ("[turn 2 · assistant]"); a
@@ -56,7 +55,7 @@ def source_sections(attr: Any) -> list[Section]:
     return [*sections, Section(ROLE_OUTPUT, answer, title)]
 
 
-def unit_place(attr: Any, unit: Unit) -> str:
+def unit_place(attr: Attribution, unit: Unit) -> str:
     """Where a unit sits, for lists and tooltips: its role, and its turn in a conversation."""
     if getattr(attr, "messages", None) is None or unit.turn is None:
         return unit.role
