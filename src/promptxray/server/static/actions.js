@@ -3,6 +3,7 @@
 // mask and regenerate; plus the granularity switch that only regroups on the server.
 
 import { api, reportFailure, runJob } from "./api.js";
+import { promptBody } from "./conversation.js";
 import { $, showError } from "./dom.js";
 import { loadHistory, refreshRunDetail, renderRunResults } from "./history.js";
 import { renderEdit } from "./mask.js";

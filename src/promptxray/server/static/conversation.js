@@ -52,7 +52,7 @@ export function clearTurns() {
 }
 
 // The prompt as the API takes it: prompt (+ system prompt), or messages once turns exist.
-function promptBody() {
+export function promptBody() {
   const prompt = $("prompt").value;
   const system = $("system").value;
   const turns = turnItems().map((item) => ({
