@@ -125,7 +125,7 @@ def test_a_non_loopback_bind_requires_the_token_on_every_api_request(wordy_lm, t
         assert client.get(f"/api/runs?token={token}").status_code == 200  # export links
         # the page itself and its files hold no data: they load, then ask for the token
         assert client.get("/").status_code == 200
-        assert client.get("/static/app.js").status_code == 200
+        assert client.get("/static/main.js").status_code == 200
         started = client.post(
             "/api/generate", json={"prompt": "Hi there", "max_new_tokens": 2}, headers=good
         )

@@ -15,6 +15,7 @@ There is no Swagger UI (it would load from a CDN); /openapi.json describes the A
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +39,9 @@ from .service import NotFoundError, Service
 from .store import HistoryStore, check_data_dir
 
 STATIC_DIR = Path(__file__).parent / "static"
+# The page is ES modules (main.js imports the others), and a browser runs a module only
+# when it comes as JavaScript; some systems' MIME tables call .js text/plain.
+mimetypes.add_type("text/javascript", ".js")
 
 # The page loads nothing from elsewhere and runs no inline script, so an injected
 # tag in a prompt could not execute even if some text escaped the DOM builders.
