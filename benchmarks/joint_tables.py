@@ -24,13 +24,8 @@ from pathlib import Path
 import torch
 
 from promptxray import build_problem, load_model
-from promptxray.methods.joint import (
-    BudgetSpent,
-    Objective,
-    XPromptParams,
-    _search,
-    unit_gradient,
-)
+from promptxray.methods.joint_objective import BudgetSpent, Objective, unit_gradient
+from promptxray.methods.joint_search import XPromptParams, search
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "instructions.jsonl"
@@ -149,7 +144,7 @@ def replay(table: dict, **params) -> tuple[float, int]:
     p = XPromptParams(k=k, **params)
     objective = TableObjective(table, p.budget_for(n))
     objective([frozenset()])
-    chosen, value, *_ = _search(objective, n, k, table["gradient"], p, lambda *a: None)
+    chosen, value, *_ = search(objective, n, k, table["gradient"], p, lambda *a: None)
     objective(objective.fit([chosen - {u} for u in sorted(chosen)]), reference=chosen)
     return table["baseline"] - value, objective.spent
 

@@ -11,7 +11,8 @@ from conftest import make_tiny_lm
 from promptxray import attribute
 from promptxray.errors import InvalidParameterError
 from promptxray.masking import mask_context
-from promptxray.methods.joint import initial_selection, unit_gradient
+from promptxray.methods.joint_objective import unit_gradient
+from promptxray.methods.joint_search import initial_selection
 from promptxray.targets import build_problem
 
 # Eight user tokens under the SmolLM2 tokenizer.
@@ -276,7 +277,7 @@ def test_pruning_with_every_coarse_unit_is_the_plain_search(tiny_lm, long_proble
 
 def test_pruning_searches_inside_the_strongest_sentence_only(tiny_lm, long_problem):
     from promptxray import api
-    from promptxray.methods.perturbation import coarse_members
+    from promptxray.methods.coarse import coarse_members
 
     units = long_problem.units("word")
     members = coarse_members(long_problem, units, "sentence")

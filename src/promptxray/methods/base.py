@@ -238,7 +238,8 @@ class MethodSpec:
             takes = ", ".join(p.summary() for p in self.param_info()) or "no parameters"
             names = ", ".join(repr(u) for u in unknown)
             raise InvalidParameterError(
-                f"Method {self.name} takes no parameter {names}; it takes: {takes}."
+                f"Method {self.name} takes no parameter {names}; it takes: {takes}.",
+                param=unknown[0] if len(unknown) == 1 else None,
             )
         try:
             return self.params(**values)
@@ -252,7 +253,10 @@ class MethodSpec:
             else:
                 message = message[0].lower() + message[1:]
             got = first.get("input")
-            raise InvalidParameterError(f"{self.name}: {where} {message} (got {got!r}).") from None
+            raise InvalidParameterError(
+                f"{self.name}: {where} {message} (got {got!r}).",
+                param=where if info is not None else None,
+            ) from None
 
 
 def _param_info(name: str, f: Any) -> ParamInfo:

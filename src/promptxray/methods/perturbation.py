@@ -10,12 +10,11 @@ import hashlib
 import random as _random
 from typing import Literal
 
-import torch
 from pydantic import Field
 
 from ..masking import DEFAULT_OPERATOR, Operator, mask_context
 from ..model import LanguageModel
-from ..segments import Unit, group_units
+from ..segments import Unit
 from ..targets import Problem
 from . import quantity
 from .base import (
@@ -28,6 +27,14 @@ from .base import (
     ProgressFn,
     predicts,
     register,
+)
+from .coarse import (
+    coarse_members,
+    coarse_pass,
+    coarse_pass_cost,
+    masked_drops,
+    sizes,
+    strongest,
 )
 
 
@@ -104,40 +111,6 @@ def leave_one_out(
     return _hierarchical(lm, problem, units, params, progress)
 
 
-def masked_drops(
-    lm: LanguageModel,
-    problem: Problem,
-    units: list[Unit],
-    groups: list[list[int]],
-    masking: str,
-    batch_size: int,
-    progress: ProgressFn | None,
-    full_logprobs: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row log p(target) of the full context (scored here unless given), and per
-    group of units the per-row drop when the whole group is masked: [n_groups,
-    n_rows]. One batched run sharing the full context's prefix (one a part)."""
-    full = mask_context(lm, problem, units, [], masking)
-    variants = [mask_context(lm, problem, units, g, masking) for g in groups]
-    if full_logprobs is None:
-        variants.insert(0, full)
-    logprobs = quantity.score_rows(
-        lm, problem, variants, batch_size, reference=full, progress=progress
-    )
-    if full_logprobs is None:
-        full_logprobs, logprobs = logprobs[0], logprobs[1:]
-    return full_logprobs, full_logprobs[None] - logprobs
-
-
-def coarse_members(problem: Problem, units: list[Unit], coarse: str) -> list[list[int]]:
-    """The units each coarse unit holds (indices into `units`), in reading order."""
-    coarse_units, owner = group_units(units, problem.role_text, coarse)
-    members: list[list[int]] = [[] for _ in coarse_units]
-    for i, c in enumerate(owner):
-        members[c].append(i)
-    return members
-
-
 def _hierarchical(
     lm: LanguageModel,
     problem: Problem,
@@ -154,21 +127,17 @@ def _hierarchical(
     share of their coarse unit's score: an estimate, listed as such (`refined` holds
     the exactly scored units). A coarse unit holding one unit is exact already.
     """
-    members = coarse_members(problem, units, params.coarse)
-    full, coarse_drop = masked_drops(
-        lm, problem, units, members, params.masking, params.batch_size, progress
+    found = coarse_pass(
+        lm, problem, units, params.coarse, params.masking, params.batch_size, progress
     )
-    strength = coarse_drop.sum(1).abs().tolist()
-    order = sorted(range(len(members)), key=lambda c: (-strength[c], c))
-    chosen = [c for c in order[: params.refine] if len(members[c]) > 1]
+    members = found.members
+    chosen = [c for c in found.strongest(params.refine) if len(members[c]) > 1]
     fine = [i for c in sorted(chosen) for i in members[c]]
-    drop = torch.zeros(len(units), quantity.n_rows(problem))
-    for c, group in enumerate(members):
-        drop[group] = coarse_drop[c] / len(group)
+    drop = found.shared_rows(len(units))
     if fine:
         singles = [[i] for i in fine]
         _, fine_drop = masked_drops(
-            lm, problem, units, singles, params.masking, params.batch_size, progress, full
+            lm, problem, units, singles, params.masking, params.batch_size, progress, found.full
         )
         drop[fine] = fine_drop
     refined = sorted(fine + [g[0] for g in members if len(g) == 1])
@@ -176,15 +145,10 @@ def _hierarchical(
         scores=drop.sum(1).tolist(),
         matrix=drop.T.tolist(),
         extra={
-            "baseline_log_prob": float(full.sum()),
+            "baseline_log_prob": float(found.full.sum()),
             "variants_scored": 1 + len(members) + len(fine),
             "refined": refined,
-            "hierarchy": {
-                "coarse": params.coarse,
-                "coarse_units": len(members),
-                "coarse_refined": len(chosen),
-                "coarse_scores": coarse_drop.sum(1).tolist(),
-            },
+            "hierarchy": found.hierarchy(len(chosen)),
         },
     )
 
@@ -242,10 +206,10 @@ def leave_one_out_cost(
         singles = [mask_context(lm, problem, units, [i], masking) for i in range(len(units))]
         return quantity.rows_cost(lm, problem, [full, *singles], batch_size, full)
     groups = coarse_members(problem, units, params.coarse)
-    coarse_variants = [mask_context(lm, problem, units, g, masking) for g in groups]
-    first = quantity.rows_cost(lm, problem, [full, *coarse_variants], batch_size, full)
-    biggest = sorted((g for g in groups if len(g) > 1), key=len, reverse=True)
-    fine = [i for g in biggest[: params.refine] for i in g]
+    first = coarse_pass_cost(lm, problem, units, groups, masking, batch_size)
+    # The `refine` largest coarse units bound the ones refined (one unit: exact already).
+    picked = strongest(groups, sizes(groups), params.refine)
+    fine = [i for c in picked if len(groups[c]) > 1 for i in groups[c]]
     singles = [mask_context(lm, problem, units, [i], masking) for i in fine]
     second = quantity.rows_cost(lm, problem, singles, batch_size, full)
     return (first + second).bound()

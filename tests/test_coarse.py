@@ -1,0 +1,51 @@
+"""The one coarse pass: hierarchical leave-one-out and xprompt's pruning measure alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptxray import attribute, build_problem
+from promptxray.methods.coarse import coarse_pass, sizes, strongest
+
+PROMPT = (
+    "The storm came at night. The keeper lit the lamp and waited.\n\n"
+    "A ship passed the rocks safely. Nobody thanked him, but he smiled."
+)
+
+
+@pytest.fixture(scope="module")
+def problem(tiny_lm):
+    return build_problem(tiny_lm, PROMPT, target=" He was proud.")
+
+
+def test_hierarchical_leave_one_out_and_xprompt_get_the_same_coarse_scores(tiny_lm, problem):
+    units = problem.units("word")
+    found = coarse_pass(tiny_lm, problem, units, "sentence", "delete", 16, None)
+    assert len(found.members) == 4
+    loo = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=1)
+    xp = attribute(tiny_lm, problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
+    # one routine, one run's numbers: equal, not merely close
+    assert loo.metadata["hierarchy"]["coarse_scores"] == found.scores
+    assert xp.metadata["hierarchy"]["coarse_scores"] == found.scores
+    # both look into the same strongest sentence, and share the others' drops alike
+    (top,) = found.strongest(1)
+    assert len(found.members[top]) >= 2
+    assert set(found.members[top]) <= set(loo.metadata["refined"])
+    assert xp.metadata["refined"] == found.members[top]
+    for c, group in enumerate(found.members):
+        if c != top:
+            share = found.scores[c] / len(group)
+            assert [xp.scores[i] for i in group] == [share] * len(group)
+            assert [loo.scores[i] for i in group] == pytest.approx([share] * len(group), abs=1e-6)
+
+
+def test_strongest_takes_refine_by_magnitude_then_enough_units():
+    members = [[0, 1], [2], [3, 4, 5], [6, 7]]
+    strength = [1.0, 3.0, 2.0, 2.0]
+    assert strongest(members, strength, 1) == [1]
+    assert strongest(members, strength, 2) == [1, 2]  # ties: the earlier coarse unit
+    assert strongest(members, strength, 1, at_least=3) == [1, 2]  # 1 unit, then 3 more
+    assert strongest(members, strength, 0) == []
+    assert strongest(members, strength, 0, at_least=2) == [1, 2]
+    # the cost bounds rank by size: the largest coarse units first
+    assert strongest(members, sizes(members), 2) == [2, 0]
