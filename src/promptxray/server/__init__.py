@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+from ..api import LanguageModel
 from ..errors import InvalidParameterError
-from ..model import LanguageModel
 from .app import JOBS_OUTLIVE_THE_PAGE, create_app, default_data_dir
 from .security import is_loopback
 from .store import check_data_dir

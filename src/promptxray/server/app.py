@@ -26,11 +26,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..api import GRANULARITIES, METHODS, LanguageModel
 from ..errors import PromptXrayError, RegroupRefusedError
-from ..methods import REGISTRY
-from ..model import LanguageModel
 from ..render.palette import GAMMA_RANGE
-from ..segments import GRANULARITIES
 from . import schemas
 from .jobs import JobQueue
 from .security import Guard, allowed_names, is_loopback, new_token
@@ -131,17 +129,17 @@ def create_app(
     @app.get("/api/info", response_model=schemas.InfoResponse)
     def info() -> dict[str, Any]:
         """The loaded model, the methods and granularities the page can offer."""
-        names = [n for n in _METHOD_ORDER if n in REGISTRY]
-        names += sorted(n for n in REGISTRY if n not in _METHOD_ORDER)
+        names = [n for n in _METHOD_ORDER if n in METHODS]
+        names += sorted(n for n in METHODS if n not in _METHOD_ORDER)
         methods = [
             {
                 "name": n,
-                "family": str(REGISTRY[n].family),
-                "aggregation": str(REGISTRY[n].aggregation),
-                "signed": REGISTRY[n].signed,
-                "token_level": REGISTRY[n].regroupable,
-                "description": REGISTRY[n].description,
-                "params": [p.as_dict() for p in REGISTRY[n].param_info()],
+                "family": str(METHODS[n].family),
+                "aggregation": str(METHODS[n].aggregation),
+                "signed": METHODS[n].signed,
+                "token_level": METHODS[n].regroupable,
+                "description": METHODS[n].description,
+                "params": [p.as_dict() for p in METHODS[n].param_info()],
             }
             for n in names
         ]

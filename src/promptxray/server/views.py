@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api import Unit
 from ..attribution import Attribution, MatrixRows
 from ..methods.gradient import completeness_note
 from ..methods.perturbation import refinement_note
 from ..methods.quantity import contrast_note
-from ..model import ROLE_OUTPUT
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
 from ..render.pieces import source_sections, unit_place
-from ..segments import Unit
+from ..roles import ROLE_OUTPUT
 
 # Where each role's text is shown on the page, as the top list names it.
 ROLE_PLACE = {"system": "system prompt", "user": "prompt", "output": "output"}
