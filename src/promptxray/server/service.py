@@ -27,17 +27,8 @@ from .views import explanation_view, export_html
 # The page asks before starting an explanation predicted to take longer than this.
 CONFIRM_SECONDS = 30.0
 
-RUN_FIELDS = (
-    "id",
-    "created",
-    "model",
-    "prompt",
-    "system_prompt",
-    "messages",
-    "output_source",
-    "max_new_tokens",
-    "output",
-)
+# What a compare side shows of a run: the fields of its schema, named once there.
+RUN_FIELDS = tuple(schemas.RunRecord.model_fields)
 
 
 class NotFoundError(LookupError):
