@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import make_tiny_lm
 from fastapi.testclient import TestClient
+from server_helpers import LOCAL, PROMPT, detail, generate, make_wordy_lm, run_job, wait
 
 from promptxray import Attribution, attribute, build_problem
 from promptxray.evaluation.metrics import kl_divergence, probability_ratio
@@ -21,23 +20,7 @@ from promptxray.server.compare import word_diff, words
 from promptxray.server.jobs import CANCELLED, DONE, ERROR, QUEUED, RUNNING, JobQueue
 from promptxray.server.store import HistoryStore
 
-PROMPT = "The sea is calm tonight. Write one line about the sky.\nKeep it short."
 STATIC = Path(__file__).parents[1] / "src" / "promptxray" / "server" / "static"
-LOCAL = "http://127.0.0.1:8000"  # a Host the server answers to (TestClient's default is not)
-
-
-def make_wordy_lm(seed: int = 0):
-    """The tiny random Llama with an untied random output head.
-
-    With tied embeddings a random model mostly repeats its last input token (here
-    a newline); an independent head makes it write varied, prompt-dependent words,
-    so spans, diffs and regeneration have something to show.
-    """
-    lm = make_tiny_lm(seed)
-    g = torch.Generator().manual_seed(seed)
-    shape = lm.model.lm_head.weight.shape
-    lm.model.lm_head.weight = torch.nn.Parameter(torch.randn(shape, generator=g) * 0.5)
-    return lm
 
 
 @pytest.fixture(scope="module")
@@ -49,29 +32,6 @@ def wordy_lm():
 def client(wordy_lm, tmp_path):
     with TestClient(create_app(wordy_lm, tmp_path), base_url=LOCAL) as c:
         yield c
-
-
-def wait(client: TestClient, job_id: str, limit: float = 120.0) -> dict:
-    """Poll a job like the page does until it finishes."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        state = client.get(f"/api/jobs/{job_id}").json()
-        if state["status"] in (DONE, ERROR, CANCELLED):
-            return state
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
-def run_job(client: TestClient, path: str, body: dict) -> dict:
-    response = client.post(path, json=body)
-    assert response.status_code == 202, response.text
-    state = wait(client, response.json()["job_id"])
-    assert state["status"] == DONE, state["error"]
-    return state
-
-
-def generate(client: TestClient, prompt: str = PROMPT, max_new_tokens: int = 12) -> dict:
-    return run_job(client, "/api/generate", {"prompt": prompt, "max_new_tokens": max_new_tokens})
 
 
 # ----- the whole flow -------------------------------------------------------------------
@@ -276,10 +236,6 @@ def run_and_explanation(client):
     run_id = state["result"]["run_id"]
     view = run_job(client, "/api/explain", {"run_id": run_id})["result"]
     return run_id, state["result"]["output"], view
-
-
-def detail(response) -> str:
-    return response.json()["detail"]
 
 
 def test_bad_generate_requests_get_4xx_with_a_message(client, wordy_lm):

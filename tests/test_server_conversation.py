@@ -1,6 +1,6 @@
 """The prompt debugger's API with conversations, pasted responses and contrasts (issue 9).
 
-Runs on the tiny random model of `test_server_api`: these tests are about the server
+Runs on the tiny random model of `server_helpers`: these tests are about the server
 handing conversations, supplied responses and contrasts to the library and back,
 not about what a real model attributes.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from test_server_api import LOCAL, detail, make_wordy_lm, run_job
+from server_helpers import LOCAL, detail, make_wordy_lm, run_job
 
 from promptxray import attribute, build_problem
 from promptxray.masking import MaskedContext, mask_context

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from server_helpers import LOCAL, generate, run_job, wait
 from starlette.routing import Mount
-from test_server_api import LOCAL, generate, run_job, wait
 
 from promptxray.errors import InvalidParameterError
 from promptxray.masking import MaskedContext, mask_context
@@ -31,7 +31,7 @@ ATTACKER = "attacker.example"
 
 @pytest.fixture(scope="module")
 def wordy_lm():
-    from test_server_api import make_wordy_lm
+    from server_helpers import make_wordy_lm
 
     return make_wordy_lm()
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .ablation import Ablation, MarkedText, Reference, ablate, reference
 from .attribution import Attribution
-from .conversation import conversation_from, recorded_messages, require_one_source
+from .conversation import Conversation, conversation_from, recorded_messages, require_one_source
 from .errors import EmptyTargetError, InvalidParameterError
 from .methods import REGISTRY as METHODS
 from .methods import get_method, quantity
@@ -25,6 +26,7 @@ from .model import (
     DEVICE_CHOICES,
     DTYPE_CHOICES,
     LanguageModel,
+    PromptEncoding,
     Span,
     load_model,
     provision_default_model,
@@ -43,12 +45,18 @@ __all__ = [
     "DTYPE_CHOICES",
     "GRANULARITIES",
     "METHODS",
+    "Ablation",
     "Attribution",
     "Estimate",
     "LanguageModel",
+    "MarkedText",
     "Problem",
+    "PromptEncoding",
+    "Reference",
     "Request",
     "Span",
+    "Unit",
+    "ablate",
     "as_model",
     "attribute",
     "build_problem",
@@ -58,8 +66,11 @@ __all__ = [
     "explain",
     "load_model",
     "parse_span",
+    "problem_for",
+    "prompt_for",
     "provision_default_model",
     "recorded_messages",
+    "reference",
     "require_one_source",
     "resolve_placement",
     "run",
@@ -181,18 +192,12 @@ def explain(
     prints `estimate()` there).
     """
     request = check_request(method, granularity, pattern, {**(params or {}), **more_params})
-    conversation = conversation_from(prompt, system_prompt, messages)
+    conversation = _checked_texts(prompt, system_prompt, messages, target, contrast, max_new_tokens)
     given = conversation.target(target) is not None
-    if target is not None and not target:
-        raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
-    if contrast is not None and not contrast:
-        raise EmptyTargetError("The contrast text is empty: give the text to compare with.")
-    if max_new_tokens < 1:
-        raise InvalidParameterError("max_new_tokens must be at least 1.")
     lm = as_model(model, device=device, dtype=dtype)
     if on_stage:
         on_stage("generating" if not given and output_ids is None else "encoding")
-    problem = build_problem(
+    problem = problem_for(
         lm,
         prompt,
         messages=messages,
@@ -209,6 +214,80 @@ def explain(
     if on_stage:
         on_stage("explaining")
     return run(lm, problem, request, matrix=matrix, progress=progress)
+
+
+def _checked_texts(
+    prompt: str | None,
+    system_prompt: str | None,
+    messages: Any,
+    target: str | None,
+    contrast: str | None = None,
+    max_new_tokens: int = 64,
+) -> Conversation:
+    """The request's conversation, checked with its texts before any model is needed."""
+    conversation = conversation_from(prompt, system_prompt, messages)
+    if target is not None and not target:
+        raise EmptyTargetError(
+            "The target text is empty: give the text to explain.", param="target"
+        )
+    if contrast is not None and not contrast:
+        raise EmptyTargetError(
+            "The contrast text is empty: give the text to compare with.", param="contrast"
+        )
+    if max_new_tokens < 1:
+        raise InvalidParameterError("max_new_tokens must be at least 1.", param="max_new_tokens")
+    return conversation
+
+
+def problem_for(
+    lm: LanguageModel,
+    prompt: str | None = None,
+    *,
+    messages: Any = None,
+    system_prompt: str | None = None,
+    target: str | None = None,
+    contrast: str | None = None,
+    span: Span | None = None,
+    output_ids: list[int] | None = None,
+    max_new_tokens: int = 64,
+    on_token: Callable[[int], None] | None = None,
+) -> Problem:
+    """The problem `explain()` runs on, checked as it checks it: a prompt (+ system prompt)
+    or messages, the target (generated, reused from `output_ids`, given, or a `span` of
+    the output) and an optional contrast. For callers that keep their own model and runs
+    (the server rebuilds a stored run's problem with this, never generating again)."""
+    _checked_texts(prompt, system_prompt, messages, target, contrast, max_new_tokens)
+    return build_problem(
+        lm,
+        prompt,
+        messages=messages,
+        system_prompt=system_prompt,
+        target=target,
+        contrast=contrast,
+        span=span,
+        output_ids=output_ids,
+        max_new_tokens=max_new_tokens,
+        on_token=on_token,
+    )
+
+
+def prompt_for(
+    lm: LanguageModel,
+    prompt: str | None = None,
+    *,
+    messages: Any = None,
+    system_prompt: str | None = None,
+    target: str | None = None,
+) -> tuple[PromptEncoding, str | None]:
+    """The checked prompt as the model reads it, and the given target (`target`, or a
+    conversation's final assistant message; None: the output is to be generated).
+
+    What a caller needs to generate on its own terms (the server streams generation in
+    a job): every check `problem_for` makes of the prompt is made here, before that.
+    """
+    conversation = _checked_texts(prompt, system_prompt, messages, target)
+    given = conversation.target(target)
+    return lm.encode_messages(conversation.context), given
 
 
 def attribute(

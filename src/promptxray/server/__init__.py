@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+from ..api import LanguageModel
 from ..errors import InvalidParameterError
-from ..model import LanguageModel
 from .app import JOBS_OUTLIVE_THE_PAGE, create_app, default_data_dir
 from .security import is_loopback
 from .store import check_data_dir
@@ -19,13 +19,18 @@ __all__ = ["check_data_dir", "check_port", "create_app", "default_data_dir", "se
 
 
 def check_port(host: str, port: int) -> None:
-    """Fail with a readable message before loading anything if the address is unusable."""
+    """Fail with a readable message before loading anything if the address is unusable.
+
+    The messages name the parameters (`port`, `host`); the CLI names its flags for them.
+    """
     if not 0 < port < 65536:
-        raise InvalidParameterError(f"--port must be between 1 and 65535; got {port}.")
+        raise InvalidParameterError(f"port must be between 1 and 65535; got {port}.", param="port")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise InvalidParameterError(f"Cannot use host {host!r}: {exc.strerror}.") from exc
+        raise InvalidParameterError(
+            f"Cannot use host {host!r}: {exc.strerror}.", param="host"
+        ) from exc
     family, _, _, _, address = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -33,7 +38,7 @@ def check_port(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             raise InvalidParameterError(
-                f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port."
+                f"Cannot listen on {host}:{port} ({exc.strerror}); pick another port.", param="port"
             ) from exc
 
 
@@ -60,7 +65,9 @@ def serve(
     try:
         app = create_app(lm, folder, host=host, allowed_hosts=allowed_hosts, token=token)
     except (OSError, sqlite3.Error) as exc:
-        raise InvalidParameterError(f"Cannot keep the history in {folder}: {exc}") from exc
+        raise InvalidParameterError(
+            f"Cannot keep the history in {folder}: {exc}", param="data_dir"
+        ) from exc
     print(start_message(lm.name, host, port, folder, app.state.token), file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 

@@ -27,12 +27,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..api import GRANULARITIES, METHODS, LanguageModel
 from ..errors import PromptXrayError, RegroupRefusedError
-from ..methods import REGISTRY
-from ..model import LanguageModel
 from ..render.palette import GAMMA_RANGE
-from ..segments import GRANULARITIES
 from . import schemas
+from .answers import FieldError, naming_fields, query_field, validation_detail, validation_line
 from .jobs import JobQueue
 from .security import Guard, allowed_names, is_loopback, new_token
 from .service import NotFoundError, Service
@@ -135,17 +134,17 @@ def create_app(
     @app.get("/api/info", response_model=schemas.InfoResponse)
     def info() -> dict[str, Any]:
         """The loaded model, the methods and granularities the page can offer."""
-        names = [n for n in _METHOD_ORDER if n in REGISTRY]
-        names += sorted(n for n in REGISTRY if n not in _METHOD_ORDER)
+        names = [n for n in _METHOD_ORDER if n in METHODS]
+        names += sorted(n for n in METHODS if n not in _METHOD_ORDER)
         methods = [
             {
                 "name": n,
-                "family": str(REGISTRY[n].family),
-                "aggregation": str(REGISTRY[n].aggregation),
-                "signed": REGISTRY[n].signed,
-                "token_level": REGISTRY[n].regroupable,
-                "description": REGISTRY[n].description,
-                "params": [p.as_dict() for p in REGISTRY[n].param_info()],
+                "family": str(METHODS[n].family),
+                "aggregation": str(METHODS[n].aggregation),
+                "signed": METHODS[n].signed,
+                "token_level": METHODS[n].regroupable,
+                "description": METHODS[n].description,
+                "params": [p.as_dict() for p in METHODS[n].param_info()],
             }
             for n in names
         ]
@@ -163,22 +162,26 @@ def create_app(
     @app.post("/api/generate", response_model=schemas.JobRef, status_code=202)
     def generate(body: schemas.GenerateRequest) -> dict[str, str]:
         """Start generating the model's greedy output; poll the job for text as it grows."""
-        return _job_ref(service.start_generate(body))
+        with naming_fields(body):
+            return _job_ref(service.start_generate(body))
 
     @app.post("/api/explain", response_model=schemas.JobRef, status_code=202)
     def explain(body: schemas.ExplainRequest) -> dict[str, str]:
         """Explain all of a run's output, or a character span of it, with one method."""
-        return _job_ref(service.start_explain(body))
+        with naming_fields(body):
+            return _job_ref(service.start_explain(body))
 
     @app.post("/api/estimate", response_model=schemas.EstimateView)
     def estimate(body: schemas.ExplainRequest) -> dict[str, Any]:
         """Predicted passes and seconds of explaining this body, before it is queued."""
-        return service.estimate(body)
+        with naming_fields(body):
+            return service.estimate(body)
 
     @app.post("/api/mask", response_model=schemas.JobRef, status_code=202)
     def mask(body: schemas.MaskRequest) -> dict[str, str]:
         """Remove the top-k units (or the listed ones) and regenerate; reports PR and KL."""
-        return _job_ref(service.start_mask(body))
+        with naming_fields(body):
+            return _job_ref(service.start_mask(body))
 
     @app.get("/api/jobs/{job_id}", response_model=schemas.JobState)
     def job_state(job_id: str) -> dict[str, Any]:
@@ -288,29 +291,32 @@ def _install_guards(app: FastAPI, guard: Guard) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Every error body is {"detail": "<one readable sentence>"} (plus `errors` for 422)."""
+    """Every error body is {"detail": "<one readable line>"}; a 4xx about one request field
+    also says which (`field`, the name the client sent; null when none applies)."""
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
 
+    @app.exception_handler(FieldError)
+    async def field_error(_: Request, exc: FieldError) -> JSONResponse:
+        return _user_error(exc.error, exc.field)
+
     @app.exception_handler(PromptXrayError)
-    async def user_error(_: Request, exc: PromptXrayError) -> JSONResponse:
-        # 409: the request is fine but conflicts with how the stored result was computed.
-        status = 409 if isinstance(exc, RegroupRefusedError) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+    async def user_error(request: Request, exc: PromptXrayError) -> JSONResponse:
+        return _user_error(exc, query_field(exc, request.query_params))
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        field, detail = validation_detail(exc.errors())
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": _clean(e.get("msg", ""))}
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": validation_line(e)[1]}
             for e in exc.errors()
         ]
-        detail = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors)
-        return JSONResponse(
-            {"detail": detail or "Invalid request.", "errors": errors}, status_code=422
-        )
+        return JSONResponse({"detail": detail, "field": field, "errors": errors}, status_code=422)
 
 
-def _clean(message: str) -> str:
-    return message.removeprefix("Value error, ")
+def _user_error(exc: PromptXrayError, field: str | None) -> JSONResponse:
+    # 409: the request is fine but conflicts with how the stored result was computed.
+    status = 409 if isinstance(exc, RegroupRefusedError) else 400
+    return JSONResponse({"detail": str(exc), "field": field}, status_code=status)

@@ -7,9 +7,11 @@ covers no token) raise `PromptXrayError` in the handlers and become a 400.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
+
+from ..api import METHODS
 
 # A generous character cap so a giant body is refused before tokenisation; the real
 # limit is the model's context, checked in tokens.
@@ -18,7 +20,21 @@ MAX_PROMPT_CHARS = 200_000
 JobStatus = Literal["queued", "running", "done", "error", "cancelled"]
 
 
-class GenerateRequest(BaseModel):
+class RequestBody(BaseModel):
+    """A request body whose fields a library error can be traced back to.
+
+    The library names its parameters; `field_for` says which field of this body
+    carries one (`RENAMED` lists those whose names differ), or None for none.
+    """
+
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    def field_for(self, param: str) -> str | None:
+        name = self.RENAMED.get(param, param)
+        return name if name in type(self).model_fields else None
+
+
+class GenerateRequest(RequestBody):
     """A prompt (+ system prompt) or a conversation; generated, or answered by `response`.
 
     The prompt's content is checked by `conversation` (the library's one check of a
@@ -42,8 +58,11 @@ class GenerateRequest(BaseModel):
     )
     max_new_tokens: int = Field(default=64, ge=1, le=2048)
 
+    # The library calls a supplied response the target.
+    RENAMED: ClassVar[dict[str, str]] = {"target": "response"}
 
-class ExplainRequest(BaseModel):
+
+class ExplainRequest(RequestBody):
     run_id: str = Field(max_length=64)
     span: tuple[int, int] | None = Field(
         default=None, description="Characters [start, end) of the output to explain; null = all."
@@ -65,11 +84,24 @@ class ExplainRequest(BaseModel):
     steps: int | None = Field(default=None, description="Shorthand for params.steps.")
     masking: str | None = Field(default=None, description="Shorthand for params.masking.")
 
+    SHORTHANDS: ClassVar[tuple[str, ...]] = ("k", "iterations", "steps", "masking")
+
     def method_params(self) -> dict[str, Any]:
         """`params` plus any shorthand that was set (the method validates them all)."""
-        names = ("k", "iterations", "steps", "masking")
+        names = self.SHORTHANDS
         given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         return {**given, **self.params}
+
+    def field_for(self, param: str) -> str | None:
+        """A method parameter is `params.NAME`, unless it came as its shorthand field."""
+        if param in self.params:
+            return f"params.{param}"
+        if param in self.SHORTHANDS and getattr(self, param) is not None:
+            return param
+        spec = METHODS.get(self.method)
+        if spec is not None and param in {p.name for p in spec.param_info()}:
+            return f"params.{param}"
+        return super().field_for(param)
 
 
 class EstimateView(BaseModel):
@@ -86,7 +118,7 @@ class EstimateView(BaseModel):
     seconds: float | None = None
 
 
-class MaskRequest(BaseModel):
+class MaskRequest(RequestBody):
     explanation_id: str = Field(max_length=64)
     granularity: str | None = Field(
         default=None, max_length=32, description="Units are indices at this view (default: as run)."
@@ -242,7 +274,9 @@ class RunSummary(BaseModel):
     saved: bool = Field(default=True, description="False: kept in memory only (disk full).")
 
 
-class CompareRun(BaseModel):
+class RunRecord(BaseModel):
+    """A run as the history keeps it (without its output ids): compare sides and run detail."""
+
     id: str
     created: float
     model: str
@@ -256,7 +290,7 @@ class CompareRun(BaseModel):
 
 class CompareSide(BaseModel):
     ref: str
-    run: CompareRun
+    run: RunRecord
     view: ExplanationView | None
 
 
@@ -295,16 +329,9 @@ class CompareChoice(BaseModel):
     created: float
 
 
-class RunDetail(BaseModel):
-    id: str
-    created: float
-    model: str
-    prompt: str
-    system_prompt: str | None
-    max_new_tokens: int
-    messages: list[dict[str, str]] | None = None
-    output_source: str = "generated"
-    output: str
+class RunDetail(RunRecord):
+    """A run with every explanation (settings only) and every mask experiment."""
+
     explanations: list[dict[str, Any]]
     edits: list[dict[str, Any]]
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..api import Request, check_request, estimate
+from .. import api
+from ..api import LanguageModel, Problem, Request
 from ..attribution import Attribution
-from ..conversation import conversation_from, recorded_messages
 from ..errors import InvalidParameterError, RegroupRefusedError, SpanError
-from ..model import LanguageModel
-from ..targets import Problem, build_problem
 from . import schemas
 from .compare import score_changes, shared_scale, text_diffs
 from .jobs import Job, JobQueue
@@ -29,17 +27,8 @@ from .views import explanation_view, export_html
 # The page asks before starting an explanation predicted to take longer than this.
 CONFIRM_SECONDS = 30.0
 
-RUN_FIELDS = (
-    "id",
-    "created",
-    "model",
-    "prompt",
-    "system_prompt",
-    "messages",
-    "output_source",
-    "max_new_tokens",
-    "output",
-)
+# What a compare side shows of a run: the fields of its schema, named once there.
+RUN_FIELDS = tuple(schemas.RunRecord.model_fields)
 
 
 class NotFoundError(LookupError):
@@ -49,7 +38,7 @@ class NotFoundError(LookupError):
 def check_span(output: str, span: tuple[int, int] | None) -> None:
     """Refuse a target that is only whitespace: it would explain a neighbouring token.
 
-    Out-of-range and empty spans are left to `build_problem`, which says what is wrong.
+    Out-of-range and empty spans are left to `api.problem_for`, which says what is wrong.
     """
     if span is None:
         return
@@ -57,7 +46,8 @@ def check_span(output: str, span: tuple[int, int] | None) -> None:
     if 0 <= start < end <= len(output) and not output[start:end].strip():
         raise SpanError(
             f"The selected text (characters {start}-{end}) is only whitespace; "
-            "select or click a word of the output to explain."
+            "select or click a word of the output to explain.",
+            param="span",
         )
 
 
@@ -65,18 +55,23 @@ def pick_units(attr: Attribution, units: list[int] | None, top_k: int | None) ->
     """The unit indices a mask request removes: the listed ones, or the top-k by support."""
     n_units = len(attr.units)
     if (units is None) == (top_k is None):
-        raise InvalidParameterError("Give either the units to remove or top_k, not both.")
+        raise InvalidParameterError(
+            "Give either the units to remove or top_k, not both.",
+            param="top_k" if top_k is not None else "units",
+        )
     if top_k is not None:
         if top_k > n_units:
-            raise InvalidParameterError(f"top_k is {top_k} but there are only {n_units} units.")
+            raise InvalidParameterError(
+                f"top_k is {top_k} but there are only {n_units} units.", param="top_k"
+            )
         return attr.ranking("support")[:top_k]
     masked = sorted(set(units or []))
     if not masked:
-        raise InvalidParameterError("Pick at least one unit to remove.")
+        raise InvalidParameterError("Pick at least one unit to remove.", param="units")
     bad = [i for i in masked if not 0 <= i < n_units]
     if bad:
         raise InvalidParameterError(
-            f"Unit index {bad[0]} is out of range: there are {n_units} units."
+            f"Unit index {bad[0]} is out of range: there are {n_units} units.", param="units"
         )
     return masked
 
@@ -126,7 +121,7 @@ class Service:
             source["target"] = run["output"]
         else:
             source["output_ids"] = run["output_ids"]
-        return build_problem(self.lm, **source, span=span, contrast=contrast)
+        return api.problem_for(self.lm, **source, span=span, contrast=contrast)
 
     def checked_explain(
         self, body: schemas.ExplainRequest
@@ -137,7 +132,7 @@ class Service:
         method and its parameters, the span, the contrast, the unit count.
         """
         run = self.run(body.run_id)
-        request = check_request(body.method, body.granularity, None, body.method_params())
+        request = api.check_request(body.method, body.granularity, None, body.method_params())
         span = tuple(body.span) if body.span is not None else None
         problem = self.problem(run, span, body.contrast)
         request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
@@ -147,23 +142,26 @@ class Service:
     def start_generate(self, body: schemas.GenerateRequest) -> Job:
         """Queue greedy generation, or record a supplied response (no generation).
 
-        The prompt or conversation is checked by the library (`conversation_from`)
-        and encoded now, so a bad one or one longer than the context is a 4xx at once.
+        The prompt or conversation is checked and encoded by the library now
+        (`api.prompt_for`), so a bad one or one longer than the context is a 4xx at once.
         """
-        conversation = conversation_from(body.prompt, body.system_prompt, body.messages)
-        response = conversation.target(body.response)
-        encoding = self.lm.encode_messages(conversation.context)
+        source = {
+            "prompt": body.prompt,
+            "system_prompt": body.system_prompt,
+            "messages": body.messages,
+        }
+        encoding, response = api.prompt_for(self.lm, **source, target=body.response)
         prompt = RunPrompt(
             prompt=encoding.prompt,
             system_prompt=encoding.system_prompt,
-            messages=recorded_messages(conversation.context),
+            messages=api.recorded_messages(encoding.messages),
             max_new_tokens=body.max_new_tokens,
         )
         if response is None:
             return self.jobs.submit(
                 "generate", generate_job(self.lm, self.store, prompt, encoding.ids)
             )
-        problem = build_problem(self.lm, messages=list(conversation.context), target=response)
+        problem = api.problem_for(self.lm, **source, target=body.response)
         # Regenerating after a mask may write as long as the supplied response.
         prompt = replace(prompt, max_new_tokens=max(body.max_new_tokens, len(problem.output_ids)))
         return self.jobs.submit("generate", supplied_job(self.lm, self.store, prompt, problem))
@@ -198,7 +196,7 @@ class Service:
                 "confirm": False,
             }
         try:
-            predicted = estimate(self.lm, problem, request, matrix=body.matrix)
+            predicted = api.estimate(self.lm, problem, request, matrix=body.matrix)
         finally:
             self.lm.lock.release()
         return {

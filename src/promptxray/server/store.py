@@ -91,7 +91,7 @@ class HistoryWriteError(Exception):
 def check_data_dir(path: Path | str) -> Path:
     """Make sure the history can be kept in `path`; a readable error otherwise.
 
-    Called before the model loads, so a wrong --data-dir fails in a second, not
+    Called before the model loads, so a wrong data_dir fails in a second, not
     after the load. Creates the folder and writes (then removes) a probe file.
     """
     folder = Path(path).expanduser()
@@ -107,7 +107,8 @@ def check_data_dir(path: Path | str) -> Path:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise InvalidParameterError(
-            f"Cannot keep the history in {folder} ({reason}); pick a writable --data-dir."
+            f"Cannot keep the history in {folder} ({reason}); pick a writable data_dir.",
+            param="data_dir",
         ) from exc
     return folder
 

@@ -14,23 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from ..api import Request
-from ..api import run as run_request
+from .. import api
+from ..api import Ablation, LanguageModel, MarkedText, Problem, Request
 from ..attribution import Attribution
-from ..masking import (
-    masked_messages,
-    masked_prompt_text,
-    masked_spans,
-    prompt_turn,
-    removed_pieces,
-)
-from ..model import LanguageModel
 from ..render.pieces import unit_place
-from ..roles import turn_label
-from ..segments import Unit
-from ..targets import Problem
 from .compare import word_diff
 from .jobs import JobContext, JobFn
 from .store import HistoryStore, HistoryWriteError
@@ -146,7 +133,7 @@ def explain_job(
     """Run one checked request on an already-built problem (no regeneration) and save it."""
 
     def work(ctx: JobContext) -> dict[str, Any]:
-        attr = run_request(lm, problem, request, matrix=settings["matrix"], progress=ctx.progress)
+        attr = api.run(lm, problem, request, matrix=settings["matrix"], progress=ctx.progress)
         explanation_id, status = saved(
             lambda: store.add_explanation(run_id, settings, attr), "explanation"
         )
@@ -155,17 +142,13 @@ def explain_job(
     return work
 
 
-def removal_pieces(
-    text: str, units: list[Unit], role: str, masked: set[int], turn: int | None = None
-) -> list[dict]:
-    """`text` cut into pieces, each marked `removed` when a masked unit of its text covers it.
+def marked_pieces(marked: MarkedText) -> list[dict[str, Any]]:
+    """A text as the mask card draws it: pieces, each `removed` when a masked unit covers it.
 
-    The mask card draws removed pieces struck through, so every part of the
-    context the model lost is visible: every turn, system prompt, prompt and
-    earlier output. The text is named by role and turn (`masking.masked_spans`).
+    Removed pieces are struck through, so every part of the context the model lost
+    is visible: every turn, system prompt, prompt and earlier output.
     """
-    spans = masked_spans(units, masked, role, turn)
-    return [{"text": piece, "removed": cut} for piece, cut in removed_pieces(text, spans)]
+    return [{"text": piece, "removed": cut} for piece, cut in marked.pieces]
 
 
 def kept_text(pieces: list[dict[str, Any]]) -> str:
@@ -175,57 +158,33 @@ def kept_text(pieces: list[dict[str, Any]]) -> str:
     return "\n".join(lines).strip()
 
 
-def masked_context_view(
-    problem: Problem, units: list[Unit], masked: list[int], conversation: bool
-) -> dict:
+def masked_context_view(ablation: Ablation, conversation: bool) -> dict[str, Any]:
     """The context as the regeneration saw it: each text with its removals marked.
 
     A conversation gets every turn under its label (`turn_pieces`); a single-turn
     prompt its system prompt and prompt, as before.
     """
-    chosen = set(masked)
-    system = problem.encoding.system_prompt or ""
-    start = problem.target_span[0]
-    answer = problem.answer_turn
-    system_pieces = removal_pieces(system, units, "system", chosen)
+    system_pieces = marked_pieces(ablation.system)
     view: dict[str, Any] = {
         "system_pieces": system_pieces,
-        "prompt_pieces": removal_pieces(
-            problem.encoding.prompt, units, "user", chosen, prompt_turn(problem)
-        ),
-        "prefix_pieces": removal_pieces(problem.output[:start], units, "output", chosen, answer),
-        "masked_system": kept_text(system_pieces) if system else None,
+        "prompt_pieces": marked_pieces(ablation.prompt),
+        "prefix_pieces": marked_pieces(ablation.earlier_output),
+        "masked_system": kept_text(system_pieces) if ablation.system.text else None,
         "turn_pieces": None,
         "masked_messages": None,
     }
     if conversation:
         view["turn_pieces"] = [
             {
-                "role": message.role,
-                "turn": turn,
-                "label": turn_label(message.role, turn),
-                "pieces": removal_pieces(message.content, units, message.role, chosen, turn),
+                "role": marked.role,
+                "turn": marked.turn,
+                "label": api.turn_label(marked.role, marked.turn),
+                "pieces": marked_pieces(marked),
             }
-            for turn, message in enumerate(problem.encoding.messages)
+            for marked in ablation.turns
         ]
-        view["masked_messages"] = masked_messages(problem, units, masked)
+        view["masked_messages"] = ablation.masked_messages
     return view
-
-
-def pr_and_kl(lm: LanguageModel, masked_ctx: Any, original_ctx: Any, target: list[int]) -> tuple:
-    """PR and KL of the target under the masked context, from two forward passes.
-
-    Both need the teacher-forced next-token distributions of the masked and the
-    original context; the target's own log-probabilities (for PR) are read out of
-    those same distributions instead of being scored again.
-    """
-    from ..evaluation.metrics import kl_divergence, probability_ratio
-
-    masked_dist = lm.target_log_distributions(masked_ctx, target)
-    original_dist = lm.target_log_distributions(original_ctx, target)
-    index = torch.tensor(target, dtype=torch.long)[:, None]
-    pr = probability_ratio(masked_dist.gather(1, index)[:, 0], original_dist.gather(1, index)[:, 0])
-    return pr, kl_divergence(masked_dist, original_dist)
 
 
 def mask_job(
@@ -246,26 +205,27 @@ def mask_job(
     """
 
     def work(ctx: JobContext) -> dict[str, Any]:
-        from ..masking import MaskedContext, mask_context
-
         units = view.units
         room = max(1, run["max_new_tokens"] - problem.target_token_range[0])
-        steps = room + 1  # every generated token, then PR and KL together
-        ctx.progress(0, steps)
-        context = mask_context(lm, problem, units, masked, operator)
-        original = MaskedContext(ids=list(problem.context_ids), operator=operator)
+        ctx.progress(0, room + 1)  # every generated token, then PR and KL together
         produced: list[int] = []
 
         def on_token(token: int) -> None:
             produced.append(token)
             ctx.partial(lm.decode(produced))
-            ctx.progress(min(len(produced), room), steps)
 
-        new_ids = lm.generate_from(context, max_new_tokens=room, on_token=on_token)
-        ctx.progress(room, steps)
-        pr, kl = pr_and_kl(lm, context, original, problem.target_ids)
+        ablation = api.ablate(
+            lm,
+            problem,
+            units,
+            masked,
+            operator,
+            regenerate=room,
+            on_token=on_token,
+            progress=ctx.progress,
+        )
         start = problem.target_span[0]
-        before, after = problem.output[start:], lm.decode(new_ids)
+        before, after = problem.output[start:], ablation.regenerated or ""
         result = {
             "explanation_id": explanation_id,
             "granularity": view.granularity,
@@ -281,20 +241,20 @@ def mask_job(
                 }
                 for i in sorted(masked)
             ],
-            "masked_prompt": masked_prompt_text(problem, units, masked),
-            **masked_context_view(problem, units, masked, view.messages is not None),
+            "masked_prompt": ablation.masked_prompt,
+            **masked_context_view(ablation, view.messages is not None),
             "prefix": problem.output[:start],
             "original": before,
             "regenerated": after,
             "diff": word_diff(before, after),
             "target": problem.output[start : problem.target_span[1]],
-            "pr": pr,
-            "kl": kl,
+            "pr": ablation.pr,
+            "kl": ablation.kl,
         }
         result["edit_id"], status = saved(
             lambda: store.add_edit(run["id"], explanation_id, result), "mask result"
         )
-        ctx.progress(steps, steps)
+        ctx.progress(room + 1, room + 1)
         return {**result, **status}
 
     return work

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ..api import Unit
 from ..attribution import Attribution, MatrixRows
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
 from ..render.pieces import source_sections, unit_place
 from ..roles import ROLE_OUTPUT
-from ..segments import Unit
 
 # Where each role's text is shown on the page, as the top list names it.
 ROLE_PLACE = {"system": "system prompt", "user": "prompt", "output": "output"}
