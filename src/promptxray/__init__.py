@@ -1,5 +1,6 @@
 """promptxray: which parts of a prompt drive what a language model writes."""
 
+from . import render  # noqa: F401  (attaches the result's notebook and terminal display)
 from .api import attribute, explain
 from .attribution import Attribution, Unit
 from .errors import PromptXrayError

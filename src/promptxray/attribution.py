@@ -355,13 +355,3 @@ class Attribution:
             system_prompt=self.system_prompt,
             earlier_output=self.output[: self.target_span[0]],
         )
-
-    def _repr_html_(self) -> str:
-        from .render.html import render_html
-
-        return render_html(self)
-
-    def __rich__(self) -> Any:
-        from .render.console import render_console
-
-        return render_console(self)
