@@ -32,7 +32,7 @@ from .model import (
     provision_default_model,
     resolve_placement,
 )
-from .record import Batching, ContrastReport, Provenance, RunCost, method_record
+from .record import Batching, ContrastReport, Provenance, RunCost, RunRecord
 from .roles import turn_label
 from .segments import GRANULARITIES, Unit, check_granularity
 from .targets import Problem, build_problem, parse_span
@@ -355,7 +355,12 @@ def run(
     cost = {k: after[k] - before[k] for k in after}
     template = problem.template_positions
     record = replace(
-        method_record(out.extra),
+        RunRecord(
+            masked=out.masked,
+            completeness=out.completeness,
+            hierarchy=out.hierarchy,
+            search=out.search,
+        ),
         provenance=Provenance(
             method_version=spec.version,
             family=str(spec.family),

@@ -231,7 +231,7 @@ class RunRecord:
     @classmethod
     def from_flat(cls, meta: dict[str, Any]) -> RunRecord:
         """The free `metadata` dict of results saved before these types (format 1 and 2),
-        and of a method's `MethodOutput.extra`, read into the typed sections."""
+        read into the typed sections."""
         hierarchy = meta.get("hierarchy")
         return cls(
             provenance=_known(Provenance, meta),
@@ -272,14 +272,3 @@ class RunRecord:
         if self.contrast is not None:
             out["contrast"] = asdict(self.contrast)
         return out
-
-
-def method_record(extra: dict[str, Any]) -> RunRecord:
-    """The sections a method's `MethodOutput.extra` fills, typed. Every key must land in a
-    section: a key no section declares is a bug in the method, caught here, not a field
-    that silently vanishes from results."""
-    record = RunRecord.from_flat(extra)
-    lost = {key for key, value in extra.items() if value is not None} - set(record.flat())
-    if lost:
-        raise TypeError(f"MethodOutput.extra keys no record section declares: {sorted(lost)}")
-    return record

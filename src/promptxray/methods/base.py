@@ -15,7 +15,7 @@ Adding a method is writing one function, one parameter model and registering the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..aggregation import Aggregation, combine
 from ..errors import InvalidParameterError, UnknownMethodError
 from ..model import LanguageModel
+from ..record import Completeness, Hierarchy, MaskedScores, Search
 from ..segments import Unit
 from ..targets import Problem
 
@@ -55,13 +56,18 @@ class MethodOutput:
     """Scores over the units the method was given (same order).
 
     `selected` is a joint method's chosen set, in the method's own order of importance.
+    The typed sections are what the method records about its run (`record.RunRecord`):
+    each method fills the ones it has, and the views read them by name.
     """
 
     scores: list[float]
     matrix: list[list[float]] | None = None
     selected: list[int] | None = None
     template_scores: list[float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    masked: MaskedScores | None = None
+    completeness: Completeness | None = None
+    hierarchy: Hierarchy | None = None
+    search: Search | None = None
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ methods cannot drift apart in what they measure or how they rank.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from ..masking import mask_context
 from ..model import LanguageModel
+from ..record import Hierarchy
 from ..segments import Unit, group_units
 from ..targets import Problem
 from . import quantity
@@ -121,15 +121,20 @@ class CoarsePass:
                 shares[i] = drop / len(group)
         return shares
 
-    def hierarchy(self, refined: int) -> dict[str, Any]:
-        """The `hierarchy` entry the results record: the coarse granularity, how many coarse
-        units there were, how many were looked into (`refined`) and their scores."""
-        return {
-            "coarse": self.coarse,
-            "coarse_units": len(self.members),
-            "coarse_refined": refined,
-            "coarse_scores": self.scores,
-        }
+    def hierarchy(
+        self, looked_into: int, refined: list[int], passes: int | None = None
+    ) -> Hierarchy:
+        """What the result records of the pass: the coarse granularity, how many coarse
+        units there were, how many were looked into, their scores and the units scored
+        exactly (`refined`); `passes` when the caller counts the coarse pass apart."""
+        return Hierarchy(
+            coarse=self.coarse,
+            coarse_units=len(self.members),
+            coarse_refined=looked_into,
+            coarse_scores=self.scores,
+            refined=refined,
+            coarse_passes=passes,
+        )
 
 
 def coarse_pass(

@@ -15,6 +15,7 @@ import torch
 from pydantic import Field
 
 from ..model import LanguageModel
+from ..record import Completeness
 from ..segments import Unit
 from ..targets import Problem
 from . import quantity
@@ -242,9 +243,8 @@ def integrated_gradients(
             break
     if progress and done_before < total:
         progress(total, total)  # converged before the cap: the remaining rounds are skipped
-    gap["steps_tried"] = tried
     out = _package(Aggregation.SUM, problem, units, per_row.sum(0), per_row if matrix else None)
-    out.extra["completeness"] = gap
+    out.completeness = Completeness(**gap, steps_tried=tried)
     return out
 
 

@@ -75,13 +75,11 @@ def _pruned(
     scores = found.shared_scores(len(units))
     for i, score in zip(candidates, inner.scores, strict=True):
         scores[i] = score
-    extra = dict(inner.extra)
-    extra["refined"] = candidates
-    extra["hierarchy"] = {**found.hierarchy(len(picked)), "coarse_passes": 1 + len(found.members)}
     return MethodOutput(
         scores=scores,
         selected=[candidates[i] for i in inner.selected or []],
-        extra=extra,
+        search=inner.search,
+        hierarchy=found.hierarchy(len(picked), candidates, passes=1 + len(found.members)),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from ..masking import Operator
 from ..model import LanguageModel
+from ..record import Search
 from ..segments import Unit
 from ..targets import Problem
 from . import quantity
@@ -81,15 +82,15 @@ def xprompt_paper(
     return MethodOutput(
         scores=[1.0 if u in chosen else 0.0 for u in range(n)],
         selected=selected,
-        extra={
-            "objective": value,
-            "baseline_objective": baseline,
-            "log_prob_drop": baseline - value,
-            "spent": objective.spent,
-            "accepted_swaps": accepted,
-            "trajectory": objective.finite_trajectory(),
-            "gradient": gradient,
-        },
+        search=Search(
+            objective=value,
+            baseline_objective=baseline,
+            log_prob_drop=baseline - value,
+            spent=objective.spent,
+            accepted_swaps=accepted,
+            trajectory=objective.finite_trajectory(),
+            gradient=gradient,
+        ),
     )
 
 

@@ -50,6 +50,7 @@ from pydantic import Field
 from ..errors import InvalidParameterError
 from ..masking import DEFAULT_OPERATOR, Operator, mask_context
 from ..model import LanguageModel
+from ..record import Search, StartSet
 from ..segments import Unit
 from ..targets import Problem
 from . import quantity
@@ -144,7 +145,7 @@ def run_search(
 ) -> MethodOutput:
     """xprompt on `units`: the baseline, the search (or every k-set), then the ranking.
 
-    The result's `extra` records what the search did (starts, passes per phase,
+    The result's `search` records what the search did (starts, passes per phase,
     trajectory), so a benchmark or a user can see where the budget went.
     """
     n, k = len(units), params.k
@@ -185,23 +186,20 @@ def run_search(
     return MethodOutput(
         scores=scores,
         selected=selected,
-        extra={
-            "objective": value,
-            "baseline_objective": baseline,
-            "log_prob_drop": baseline - value,
-            "start": start_won,
-            "starts": {
-                name: {"set": sorted(s), "objective": objective.known[s]}
-                for name, s in starts.items()
-            },
-            "budget": budget,
-            "spent": objective.spent,
-            "passes_by_phase": phases,
-            "trajectory": objective.finite_trajectory(),
-            "marginal_contributions": [marginal.get(u) for u in selected],
-            "single_unit_evidence": "leave_one_out" if singles is not None else "gradient",
-            "gradient": gradient,
-        },
+        search=Search(
+            objective=value,
+            baseline_objective=baseline,
+            log_prob_drop=baseline - value,
+            start=start_won,
+            starts={name: StartSet(sorted(s), objective.known[s]) for name, s in starts.items()},
+            budget=budget,
+            spent=objective.spent,
+            passes_by_phase=phases,
+            trajectory=objective.finite_trajectory(),
+            marginal_contributions=[marginal.get(u) for u in selected],
+            single_unit_evidence="leave_one_out" if singles is not None else "gradient",
+            gradient=gradient,
+        ),
     )
 
 

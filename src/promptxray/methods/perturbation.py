@@ -14,6 +14,7 @@ from pydantic import Field
 
 from ..masking import DEFAULT_OPERATOR, Operator, mask_context
 from ..model import LanguageModel
+from ..record import MaskedScores
 from ..segments import Unit
 from ..targets import Problem
 from . import quantity
@@ -106,7 +107,7 @@ def leave_one_out(
         return MethodOutput(
             scores=drop.sum(1).tolist(),
             matrix=drop.T.tolist(),
-            extra={"baseline_log_prob": float(full.sum()), "variants_scored": len(units) + 1},
+            masked=MaskedScores(float(full.sum()), variants_scored=len(units) + 1),
         )
     return _hierarchical(lm, problem, units, params, progress)
 
@@ -144,12 +145,8 @@ def _hierarchical(
     return MethodOutput(
         scores=drop.sum(1).tolist(),
         matrix=drop.T.tolist(),
-        extra={
-            "baseline_log_prob": float(found.full.sum()),
-            "variants_scored": 1 + len(members) + len(fine),
-            "refined": refined,
-            "hierarchy": found.hierarchy(len(chosen)),
-        },
+        masked=MaskedScores(float(found.full.sum()), variants_scored=1 + len(members) + len(fine)),
+        hierarchy=found.hierarchy(len(chosen), refined),
     )
 
 
