@@ -15,6 +15,7 @@ from typing import Any
 
 from .attribution import Attribution
 from .conversation import conversation_from, recorded_messages, require_one_source, turn_label
+from .distributed import RayOptions
 from .errors import EmptyTargetError, InvalidParameterError
 from .methods import REGISTRY as METHODS
 from .methods import get_method, quantity
@@ -45,6 +46,7 @@ __all__ = [
     "Estimate",
     "LanguageModel",
     "Problem",
+    "RayOptions",
     "Request",
     "Span",
     "as_model",
@@ -83,7 +85,8 @@ def as_model(
     if not isinstance(model, str | None) and (device is not None or dtype is not None):
         raise InvalidParameterError(
             "device and dtype apply when promptxray loads the model by name; this model is "
-            "loaded already (use model.to(...) or load_model(name, device=..., dtype=...))."
+            "loaded already (use model.to(...) or load_model(name, device=..., dtype=...)).",
+            param="device" if device is not None else "dtype",
         )
     if isinstance(model, LanguageModel):
         return model
@@ -182,11 +185,15 @@ def explain(
     conversation = conversation_from(prompt, system_prompt, messages)
     given = conversation.target(target) is not None
     if target is not None and not target:
-        raise EmptyTargetError("The target text is empty: give the text to explain (--target).")
+        raise EmptyTargetError(
+            "The target text is empty: give the text to explain.", param="target"
+        )
     if contrast is not None and not contrast:
-        raise EmptyTargetError("The contrast text is empty: give the text to compare with.")
+        raise EmptyTargetError(
+            "The contrast text is empty: give the text to compare with.", param="contrast"
+        )
     if max_new_tokens < 1:
-        raise InvalidParameterError("max_new_tokens must be at least 1.")
+        raise InvalidParameterError("max_new_tokens must be at least 1.", param="max_new_tokens")
     lm = as_model(model, device=device, dtype=dtype)
     if on_stage:
         on_stage("generating" if not given and output_ids is None else "encoding")
