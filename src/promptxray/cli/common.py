@@ -62,7 +62,7 @@ def flag_for(command: str, param: str) -> str | None:
         if p.name == param:
             if p.param_type_name == "option":
                 return max(p.opts, key=len)
-            return p.human_readable_name
+            return p.metavar or p.name.upper()
     if any(p.name == "param" for p in params):
         return f"--param {param}=VALUE"
     return None

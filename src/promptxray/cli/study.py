@@ -58,7 +58,7 @@ def study_command(
     )
     loaders = {name: functools.partial(load, name) for name in names}
     report = study.run_study(
-        data, out, config, loaders=loaders, console=console, show_progress=progress
+        data, out, config, loaders=loaders, console=console, show_progress=progress, ray=ray
     )
     console.print(
         f"{len(report.rows)} rows × {len(names)} models: {report.computed} computed, "
