@@ -11,20 +11,16 @@ library's parameter name, inside configs, option objects and parameter dicts too
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import typer.main
+from cli_helpers import FAKE_HTML, FAKE_JSON, record_library_calls
 from typer.testing import CliRunner
 
-import promptxray.evaluation
-import promptxray.render
-import promptxray.render.heatmap
 import promptxray.server
 import promptxray.study
 from promptxray import api
@@ -33,8 +29,6 @@ from promptxray.cli import app
 runner = CliRunner()
 
 MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
-FAKE_JSON = '{"fake": "attribution"}'
-FAKE_HTML = "<!doctype html><p>fake</p>"
 
 
 def _is_ray_options(value: Any) -> bool:
@@ -135,19 +129,9 @@ OPTIONS = list(_options())
 # ----- recording the library calls -----------------------------------------------------------
 
 
-class FakeLM:
-    name = "fake-lm"
-    placement_note = "nowhere"
-
-
-class FakeAttribution:
-    row_tokens: list = []
-    units: list = []
-    contrast = None
-    granularity = "word"
-
-    def to_json(self, indent: int | None = None) -> str:
-        return FAKE_JSON
+@pytest.fixture
+def calls(monkeypatch) -> list[tuple[str, dict[str, Any]]]:
+    return record_library_calls(monkeypatch)
 
 
 def _leaves(name: str, value: Any) -> Iterator[tuple[str, Any]]:
@@ -159,57 +143,6 @@ def _leaves(name: str, value: Any) -> Iterator[tuple[str, Any]]:
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _leaves(str(key), item)
-
-
-@pytest.fixture
-def calls(monkeypatch) -> list[tuple[str, dict[str, Any]]]:
-    """Replace the library entry points the CLI calls; the list gets (function, arguments)."""
-    recorded: list[tuple[str, dict[str, Any]]] = []
-
-    def record(owner: Any, attr: str, result: Callable[[dict[str, Any]], Any]) -> None:
-        signature = inspect.signature(getattr(owner, attr))
-
-        def fake(*args: Any, **kwargs: Any) -> Any:
-            arguments = dict(signature.bind(*args, **kwargs).arguments)
-            recorded.append((attr, arguments))
-            return result(arguments)
-
-        monkeypatch.setattr(owner, attr, fake)
-
-    def explained(arguments: dict[str, Any]) -> FakeAttribution:
-        model = arguments.get("model")
-        if callable(model):
-            model()  # the CLI's loader: load_model is recorded with its placement
-        return FakeAttribution()
-
-    def evaluated(arguments: dict[str, Any]) -> Any:
-        if callable(arguments.get("lm")):
-            arguments["lm"]()
-        table = SimpleNamespace(rich=lambda: "TABLE", n=1)
-        return SimpleNamespace(
-            table=table, prompts=1, computed=1, reused=0, bad_lines=[], errors=[], files=[]
-        )
-
-    def studied(arguments: dict[str, Any]) -> Any:
-        for load in (arguments.get("loaders") or {}).values():
-            load()
-        return SimpleNamespace(
-            rows=[1], computed=1, reused=0, errors=[], bad_lines=[], files=[], results=[1]
-        )
-
-    record(api, "explain", explained)
-    record(api, "load_model", lambda arguments: FakeLM())
-    record(api, "provision_default_model", lambda arguments: Path("/cache/model"))
-    record(promptxray.evaluation, "run_evaluation", evaluated)
-    record(promptxray.study, "run_study", studied)
-    record(promptxray.server, "serve", lambda arguments: None)
-    record(promptxray.server, "check_port", lambda arguments: None)
-    record(promptxray.server, "check_data_dir", lambda arguments: None)
-    record(promptxray.render, "render_console", lambda arguments: "VIEW")
-    record(promptxray.render, "render_html", lambda arguments: FAKE_HTML)
-    record(promptxray.render.heatmap, "save_heatmap", lambda arguments: Path("h.png"))
-    record(promptxray.render.heatmap, "heatmap_layout", lambda a: SimpleNamespace(notes=[]))
-    return recorded
 
 
 # ----- building the command line ---------------------------------------------------------------
