@@ -7,10 +7,10 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from cli_helpers import assert_user_error, serve_model
 from typer.testing import CliRunner
 
 from promptxray import Attribution, explain
-from promptxray import cli as cli_module
 from promptxray.cli import app
 from promptxray.methods import REGISTRY
 
@@ -20,27 +20,13 @@ runner = CliRunner()
 @pytest.fixture
 def loads(monkeypatch, tiny_lm) -> list:
     """Serve the tiny model instead of loading one; the list records each load request."""
-    calls: list = []
-
-    def fake_load(name, progress=None, **placement):
-        calls.append(name)
-        return tiny_lm
-
-    monkeypatch.setattr(cli_module, "_load", fake_load)
-    return calls
+    return serve_model(monkeypatch, tiny_lm)
 
 
-def assert_user_error(result, fragment: str) -> None:
-    """Exit code 2, exactly one `error:` line on stderr, no traceback anywhere."""
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-
-
-@pytest.mark.parametrize("command", [[], ["explain"], ["heatmap"], ["methods"], ["provision"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["explain"], ["heatmap"], ["methods"], ["provision"], ["serve"], ["evaluate"], ["study"]],
+)
 def test_help_works_for_every_command(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
@@ -172,13 +158,44 @@ def test_heatmap_writes_a_png_of_target_rows_by_unit_columns(loads, tiny_lm, tmp
     assert matplotlib.image.imread(out).ndim == 3
 
 
-def test_methods_lists_the_registry_with_parameters():
-    result = runner.invoke(app, ["methods"], env={"COLUMNS": "250"})
-    assert result.exit_code == 0
-    for name in REGISTRY:
-        assert name in result.stdout
-    for shown in ("steps=20", "budget=None", "iterations=200", "masking='delete'", "never"):
-        assert shown in result.stdout
+def test_methods_lists_every_method_in_two_lines_at_80_columns():
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name, spec in REGISTRY.items():
+        at = next(i for i, line in enumerate(lines) if line.split()[:1] == [name])
+        assert lines[at].split()[1] == str(spec.family)
+        assert ("unsigned" in lines[at]) is not spec.signed
+        summary = lines[at + 1]
+        assert summary.startswith("    ") and spec.description.startswith(summary.strip()[:20])
+    assert "masked units only" in result.stdout and "groups by norm" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_methods_name_shows_every_parameter_at_80_columns(name):
+    result = runner.invoke(app, ["methods", name], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].startswith(f"{name} ({REGISTRY[name].family}; ")
+    for info in REGISTRY[name].param_info():
+        assert any(line.strip().startswith(info.summary()) for line in lines), info.name
+    assert " ".join(result.stdout.split()).count(" ".join(REGISTRY[name].description.split()))
+
+
+def test_methods_name_gives_defaults_ranges_and_flags():
+    text = runner.invoke(app, ["methods", "xprompt"], env={"COLUMNS": "80"}).stdout
+    assert "  k=3 (int in [1, 1000])  --k\n      Size of the unit set masked jointly." in text
+    assert "budget=None (int | None in [2, 1e+06])  --param budget=VALUE" in text
+    assert "masking='delete' (choice one of delete/replace/zero)  --masking" in text
+    ig = runner.invoke(app, ["methods", "integrated_gradients"], env={"COLUMNS": "80"}).stdout
+    assert "steps=20 (int in [1, 1024])  --steps" in ig
+
+
+def test_methods_with_an_unknown_name_is_one_line():
+    result = runner.invoke(app, ["methods", "bogus"], env={"COLUMNS": "80"})
+    assert_user_error(result, "Unknown method 'bogus'; choose one of grad_norm,")
 
 
 def test_param_reaches_any_declared_parameter(loads):
@@ -195,7 +212,7 @@ def test_param_reaches_any_declared_parameter(loads):
 
 
 def test_provision_prints_the_model_folder(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli_module, "provision_default_model", lambda progress=None: tmp_path)
+    monkeypatch.setattr("promptxray.api.provision_default_model", lambda progress=None: tmp_path)
     result = runner.invoke(app, ["provision"])
     assert result.exit_code == 0
     assert result.stdout.strip() == str(tmp_path)
@@ -203,7 +220,7 @@ def test_provision_prints_the_model_folder(monkeypatch, tmp_path):
 
 @pytest.mark.integration
 def test_heatmap_with_the_real_model(monkeypatch, default_lm, tmp_path):
-    monkeypatch.setattr(cli_module, "_load", lambda name, progress=None, **placement: default_lm)
+    serve_model(monkeypatch, default_lm)
     out = Path(tmp_path) / "tmp.png"
     result = runner.invoke(
         app,

@@ -18,7 +18,6 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from promptxray import cli as cli_module
 from promptxray import explain, load_model
 from promptxray.cli import app
 from promptxray.errors import InvalidParameterError, ModelLoadError
@@ -38,7 +37,9 @@ def assert_user_error(result, fragment: str) -> None:
 
 @pytest.fixture
 def no_load(monkeypatch):
-    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(
+        "promptxray.cli.common.load_lm", lambda *a, **k: pytest.fail("loaded a model")
+    )
 
 
 def test_a_folder_that_is_not_a_model_is_one_line(tmp_path):
@@ -91,7 +92,7 @@ def test_explain_refuses_a_dtype_it_would_ignore(tiny_lm):
 
 
 def test_the_cli_says_where_the_model_runs(monkeypatch, tiny_lm):
-    monkeypatch.setattr(cli_module, "load_model", lambda *a, **k: tiny_lm)
+    monkeypatch.setattr("promptxray.api.load_model", lambda *a, **k: tiny_lm)
     result = runner.invoke(app, ["explain", "The sky is blue.", "--target", " yes"])
     assert result.exit_code == 0, result.output
     assert "model: tiny-random-llama on cpu float32" in result.stderr
@@ -125,7 +126,7 @@ def test_evaluate_refuses_a_k_no_prompt_has(no_load, tmp_path):
 
 
 def test_evaluate_exits_non_zero_when_every_row_failed(monkeypatch, tiny_lm, tmp_path):
-    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: tiny_lm)
+    monkeypatch.setattr("promptxray.cli.common.load_lm", lambda *a, **k: tiny_lm)
     data = tmp_path / "p.jsonl"
     data.write_text('{"prompt": "Hi"}\n{"prompt": "Yo"}\n')
     result = runner.invoke(
@@ -207,7 +208,7 @@ def test_a_broken_gguf_is_one_line(tmp_path, monkeypatch):
 
 
 def test_a_target_read_from_a_file_is_marked_as_given(monkeypatch, tiny_lm, tmp_path):
-    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: tiny_lm)
+    monkeypatch.setattr("promptxray.cli.common.load_lm", lambda *a, **k: tiny_lm)
     answer = tmp_path / "answer.txt"
     answer.write_text(" Blue, mostly.\n")
     result = runner.invoke(

@@ -137,7 +137,7 @@ def test_empty_contrasts_are_refused(tiny_lm):
 
 
 def test_cli_contrast_and_its_errors(tiny_lm, monkeypatch, tmp_path):
-    monkeypatch.setattr("promptxray.cli._load", lambda *a, **k: tiny_lm)
+    monkeypatch.setattr("promptxray.cli.common.load_lm", lambda *a, **k: tiny_lm)
     runner = CliRunner()
     out = tmp_path / "r.json"
     done = runner.invoke(

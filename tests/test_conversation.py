@@ -8,11 +8,11 @@ import json
 import math
 
 import pytest
+from cli_helpers import serve_model
 from rich.console import Console
 from typer.testing import CliRunner
 
 from promptxray import Attribution, build_problem, explain
-from promptxray import cli as cli_module
 from promptxray.cli import app
 from promptxray.conversation import check_messages, conversation_from
 from promptxray.errors import (
@@ -354,14 +354,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def loads(monkeypatch, tiny_lm) -> list:
-    calls: list = []
-
-    def fake_load(name, progress=None, **placement):
-        calls.append(name)
-        return tiny_lm
-
-    monkeypatch.setattr(cli_module, "_load", fake_load)
-    return calls
+    return serve_model(monkeypatch, tiny_lm)
 
 
 def test_cli_explains_a_conversation_file_and_stdin(loads, tmp_path):

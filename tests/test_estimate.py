@@ -103,7 +103,7 @@ def test_bounds_say_so(tiny_lm, problem):
 def test_cli_announces_long_jobs_only(tiny_lm, problem):
     from rich.console import Console
 
-    from promptxray.cli import announce_estimate
+    from promptxray.cli.explain import announce_estimate
 
     request = api.check_request("leave_one_out", "word")
     console = Console(record=True, width=200)

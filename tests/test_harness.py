@@ -262,7 +262,7 @@ def test_scorer_matches_independent_computation(tiny_lm):
 def test_evaluate_command_prints_table_and_summary(tiny_lm, data_file, tmp_path):
     from rich.console import Console
 
-    from promptxray.evaluation.command import evaluate_command, parse_methods
+    from promptxray.cli.evaluate import evaluate_command, parse_methods
 
     assert parse_methods(" grad_norm, random ,grad_norm") == ["grad_norm", "random"]
     with pytest.raises(InvalidParameterError):
@@ -295,7 +295,7 @@ def test_cli_evaluate_runs_and_resumes(tiny_lm, data_file, tmp_path, monkeypatch
 
     from promptxray import cli
 
-    monkeypatch.setattr(cli, "_load", lambda *a, **kw: tiny_lm)
+    monkeypatch.setattr("promptxray.cli.common.load_lm", lambda *a, **kw: tiny_lm)
     args = ["evaluate", "--data", str(data_file), "--out", str(tmp_path / "run")]
     args += ["--methods", "grad_norm,random", "--k", "1", "--max-new-tokens", "4", "--no-sbert"]
     first = CliRunner().invoke(cli.app, args)

@@ -223,7 +223,7 @@ def test_cli_evaluate_on_a_bad_row_exits_2(tiny_lm, tmp_path, monkeypatch):
 
     from promptxray import cli
 
-    monkeypatch.setattr(cli, "_load", lambda *a, **kw: pytest.fail("loaded"))
+    monkeypatch.setattr("promptxray.cli.common.load_lm", lambda *a, **kw: pytest.fail("loaded"))
     data = tmp_path / "bad.jsonl"
     _write(data, [{"prompt": "Hi", "messages": CONVERSATION}])
     args = ["evaluate", "--data", str(data), "--out", str(tmp_path / "run"), "--no-sbert"]
@@ -233,7 +233,7 @@ def test_cli_evaluate_on_a_bad_row_exits_2(tiny_lm, tmp_path, monkeypatch):
     assert "error:" in said and "line 1" in said and "not both" in said
 
     # Next to good rows a bad row is skipped with its line and problem, and the run goes on.
-    monkeypatch.setattr(cli, "_load", lambda *a, **kw: tiny_lm)
+    monkeypatch.setattr("promptxray.cli.common.load_lm", lambda *a, **kw: tiny_lm)
     _write(data, [{"messages": CONVERSATION}, {"messages": [{"role": "bot", "content": "Hi"}]}])
     mixed = CliRunner().invoke(
         cli.app, args + ["--methods", "grad_norm", "--k", "1", "--max-new-tokens", "4"]

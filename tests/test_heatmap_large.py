@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from promptxray import Attribution, Unit
-from promptxray import cli as cli_module
 from promptxray.cli import app
 from promptxray.methods.base import Aggregation
 from promptxray.record import RunRecord
@@ -126,14 +125,18 @@ def test_bad_row_choice_is_refused():
 
 
 def test_cli_checks_rows_before_loading(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(
+        "promptxray.cli.common.load_lm", lambda *a, **k: pytest.fail("loaded a model")
+    )
     out = tmp_path / "h.png"
     result = runner.invoke(app, ["heatmap", "hi", "--out", str(out), "--rows", "page"])
     assert result.exit_code == 2 and "--rows is one of" in result.stderr
 
 
 def test_cli_passes_the_row_grouping(monkeypatch, tiny_lm, tmp_path):
-    monkeypatch.setattr(cli_module, "_load", lambda name, progress=None, **placement: tiny_lm)
+    monkeypatch.setattr(
+        "promptxray.cli.common.load_lm", lambda name, progress=None, **placement: tiny_lm
+    )
     out = tmp_path / "h.png"
     result = runner.invoke(
         app,

@@ -42,7 +42,9 @@ def test_run_evaluation_names_the_extra(no_ray, tmp_path):
 
 
 def test_cli_ray_flag_is_one_line_exit_2(no_ray, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(
+        "promptxray.cli.common.load_lm", lambda *a, **k: pytest.fail("loaded a model")
+    )
     data = tmp_path / "p.jsonl"
     data.write_text('{"prompt": "Hello"}\n')
     result = CliRunner().invoke(

@@ -488,7 +488,9 @@ def test_serve_command_checks_the_address_before_loading_a_model(monkeypatch, tm
     from promptxray import cli
 
     loads, served = [], []
-    monkeypatch.setattr(cli, "_load", lambda name, progress=None, **_: loads.append(name) or "LM")
+    monkeypatch.setattr(
+        "promptxray.cli.common.load_lm", lambda name, progress=None, **_: loads.append(name) or "LM"
+    )
     monkeypatch.setattr(promptxray.server, "serve", lambda lm, **kw: served.append((lm, kw)))
     runner = CliRunner()
 

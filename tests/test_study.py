@@ -226,7 +226,8 @@ def test_cli_study_runs_and_refuses_a_file_with_nothing_usable(tmp_path, monkeyp
 
     loads: list = []
     monkeypatch.setattr(
-        cli_module, "_load", lambda name, progress=None, **placement: loads.append(name) or tiny_lm
+        "promptxray.cli.common.load_lm",
+        lambda name, progress=None, **placement: loads.append(name) or tiny_lm,
     )
     runner = CliRunner()
     bad = write_rows(tmp_path / "bad.jsonl", [{"task": "qa"}, {"prompt": "x", "checks": {"z": 1}}])

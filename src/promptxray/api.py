@@ -16,6 +16,7 @@ from typing import Any
 from .ablation import Ablation, MarkedText, Reference, ablate, reference
 from .attribution import Attribution
 from .conversation import Conversation, conversation_from, recorded_messages, require_one_source
+from .distributed import RayOptions
 from .errors import EmptyTargetError, InvalidParameterError
 from .methods import REGISTRY as METHODS
 from .methods import get_method, quantity
@@ -53,6 +54,7 @@ __all__ = [
     "Problem",
     "PromptEncoding",
     "Reference",
+    "RayOptions",
     "Request",
     "Span",
     "Unit",
@@ -96,7 +98,8 @@ def as_model(
     if not isinstance(model, str | None) and (device is not None or dtype is not None):
         raise InvalidParameterError(
             "device and dtype apply when promptxray loads the model by name; this model is "
-            "loaded already (use model.to(...) or load_model(name, device=..., dtype=...))."
+            "loaded already (use model.to(...) or load_model(name, device=..., dtype=...)).",
+            param="device" if device is not None else "dtype",
         )
     if isinstance(model, LanguageModel):
         return model
