@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import reset_peak, status_mb
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "counseling.jsonl"
 INSTRUCTION = "Read this message from a counselling forum and reply with care.\n\n"
@@ -137,14 +138,13 @@ def gemma_memory(target_tokens: int) -> dict:
     torch.set_num_threads(1)
     lm = load_model("gemma-3-270m")
     attribute(lm, build_problem(lm, "Hello there.", target=" Hi."), "grad_norm", matrix=True)
-    loaded = _status_mb("VmRSS")
-    with open("/proc/self/clear_refs", "w") as refs:  # peak from here on
-        refs.write("5")
+    loaded = status_mb("VmRSS")
+    reset_peak()  # peak from here on
     reply_ids = lm.tokenizer(REPLY, add_special_tokens=False)["input_ids"][:target_tokens]
     prompt = INSTRUCTION + "I feel tired all the time and I do not know who to talk to."
     problem = build_problem(lm, prompt, target=lm.tokenizer.decode(reply_ids))
     seconds, result = timed(lambda: attribute(lm, problem, "grad_norm", "word", matrix=True))
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
     return {
         "model": lm.name,
         "target_tokens": len(problem.target_ids),
@@ -154,14 +154,6 @@ def gemma_memory(target_tokens: int) -> dict:
         "heatmap_mb": round(peak - loaded),
         "seconds": round(seconds, 1),
     }
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from _common import reset_peak, status_mb
+
 PARAGRAPH = (
     "The committee met on Tuesday to review the quarterly budget. Several members "
     "asked why travel costs had doubled, and the treasurer explained that two "
@@ -30,20 +32,6 @@ PARAGRAPH = (
 )
 TARGET = " The committee agreed to cap travel spending."
 CASES = ("grad_norm", "integrated_gradients")
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    """Start the peak (VmHWM) afresh, so loading the model does not count as the method's."""
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 def one(method: str, tokens: int, steps: int = 20) -> dict[str, float | int | str]:
@@ -60,12 +48,12 @@ def one(method: str, tokens: int, steps: int = 20) -> dict[str, float | int | st
     # prompt so "loaded" is the model really in memory, not the method's cost.
     params = {"steps": steps} if method == "integrated_gradients" else {}
     explain("Hello there.", model=lm, method=method, target=TARGET, **params)
-    loaded = _status_mb("VmRSS")
-    _reset_peak()
+    loaded = status_mb("VmRSS")
+    reset_peak()
     started = time.perf_counter()
     result = explain(prompt, model=lm, method=method, target=TARGET, **params)
     seconds = time.perf_counter() - started
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
     return {
         "method": method if method != "integrated_gradients" else f"{method} ({steps} steps)",
         "prompt_tokens": len(lm.encode_prompt(prompt).ids),

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -67,33 +65,25 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from promptxray import load_model
-    from promptxray.server import create_app
+    from promptxray.server import create_app, serve_in_thread
 
     started = time.perf_counter()
     lm = load_model(args.model)
     print(f"model {lm.name} loaded in {time.perf_counter() - started:.2f} s")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(lm, tempfile.mkdtemp(prefix="pxr-latency-"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
     prompt = sixty_word_prompt(args.words)
     import torch
 
     print(f"prompt: {len(prompt.split())} words; torch threads: {torch.get_num_threads()}")
 
-    with sync_playwright() as pw:
+    with serve_in_thread(app) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1360, "height": 1000})
         page.set_default_timeout(300_000)
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"{url}/")
         page.wait_for_function("() => document.querySelector('#method').options.length > 0")
         page.fill("#prompt", prompt)
         page.fill("#max-new", "64")
@@ -120,7 +110,6 @@ def main() -> None:
             method_seconds.append(float(meta.split(" s ·")[0].rsplit("· ", 1)[-1]))
         n_units = page.locator("#sal-prompt .unit").count()
         browser.close()
-    server.should_exit = True
     print(f"units coloured: {n_units} prompt words")
     print(
         "click Explain -> colours (s): "

@@ -9,9 +9,10 @@ writes
 - docs/images/heatmap.png: one output-token x prompt-word heatmap, drawn through the
   library's own API (`promptxray.explain` with `matrix=True`, then `render.save_heatmap`).
 
-The page is served the way the browser tests serve it (the app from `create_app` under
-uvicorn in a thread, on a free loopback port, with a throw-away history) and driven with
-Playwright; Chromium is `$PROMPTXRAY_CHROMIUM`, else /usr/bin/chromium, else Playwright's own.
+The page is served the way the browser tests serve it (the app from `create_app` with a
+throw-away history, under `serve_in_thread`: uvicorn in a thread on a free loopback port)
+and driven with Playwright; Chromium is `$PROMPTXRAY_CHROMIUM`, else /usr/bin/chromium,
+else Playwright's own.
 Greedy decoding makes both pictures the same on every run with the same model.
 """
 
@@ -20,17 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from promptxray import LanguageModel, explain, load_model
 from promptxray.render import save_heatmap
-from promptxray.server import create_app
+from promptxray.server import create_app, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
@@ -47,34 +45,12 @@ def draw_heatmap(lm: LanguageModel, path: Path) -> Path:
     return save_heatmap(attr, path)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def running_server(lm: LanguageModel) -> Iterator[str]:
     """The prompt debugger on a free loopback port with an empty history; yields its address."""
-    import uvicorn
-
     with tempfile.TemporaryDirectory(prefix="promptxray-pictures-") as history:
-        app = create_app(lm, Path(history))
-        port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the prompt debugger did not start")
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serve_in_thread(create_app(lm, Path(history))) as url:
+            yield url
 
 
 def _chromium() -> str | None:

@@ -7,6 +7,10 @@ import torch
 
 from promptxray.model import LanguageModel, load_model, provision_default_model
 
+# Fixtures that several test modules share live in these plain modules, so that no test
+# module imports another's fixtures.
+pytest_plugins = ["problem_fixtures", "server_fixtures", "browser_fixtures"]
+
 
 def make_tiny_lm(seed: int = 0, layers: int = 2, hidden: int = 32) -> LanguageModel:
     """A random Llama with the default model's tokenizer and chat template.

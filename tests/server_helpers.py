@@ -8,10 +8,10 @@ import time
 import torch
 from conftest import make_tiny_lm
 from fastapi.testclient import TestClient
+from samples import PROMPT
 
 from promptxray.server.jobs import CANCELLED, DONE, ERROR
 
-PROMPT = "The sea is calm tonight. Write one line about the sky.\nKeep it short."
 LOCAL = "http://127.0.0.1:8000"  # a Host the server answers to (TestClient's default is not)
 
 

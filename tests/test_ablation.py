@@ -12,20 +12,16 @@ import math
 
 import pytest
 import torch
+from samples import MESSAGES as CONVERSATION
+from samples import PROMPT
 
 from promptxray.api import ablate, problem_for, reference
 from promptxray.masking import baseline_token_id
 
-PROMPT = "The sea is calm tonight. Write one line about the sky.\nKeep it short."
 SYSTEM = "You answer in one line."
 TARGET = " The sky is grey and low."
-MESSAGES = [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "Name a colour of the sea."},
-    {"role": "assistant", "content": "Deep green, mostly."},
-    {"role": "user", "content": "And of the sky at night?"},
-    {"role": "assistant", "content": "Black, with stars."},
-]
+# the shared conversation with its answer: the last assistant turn is the target
+MESSAGES = [*CONVERSATION, {"role": "assistant", "content": "Black, with stars."}]
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +147,7 @@ def test_a_conversation_gets_every_turn_cut(tiny_lm):
     result = ablate(tiny_lm, problem, units, [earlier])
     assert result.masked_messages is not None
     assert [m["content"] for m in result.masked_messages] == [
-        "Be brief.",
+        "You answer in one short line.",
         "Name a colour of the sea.",
         "",
         "And of the sky at night?",

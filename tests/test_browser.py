@@ -1,7 +1,8 @@
 """End to end in a real Chromium: type, generate, select a span, explain, regroup, mask, reload.
 
-Runs the real server (uvicorn in a thread, 127.0.0.1, a free port) on the tiny
-model, so it is about the page and the API together, not about model quality.
+Runs the real server (`serve_in_thread`: uvicorn in a thread, 127.0.0.1, a free port;
+the fixtures are in browser_fixtures.py) on the tiny model, so it is about the page
+and the API together, not about model quality.
 """
 
 from __future__ import annotations
@@ -10,129 +11,26 @@ import html
 import os
 import re
 import shutil
-import socket
 import threading
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_server_api import make_wordy_lm
+from browser_helpers import backgrounds, drag_select, generate_in_page, open_page
 
 from promptxray import Attribution
 from promptxray.render.palette import css, scale_for
-from promptxray.server import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("PROMPTXRAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<img src=x onerror=alert(1)>"
 PROMPT = f"The sea is calm tonight. Write one line about the sky {XSS}.\nKeep it short."
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_holder() -> dict:
-    return {}
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory, app_holder) -> Iterator[str]:
-    import uvicorn
-
-    app = create_app(make_wordy_lm(), tmp_path_factory.mktemp("data"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    app_holder["app"] = app  # tests that need to hold the worker reach it here
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture()
-def page(server_url):
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on(
-            "dialog",
-            lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()),
-        )
-        page.on(
-            "request",
-            lambda r: None if r.url.startswith((server_url, "data:")) else problems.append(r.url),
-        )
-        page.problems = problems
-        yield page
-        browser.close()
-
-
-def _drag_select(page, selector: str, start: int, end: int) -> None:
-    """Select characters [start, end) of an element's text with a real mouse drag."""
-    rects = page.evaluate(
-        """([selector, start, end]) => {
-            const box = document.querySelector(selector);
-            const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
-            const spots = [];
-            let seen = 0;
-            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                for (const want of [start, end - 1]) {
-                    if (want >= seen && want < seen + node.length) {
-                        const r = document.createRange();
-                        r.setStart(node, want - seen);
-                        r.setEnd(node, want - seen + 1);
-                        const b = r.getBoundingClientRect();
-                        spots.push({x: b.left, y: b.top + b.height / 2, w: b.width});
-                    }
-                }
-                seen += node.length;
-            }
-            return spots;
-        }""",
-        [selector, start, end],
-    )
-    first, last = rects[0], rects[-1]
-    page.mouse.move(first["x"] + 0.5, first["y"])
-    page.mouse.down()
-    page.mouse.move(last["x"] + last["w"] / 2, last["y"], steps=5)
-    page.mouse.move(last["x"] + last["w"] - 0.5, last["y"], steps=2)
-    page.mouse.up()
 
 
 def test_debugger_flow_in_chromium(page, server_url, tmp_path):
     from playwright.sync_api import expect
 
-    page.goto(server_url)
-    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+    open_page(page, server_url)
     expect(page.locator("#history-empty")).to_be_visible()
     page.screenshot(path=str(tmp_path / "start.png"))
 
@@ -148,7 +46,7 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
     # 2. select the second half of the output with the mouse
     words = list(re.finditer(r"\S+", output))
     start = words[len(words) // 2].start()
-    _drag_select(page, "#output", start, len(output.rstrip()))
+    drag_select(page, "#output", start, len(output.rstrip()))
     expect(page.locator("#selection-info")).to_contain_text("Explaining characters")
     span_text = page.locator("#output mark.selected-span").inner_text()
     assert span_text.strip() and span_text.strip() in output
@@ -244,8 +142,7 @@ def test_debugger_flow_in_chromium(page, server_url, tmp_path):
 def test_bad_input_shows_a_message_not_a_crash(page, server_url):
     from playwright.sync_api import expect
 
-    page.goto(server_url)
-    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+    open_page(page, server_url)
     page.fill("#prompt", "word " * 600)
     page.click("#generate")
     expect(page.locator("#error")).to_contain_text("this model reads at most 512")
@@ -253,15 +150,14 @@ def test_bad_input_shows_a_message_not_a_crash(page, server_url):
     assert page.problems == []
 
 
-def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, server_url, app_holder):
+def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, server_url, served_app):
     from playwright.sync_api import expect
 
-    jobs = app_holder["app"].state.jobs
+    jobs = served_app.state.jobs
     release = threading.Event()
     blocker = jobs.submit("block", lambda ctx: release.wait(60))
     try:
-        page.goto(server_url)
-        expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+        open_page(page, server_url)
         page.fill("#prompt", "Count to three.")
         page.click("#generate")
         expect(page.locator("#job-label")).to_contain_text("queued behind 1 job")
@@ -285,12 +181,8 @@ def test_perturbation_and_joint_methods_in_the_page(page, server_url):
 
     if not {"leave_one_out", "xprompt"} <= set(REGISTRY):
         pytest.skip("leave_one_out / xprompt are not registered in this checkout")
-    page.goto(server_url)
-    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
-    page.fill("#prompt", "Red apples grow on tall trees. Bananas are yellow.")
-    page.fill("#max-new", "6")
-    page.click("#generate")
-    expect(page.locator("#explain")).to_be_enabled()
+    open_page(page, server_url)
+    generate_in_page(page, "Red apples grow on tall trees. Bananas are yellow.", 6)
 
     # leave-one-out masks whole words: it can be regrouped coarser, never finer
     # the form offers the method's own parameters, from /api/info (batch size is not offered)
@@ -348,12 +240,8 @@ def _export_backgrounds(server_url: str, explanation_id: str) -> tuple[dict[int,
 def test_page_colours_units_as_the_html_export_does(page, server_url, method):
     from playwright.sync_api import expect
 
-    page.goto(server_url)
-    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
-    page.fill("#prompt", "Tell me about green hills and quiet rivers, please.")
-    page.fill("#max-new", "6")
-    page.click("#generate")
-    expect(page.locator("#explain")).to_be_enabled()
+    open_page(page, server_url)
+    generate_in_page(page, "Tell me about green hills and quiet rivers, please.", 6)
     page.select_option("#method", method)
     page.check("#matrix")
     page.click("#explain")
@@ -382,8 +270,6 @@ def test_page_colours_units_as_the_html_export_does(page, server_url, method):
     cells = [v for row in attr.matrix for v in row]
     scale = scale_for(cells, signed=attr.signed)
     page.click("#tab-heatmap")
-    drawn = page.locator("#heatmap tbody td").evaluate_all(
-        "nodes => nodes.map(n => getComputedStyle(n).backgroundColor)"
-    )
+    drawn = backgrounds(page, "#heatmap tbody td")
     assert drawn == [css(scale.color(v)) for v in cells]
     assert page.problems == []

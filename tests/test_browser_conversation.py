@@ -1,5 +1,3 @@
-# The Chromium and server fixtures are test_browser's, imported by name: F811 is their use.
-# ruff: noqa: F811
 """A conversation, a pasted response and a contrast in a real Chromium (issue 9).
 
 The user builds a three-turn conversation in the editor, pastes an answer instead
@@ -14,8 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_browser import _free_port, app_holder, page, server_url  # noqa: F401
-from test_browser_reading import call, open_page
+from browser_helpers import call, open_page
 
 pytestmark = pytest.mark.browser
 

@@ -1,12 +1,9 @@
-# The Chromium and server fixtures are test_browser's, imported by name: F811 is their use.
-# ruff: noqa: F811
 """The page's heatmap in a real Chromium: sticky labels, hover text, rows grouped by the server."""
 
 from __future__ import annotations
 
 import pytest
-from test_browser import _free_port, app_holder, page, server_url  # noqa: F401
-from test_browser_reading import call, job, open_page
+from browser_helpers import call, job, open_page
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,3 @@
-# The Chromium and server fixtures are test_browser's, imported by name: F811 is their use.
-# ruff: noqa: F811
 """The page's reading aids, compare view, click targets and access token in a real Chromium.
 
 Runs and explanations are made through the API (fast, exact), then the page is
@@ -9,63 +7,22 @@ of what it checked in its tmp_path.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
-import threading
-import time
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from test_browser import _drag_select, _free_port, app_holder, page, server_url  # noqa: F401
-from test_server_api import make_wordy_lm
+from browser_helpers import backgrounds, call, drag_select, generate_in_page, job, open_page
+from server_helpers import make_wordy_lm
 
 from promptxray.methods import REGISTRY
-from promptxray.server import create_app
+from promptxray.server import create_app, serve_in_thread
 
 pytestmark = pytest.mark.browser
-
-
-def call(base: str, method: str, path: str, body: dict | None = None) -> dict:
-    """One JSON API call, as a script would make it."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read().decode() or "null")
-
-
-def job(base: str, path: str, body: dict) -> dict:
-    """Submit a job and wait for its result."""
-    job_id = call(base, "POST", path, body)["job_id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = call(base, "GET", f"/api/jobs/{job_id}")
-        if state["status"] == "done":
-            return state["result"]
-        assert state["status"] in ("queued", "running"), state
-        time.sleep(0.02)
-    raise AssertionError("job did not finish")
 
 
 def explained_run(base: str, prompt: str, method: str = "grad_x_input", **extra) -> tuple:
     run = job(base, "/api/generate", {"prompt": prompt, "max_new_tokens": 12})
     view = job(base, "/api/explain", {"run_id": run["run_id"], "method": method, **extra})
     return run, view
-
-
-def open_page(page, url: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
-
-
-def backgrounds(page, selector: str) -> list[str]:
-    return page.locator(selector).evaluate_all(
-        "nodes => nodes.map(n => getComputedStyle(n).backgroundColor)"
-    )
 
 
 # ----- click to target -----------------------------------------------------------------------
@@ -100,11 +57,11 @@ def test_click_a_word_to_target_it_and_shift_click_to_extend(page, server_url, t
     # dragging over a space alone is refused with a message; the target stays
     gap = output.find(" ", words[2].end())
     if gap >= 0:
-        _drag_select(page, "#output", gap, gap + 1)
+        drag_select(page, "#output", gap, gap + 1)
         expect(page.locator("#error")).to_contain_text("only whitespace")
         expect(page.locator("#output mark.selected-span")).to_have_text(words[2].group())
     # drag-select still works, and Explain explains exactly the target
-    _drag_select(page, "#output", words[1].start(), words[2].end())
+    drag_select(page, "#output", words[1].start(), words[2].end())
     dragged = output[words[1].start() : words[2].end()]
     expect(page.locator("#output mark.selected-span")).to_have_text(dragged)
     expect(page.locator("#error")).to_be_hidden()
@@ -275,12 +232,12 @@ def test_compare_two_runs_side_by_side_by_url(page, server_url, tmp_path):
 
 
 # ----- nothing lost, and the access token -------------------------------------------------------
-def test_a_result_that_could_not_be_saved_is_shown_with_a_notice(page, server_url, app_holder):
+def test_a_result_that_could_not_be_saved_is_shown_with_a_notice(page, server_url, served_app):
     import sqlite3
 
     from playwright.sync_api import expect
 
-    store = app_holder["app"].state.store
+    store = served_app.state.store
 
     def disk_full(*_args):
         raise sqlite3.OperationalError("database or disk is full")
@@ -301,41 +258,18 @@ def test_a_result_that_could_not_be_saved_is_shown_with_a_notice(page, server_ur
     assert page.problems == []
 
 
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """The app on 127.0.0.1 (a free port) in a thread, for a test of its own."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def test_the_page_takes_the_token_from_its_address(page, tmp_path):
     from playwright.sync_api import expect
 
     app = create_app(make_wordy_lm(), tmp_path / "data", token="page-token-123")
-    with serving(app) as url:
+    with serve_in_thread(app) as url:
         page.goto(url)
         expect(page.locator("#token-box")).to_be_visible()
         expect(page.locator("#token-message")).to_contain_text("access token")
         page.screenshot(path=str(tmp_path / "token-needed.png"))
-        page.goto(f"{url}/?token=page-token-123")
-        expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
+        open_page(page, f"{url}/?token=page-token-123")
         assert "token" not in page.url  # taken out of the address bar once kept
-        page.fill("#prompt", "Hello there.")
-        page.fill("#max-new", "3")
-        page.click("#generate")
-        expect(page.locator("#explain")).to_be_enabled()
+        generate_in_page(page, "Hello there.", 3)
         page.reload()  # kept: no token in the address any more, still works
         expect(page.locator("#model-name")).to_have_text("tiny-random-llama")
         expect(page.locator("#history-list li")).to_have_count(1)

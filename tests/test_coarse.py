@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from promptxray import attribute, build_problem
+from promptxray import attribute
 from promptxray.methods.coarse import coarse_pass, sizes, strongest
 
-PROMPT = (
-    "The storm came at night. The keeper lit the lamp and waited.\n\n"
-    "A ship passed the rocks safely. Nobody thanked him, but he smiled."
-)
 
-
-@pytest.fixture(scope="module")
-def problem(tiny_lm):
-    return build_problem(tiny_lm, PROMPT, target=" He was proud.")
-
-
-def test_hierarchical_leave_one_out_and_xprompt_get_the_same_coarse_scores(tiny_lm, problem):
-    units = problem.units("word")
-    found = coarse_pass(tiny_lm, problem, units, "sentence", "delete", 16, None)
+def test_hierarchical_leave_one_out_and_xprompt_get_the_same_coarse_scores(tiny_lm, story_problem):
+    units = story_problem.units("word")
+    found = coarse_pass(tiny_lm, story_problem, units, "sentence", "delete", 16, None)
     assert len(found.members) == 4
-    loo = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=1)
-    xp = attribute(tiny_lm, problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
+    loo = attribute(tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=1)
+    xp = attribute(tiny_lm, story_problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
     # one routine, one run's numbers: equal, not merely close
     assert loo.metadata["hierarchy"]["coarse_scores"] == found.scores
     assert xp.metadata["hierarchy"]["coarse_scores"] == found.scores

@@ -1,10 +1,15 @@
 """Every method predicts its passes before it runs, and the prediction is what runs."""
 
+import threading
+
 import pytest
+from fastapi.testclient import TestClient
+from server_helpers import LOCAL, generate, run_job
 
 from promptxray import api, build_problem
 from promptxray.methods.base import REGISTRY
 from promptxray.methods.costs import Estimate
+from promptxray.server import create_app
 
 PROMPT = "Alice packed a red umbrella. Bob forgot his coat, so he got wet in the rain."
 TARGET = " Alice stayed dry."
@@ -117,11 +122,6 @@ def test_cli_announces_long_jobs_only(tiny_lm, problem):
 
 
 def test_page_asks_the_server_for_an_estimate_that_matches_the_run(tiny_lm, tmp_path):
-    from fastapi.testclient import TestClient
-    from test_server_api import LOCAL, generate, run_job
-
-    from promptxray.server import create_app
-
     with TestClient(create_app(tiny_lm, tmp_path), base_url=LOCAL) as client:
         run_id = generate(client, "Red green blue yellow.", 4)["result"]["run_id"]
         body = {"run_id": run_id, "method": "leave_one_out", "granularity": "word"}
@@ -137,13 +137,6 @@ def test_page_asks_the_server_for_an_estimate_that_matches_the_run(tiny_lm, tmp_
 
 
 def test_no_estimate_while_the_model_is_busy(tiny_lm, tmp_path):
-    import threading
-
-    from fastapi.testclient import TestClient
-    from test_server_api import LOCAL, generate
-
-    from promptxray.server import create_app
-
     with TestClient(create_app(tiny_lm, tmp_path), base_url=LOCAL) as client:
         run_id = generate(client, "Red green blue yellow.", 4)["result"]["run_id"]
         held, release = threading.Event(), threading.Event()

@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from promptxray import attribute, build_problem
+from promptxray import attribute
 from promptxray.methods import get_method
 
-PROMPT = (
-    "The storm came at night. The keeper lit the lamp and waited.\n\n"
-    "A ship passed the rocks safely. Nobody thanked him, but he smiled."
-)
 
-
-@pytest.fixture(scope="module")
-def problem(tiny_lm):
-    return build_problem(tiny_lm, PROMPT, target=" He was proud.")
-
-
-def test_refining_everything_is_exact_leave_one_out(tiny_lm, problem):
-    exact = attribute(tiny_lm, problem, "leave_one_out", "word")
-    full = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=1000)
+def test_refining_everything_is_exact_leave_one_out(tiny_lm, story_problem):
+    exact = attribute(tiny_lm, story_problem, "leave_one_out", "word")
+    full = attribute(
+        tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=1000
+    )
     assert full.scores == pytest.approx(exact.scores, abs=1e-5)
     assert full.metadata["refined"] == list(range(len(exact.units)))
     flat = [v for row in full.matrix for v in row]
     assert flat == pytest.approx([v for row in exact.matrix for v in row], abs=1e-5)
 
 
-def test_unrefined_units_share_their_coarse_score(tiny_lm, problem):
-    coarse = attribute(tiny_lm, problem, "leave_one_out", "sentence")
-    none = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=0)
+def test_unrefined_units_share_their_coarse_score(tiny_lm, story_problem):
+    coarse = attribute(tiny_lm, story_problem, "leave_one_out", "sentence")
+    none = attribute(tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=0)
     hierarchy = none.metadata["hierarchy"]
     assert hierarchy["coarse_units"] == len(coarse.units) == 4
     assert hierarchy["coarse_scores"] == pytest.approx(coarse.scores, abs=1e-5)
@@ -48,9 +40,9 @@ def test_unrefined_units_share_their_coarse_score(tiny_lm, problem):
     assert none.metadata["forward_passes"] == 1 + 4 + 1
 
 
-def test_the_strongest_coarse_units_are_refined_exactly(tiny_lm, problem):
-    exact = attribute(tiny_lm, problem, "leave_one_out", "word")
-    two = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=2)
+def test_the_strongest_coarse_units_are_refined_exactly(tiny_lm, story_problem):
+    exact = attribute(tiny_lm, story_problem, "leave_one_out", "word")
+    two = attribute(tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=2)
     strongest = sorted(range(4), key=lambda c: -abs(two.metadata["hierarchy"]["coarse_scores"][c]))[
         :2
     ]
@@ -69,16 +61,16 @@ def test_stored_results_keep_their_key_until_hierarchy_is_asked_for():
     assert key["coarse"] == "sentence" and key["refine"] == 6
 
 
-def test_views_mark_the_units_that_were_not_refined(tiny_lm, problem):
+def test_views_mark_the_units_that_were_not_refined(tiny_lm, story_problem):
     from rich.console import Console
 
     from promptxray.render.console import render_console
     from promptxray.render.html import render_html
 
-    one = attribute(tiny_lm, problem, "leave_one_out", "word", coarse="sentence", refine=1)
+    one = attribute(tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=1)
     refined = set(one.metadata["refined"])
     assert one.inherited == set(range(len(one.units))) - refined and refined
-    exact = attribute(tiny_lm, problem, "leave_one_out", "word")
+    exact = attribute(tiny_lm, story_problem, "leave_one_out", "word")
     assert exact.inherited == set()
     console = Console(width=200, record=True)
     console.print(render_console(one, top=len(one.units)))

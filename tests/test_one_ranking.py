@@ -14,7 +14,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
-from test_server_api import LOCAL, make_wordy_lm, run_job
+from server_helpers import LOCAL, make_wordy_lm, run_job
 
 from promptxray import Attribution
 from promptxray.evaluation.harness import EvalConfig, ResultStore, run_evaluation

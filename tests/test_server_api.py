@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import LOCAL, PROMPT, detail, generate, make_wordy_lm, run_job, wait
+from samples import PROMPT
+from server_helpers import LOCAL, detail, generate, run_job, wait
 
 from promptxray import Attribution, attribute, build_problem
 from promptxray.evaluation.metrics import kl_divergence, probability_ratio
@@ -21,17 +22,6 @@ from promptxray.server.jobs import CANCELLED, DONE, ERROR, QUEUED, RUNNING, JobQ
 from promptxray.server.store import HistoryStore
 
 STATIC = Path(__file__).parents[1] / "src" / "promptxray" / "server" / "static"
-
-
-@pytest.fixture(scope="module")
-def wordy_lm():
-    return make_wordy_lm()
-
-
-@pytest.fixture()
-def client(wordy_lm, tmp_path):
-    with TestClient(create_app(wordy_lm, tmp_path), base_url=LOCAL) as c:
-        yield c
 
 
 # ----- the whole flow -------------------------------------------------------------------

@@ -8,32 +8,13 @@ not about what a real model attributes.
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
-from server_helpers import LOCAL, detail, make_wordy_lm, run_job
+from samples import MESSAGES, RESPONSE
+from server_helpers import detail, run_job
 
 from promptxray import attribute, build_problem
 from promptxray.masking import MaskedContext, mask_context
-from promptxray.server import create_app
 
-MESSAGES = [
-    {"role": "system", "content": "You answer in one short line."},
-    {"role": "user", "content": "Name a colour of the sea."},
-    {"role": "assistant", "content": "Deep green, mostly."},
-    {"role": "user", "content": "And of the sky at night?"},
-]
 PROMPT = "Write one line about the sky."
-RESPONSE = "The sky is grey and low today."
-
-
-@pytest.fixture(scope="module")
-def wordy_lm():
-    return make_wordy_lm()
-
-
-@pytest.fixture()
-def client(wordy_lm, tmp_path):
-    with TestClient(create_app(wordy_lm, tmp_path), base_url=LOCAL) as c:
-        yield c
 
 
 def one_line(response) -> str:

@@ -29,24 +29,6 @@ from promptxray.server.store import HistoryStore
 ATTACKER = "attacker.example"
 
 
-@pytest.fixture(scope="module")
-def wordy_lm():
-    from server_helpers import make_wordy_lm
-
-    return make_wordy_lm()
-
-
-@pytest.fixture()
-def app(wordy_lm, tmp_path):
-    return create_app(wordy_lm, tmp_path)
-
-
-@pytest.fixture()
-def client(app):
-    with TestClient(app, base_url=LOCAL) as c:
-        yield c
-
-
 def every_route(app) -> list[tuple[str, str]]:
     """(method, concrete path) for every route the app serves, path parameters filled in."""
     calls = []

@@ -19,20 +19,14 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from samples import MESSAGES, RESPONSE
+from samples import PROMPT as PROMPT_A
 from server_helpers import LOCAL, make_wordy_lm, run_job
 
 from promptxray import api
 from promptxray.server import create_app
 
-PROMPT_A = "The sea is calm tonight. Write one line about the sky.\nKeep it short."
 PROMPT_B = "Name a colour of the sea. Then one of the sky."
-RESPONSE = "The sky is grey and low today."
-MESSAGES = [
-    {"role": "system", "content": "You answer in one short line."},
-    {"role": "user", "content": "Name a colour of the sea."},
-    {"role": "assistant", "content": "Deep green, mostly."},
-    {"role": "user", "content": "And of the sky at night?"},
-]
 SPIED = ("prompt_for", "problem_for", "check_request", "run", "estimate", "ablate")
 
 

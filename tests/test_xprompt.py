@@ -253,20 +253,9 @@ def test_bad_parameters(sharp_lm, problem, params, match):
         attribute(sharp_lm, problem, "xprompt", "word", **params)
 
 
-LONG = (
-    "The storm came at night. The keeper lit the lamp and waited.\n\n"
-    "A ship passed the rocks safely. Nobody thanked him, but he smiled."
-)
-
-
-@pytest.fixture(scope="module")
-def long_problem(tiny_lm):
-    return build_problem(tiny_lm, LONG, target=" He was proud.")
-
-
-def test_pruning_with_every_coarse_unit_is_the_plain_search(tiny_lm, long_problem):
-    plain = attribute(tiny_lm, long_problem, "xprompt", "word", k=2)
-    pruned = attribute(tiny_lm, long_problem, "xprompt", "word", k=2, coarse="sentence", refine=99)
+def test_pruning_with_every_coarse_unit_is_the_plain_search(tiny_lm, story_problem):
+    plain = attribute(tiny_lm, story_problem, "xprompt", "word", k=2)
+    pruned = attribute(tiny_lm, story_problem, "xprompt", "word", k=2, coarse="sentence", refine=99)
     assert pruned.selected == plain.selected
     assert pruned.scores == pytest.approx(plain.scores, abs=1e-5)
     assert pruned.inherited == set()
@@ -275,13 +264,13 @@ def test_pruning_with_every_coarse_unit_is_the_plain_search(tiny_lm, long_proble
     assert pruned.metadata["hierarchy"]["coarse_passes"] == 1 + 4 and 0 < extra <= 5 + 1
 
 
-def test_pruning_searches_inside_the_strongest_sentence_only(tiny_lm, long_problem):
+def test_pruning_searches_inside_the_strongest_sentence_only(tiny_lm, story_problem):
     from promptxray import api
     from promptxray.methods.coarse import coarse_members
 
-    units = long_problem.units("word")
-    members = coarse_members(long_problem, units, "sentence")
-    pruned = attribute(tiny_lm, long_problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
+    units = story_problem.units("word")
+    members = coarse_members(story_problem, units, "sentence")
+    pruned = attribute(tiny_lm, story_problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
     coarse = pruned.metadata["hierarchy"]["coarse_scores"]
     strongest = max(range(len(members)), key=lambda c: abs(coarse[c]))
     assert set(pruned.selected) <= set(members[strongest])
@@ -292,12 +281,12 @@ def test_pruning_searches_inside_the_strongest_sentence_only(tiny_lm, long_probl
             assert [pruned.scores[i] for i in group] == pytest.approx(
                 [coarse[c] / len(group)] * len(group), abs=1e-6
             )
-    plain = attribute(tiny_lm, long_problem, "xprompt", "word", k=2)
+    plain = attribute(tiny_lm, story_problem, "xprompt", "word", k=2)
     assert pruned.metadata["forward_passes"] < plain.metadata["forward_passes"]
     request = api.check_request(
         "xprompt", "word", params={"k": 2, "coarse": "sentence", "refine": 1}
     )
-    cost = request.spec.predict(tiny_lm, long_problem, units, request.params, False)
+    cost = request.spec.predict(tiny_lm, story_problem, units, request.params, False)
     assert cost.upper_bound
     counted = (pruned.metadata["forward_passes"], pruned.metadata["forward_calls"])
     assert counted[0] <= cost.forward_sequences and counted[1] <= cost.forward_calls

@@ -12,10 +12,18 @@ from urllib.parse import quote
 from ..api import LanguageModel
 from ..errors import InvalidParameterError
 from .app import JOBS_OUTLIVE_THE_PAGE, create_app, default_data_dir
+from .background import serve_in_thread
 from .security import is_loopback
 from .store import check_data_dir
 
-__all__ = ["check_data_dir", "check_port", "create_app", "default_data_dir", "serve"]
+__all__ = [
+    "check_data_dir",
+    "check_port",
+    "create_app",
+    "default_data_dir",
+    "serve",
+    "serve_in_thread",
+]
 
 
 def check_port(host: str, port: int) -> None:
