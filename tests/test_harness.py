@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from promptxray.errors import InvalidParameterError
-from promptxray.evaluation.harness import DB_NAME, EvalConfig, read_prompts, run_evaluation
+from promptxray.evaluation import EvalConfig, read_prompts, run_evaluation
 from promptxray.evaluation.metrics import FaithfulnessScorer
+from promptxray.evaluation.store import DB_NAME
 from promptxray.masking import keep_only, mask_context
 from promptxray.methods import REGISTRY
 from promptxray.targets import build_problem

@@ -30,7 +30,7 @@ from .model import (
     provision_default_model,
     resolve_placement,
 )
-from .segments import GRANULARITIES, Unit, check_granularity
+from .segments import GRANULARITIES, Unit, check_granularity, segment
 from .targets import Problem, build_problem, parse_span
 
 # What the callers above (CLI, server, evaluation, studies) need from the rooms below, in one
@@ -50,6 +50,7 @@ __all__ = [
     "as_model",
     "attribute",
     "build_problem",
+    "check_granularity",
     "check_request",
     "conversation_from",
     "estimate",
@@ -61,6 +62,7 @@ __all__ = [
     "require_one_source",
     "resolve_placement",
     "run",
+    "segment",
     "turn_label",
 ]
 

@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import InvalidParameterError
+from .sqlite_schema import Table, ensure_schema
 
 
 @dataclass(frozen=True)
 class BadLine:
     line: int
     reason: str
+
+
+class RowError(ValueError):
+    """What is wrong with one line of a batch file (reported with its line number)."""
 
 
 def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
@@ -116,10 +121,11 @@ class SqliteStore:
 
     A long batch job is stopped, killed or out of power at some point; committing
     each finished row means a rerun skips it and nothing done is lost. Subclasses
-    give `schema` and their own key columns.
+    declare their `tables` (a file written by an older version gains the columns it
+    lacks when it opens, so it still resumes).
     """
 
-    schema = ""
+    tables: tuple[Table, ...] = ()
 
     def __init__(self, path: str | Path) -> None:
         import sqlite3
@@ -129,7 +135,7 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path))
             self.conn.row_factory = sqlite3.Row
-            self.conn.executescript(self.schema)
+            ensure_schema(self.conn, self.tables)
             self.conn.commit()
         except (OSError, sqlite3.Error) as exc:
             # Opened before any model loads, so a folder that cannot be written fails here

