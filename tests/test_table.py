@@ -167,7 +167,7 @@ def test_cells_are_scipys_bootstrap_and_equal_the_former_numpy_resampling():
         low, high = np.quantile(data[picks].mean(axis=1), [0.025, 0.975])
         assert cell.low == pytest.approx(low, rel=1e-12)
         assert cell.high == pytest.approx(high, rel=1e-12)
-        assert cell.low < cell.mean == pytest.approx(data.mean()) < cell.high
+        assert cell.low < cell.mean < cell.high and cell.mean == pytest.approx(data.mean())
         assert cell.n == 7
 
 

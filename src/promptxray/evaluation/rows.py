@@ -136,6 +136,7 @@ def usable_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]
     if not records and bad:
         more = f" ({len(bad) - 1} more bad lines)" if len(bad) > 1 else ""
         raise InvalidParameterError(
-            f"No usable prompts in {path}: line {bad[0].line}: {bad[0].reason}{more}"
+            f"No usable prompts in {path}: line {bad[0].line}: {bad[0].reason}{more}",
+            param="data",
         )
     return records, bad
