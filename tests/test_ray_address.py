@@ -41,7 +41,7 @@ def _refused_quickly(call) -> RayUnreachableError:
         call()
     assert time.perf_counter() - started < QUICK_S
     error = caught.value
-    assert isinstance(error, PromptXrayError) and error.param == "address"
+    assert isinstance(error, PromptXrayError) and error.param == "ray_address"
     message = str(error)
     assert "\n" not in message and DEAD in message and "ray status" in message
     return error
@@ -147,15 +147,17 @@ def test_an_address_without_a_port_is_named(address):
         check_reachable(address)
 
 
-def test_cli_evaluate_says_it_in_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_module, "_load", lambda *a, **k: pytest.fail("loaded a model"))
+def test_cli_evaluate_says_it_in_one_line(tmp_path):
+    """Through the CLI as a user types it; a model that does not exist would be the error
+    if the address were not refused first, before anything loads."""
     data = _write(tmp_path / "p.jsonl", [{"prompt": "Hello there"}])
+    args = ["evaluate", "--data", str(data), "--out", str(tmp_path / "o"), "--methods", "grad_norm"]
     started = time.perf_counter()
     result = CliRunner().invoke(
-        cli_module.app,
-        ["evaluate", "--data", str(data), "--out", str(tmp_path / "o"), "--ray-address", DEAD],
+        cli_module.app, [*args, "--model", "no-such-model-xyz", "--ray-address", DEAD]
     )
     assert time.perf_counter() - started < QUICK_S
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: ") and DEAD in line
+    assert line.startswith("error: Cannot reach a Ray cluster at 127.0.0.1:1")
+    assert not (tmp_path / "o").exists()

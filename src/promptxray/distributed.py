@@ -229,7 +229,7 @@ def _connect(ray: Any, options: RayOptions) -> None:
             raise
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RayUnreachableError(
-            f"Cannot join the Ray cluster at {options.address}: {reason}", param="address"
+            f"Cannot join the Ray cluster at {options.address}: {reason}", param="ray_address"
         ) from None
 
 

@@ -44,7 +44,7 @@ def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> 
             "running (`ray status` on its head node), that this is the address its head "
             "printed, and that this machine may connect to that port; without an address a "
             "local Ray starts here.",
-            param="address",
+            param="ray_address",
         )
 
 
@@ -55,7 +55,7 @@ def _host_port(address: str) -> tuple[str, int]:
         raise RayUnreachableError(
             f"The Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto): "
             "give the address the cluster's head node printed.",
-            param="address",
+            param="ray_address",
         )
     return host, int(port)
 

@@ -38,7 +38,6 @@ from .spec import StudyRow, read_study
 
 DB_NAME = "study.sqlite"
 
-_KEY = ("row_key", "sha", "model", "method", "granularity", "max_new_tokens", "params")
 STUDY_ROWS = Table(
     "study_rows",
     (
@@ -56,7 +55,7 @@ STUDY_ROWS = Table(
         ("error", "TEXT"),
         ("payload", "TEXT"),
     ),
-    key=_KEY,
+    key=("row_key", "sha", "model", "method", "granularity", "max_new_tokens", "params"),
 )
 
 
@@ -71,7 +70,7 @@ class StudyConfig:
 
     def check(self) -> None:
         if not self.models:
-            raise InvalidParameterError("Give at least one model (models).", param="models")
+            raise InvalidParameterError("models is empty: give at least one model.", param="models")
         if self.granularity in ("regex", "token"):
             raise InvalidParameterError(
                 "A study groups units into parts: use word, sentence, line or paragraph units.",
