@@ -21,7 +21,6 @@ itself would retry the connection for many minutes.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections import Counter, deque
@@ -231,47 +230,6 @@ def _connect(ray: Any, options: RayOptions) -> None:
         raise RayUnreachableError(
             f"Cannot join the Ray cluster at {options.address}: {reason}", param="ray_address"
         ) from None
-
-
-def worker_loader(model: Any) -> Callable[[], Any]:
-    """What each Ray worker calls to load its model: a name's loader, or the loader given.
-
-    A model already loaded here is refused: every worker loads its own copy, and
-    shipping a loaded one to each would copy its weights through Ray's object store.
-    """
-    from .api import load_model
-
-    if model is None or isinstance(model, str):
-        return functools.partial(load_model, model)
-    if callable(model) and not hasattr(model, "tokenizer"):
-        return model
-    raise InvalidParameterError(
-        "On Ray, give a model name or a function that loads the model, not a loaded model: "
-        "each worker loads its own.",
-        param="model",
-    )
-
-
-def run_batch_on_ray(
-    jobs: list[Any] | Callable[[str], list[Any]],
-    fn: Callable[[Any, Any], Any],
-    model: Any,
-    options: RayOptions,
-    on_result: Callable[[Any], None],
-    on_failure: Callable[[Any, str], None],
-    job_key: Callable[[Any], str],
-    console: Any,
-    label: str = "",
-) -> RayStats:
-    """The one road of a batch job (an evaluation's prompts, a study's rows of one model)
-    to Ray: the workers load `model` (a name or a loader, see `worker_loader`), run
-    `fn(model, job)` for every job (`run_on_ray`), and the run's statistics end in one
-    line on `console`, after `label`."""
-    stats = run_on_ray(
-        jobs, fn, worker_loader(model), options, on_result, on_failure, job_key=job_key
-    )
-    console.print(f"{label}{stats.summary()}", soft_wrap=True)
-    return stats
 
 
 def _stop(ray: Any, actors: list[Any], shutdown: bool) -> None:

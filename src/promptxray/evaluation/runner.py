@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..api import as_model
-from ..batch import BadLine, progress_bar, usable_rows
-from ..distributed import RayOptions, RayStats, check_ready, run_batch_on_ray
+from ..batch import BadLine, progress_bar, run_batch_on_ray, usable_rows
+from ..distributed import RayOptions, RayStats, check_ready
 from .config import EvalConfig
 from .rows import PromptRecord, usable_prompts
 from .store import DB_NAME, ResultStore

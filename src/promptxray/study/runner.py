@@ -28,8 +28,8 @@ from ..api import (
     build_problem,
     check_request,
 )
-from ..batch import BadLine, SqliteStore, progress_bar, usable_rows
-from ..distributed import RayOptions, check_ready, run_batch_on_ray
+from ..batch import BadLine, SqliteStore, progress_bar, run_batch_on_ray, usable_rows
+from ..distributed import RayOptions, check_ready
 from ..errors import InvalidParameterError, PromptXrayError
 from ..sqlite_schema import Table
 from .checks import adherence
