@@ -38,7 +38,7 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], list
     """(line number, object) for every JSON-object line; the other non-blank lines as BadLine."""
     path = Path(path)
     if not path.is_file():
-        raise InvalidParameterError(f"Data file not found: {path}", param="data")
+        raise InvalidParameterError(f"Data file not found: {path}")
     good: list[tuple[int, dict[str, Any]]] = []
     bad: list[BadLine] = []
     with path.open(encoding="utf-8") as fh:
@@ -84,7 +84,7 @@ def usable_rows(
     if limit is not None:
         rows = rows[:limit]
     if not rows:
-        raise InvalidParameterError(f"No usable {what} in {data}.", param="data")
+        raise InvalidParameterError(f"No usable {what} in {data}.")
     return rows, bad
 
 

@@ -136,7 +136,6 @@ def usable_prompts(path: str | Path) -> tuple[list[PromptRecord], list[BadLine]]
     if not records and bad:
         more = f" ({len(bad) - 1} more bad lines)" if len(bad) > 1 else ""
         raise InvalidParameterError(
-            f"No usable prompts in {path}: line {bad[0].line}: {bad[0].reason}{more}",
-            param="data",
+            f"No usable prompts in {path}: line {bad[0].line}: {bad[0].reason}{more}"
         )
     return records, bad
