@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from promptxray.distributed import RayOptions
-from promptxray.evaluation.harness import EvalConfig, run_evaluation
+from promptxray.evaluation import EvalConfig, run_evaluation
 from promptxray.model import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "instructions.jsonl"

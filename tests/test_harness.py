@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from promptxray.errors import InvalidParameterError
-from promptxray.evaluation.harness import DB_NAME, EvalConfig, read_prompts, run_evaluation
+from promptxray.evaluation import EvalConfig, read_prompts, run_evaluation
 from promptxray.evaluation.metrics import FaithfulnessScorer
+from promptxray.evaluation.store import DB_NAME
 from promptxray.masking import keep_only, mask_context
 from promptxray.methods import REGISTRY
 from promptxray.targets import build_problem
@@ -254,7 +255,7 @@ def test_scorer_matches_independent_computation(tiny_lm):
     both = tiny_lm.score_variants([zeroed, mask_context(tiny_lm, problem, units, [])], target)
     expected_zero = math.exp(float((both[0].double() - both[1].double()).mean()))
     assert zero.score(ranking, k=2).pr == pytest.approx(expected_zero, rel=1e-4)
-    assert torch.isfinite(zero.original_logprobs).all()
+    assert torch.isfinite(zero.baseline.log_probs).all()
     with pytest.raises(InvalidParameterError):
         scorer.score(ranking, k=n + 1)
 

@@ -15,14 +15,10 @@ import sqlite3
 import pytest
 
 from promptxray.errors import InvalidParameterError
-from promptxray.evaluation.harness import (
-    DB_NAME,
-    EvalConfig,
-    PromptRecord,
-    read_prompts,
-    run_evaluation,
-)
+from promptxray.evaluation import EvalConfig, read_prompts, run_evaluation
 from promptxray.evaluation.metrics import FaithfulnessScorer, bleu
+from promptxray.evaluation.rows import PromptRecord
+from promptxray.evaluation.store import DB_NAME
 from promptxray.masking import mask_context, unit_positions
 from promptxray.model import Message
 from promptxray.targets import build_problem
@@ -245,14 +241,33 @@ def test_cli_evaluate_on_a_bad_row_exits_2(tiny_lm, tmp_path, monkeypatch):
 
 def test_an_older_results_file_gains_the_new_columns(tmp_path):
     """Result folders written before conversations still open, and so still resume."""
-    from promptxray.evaluation import harness
+    from promptxray.evaluation.metrics import METRIC_NAMES
+    from promptxray.evaluation.store import ROW_KEY, ResultStore
 
-    old = harness._SCHEMA.replace("    messages TEXT, output_source TEXT,\n", "")
-    old = old.replace(", output_source TEXT,\n", ",\n")
-    assert "output_source" not in old
-    with sqlite3.connect(tmp_path / DB_NAME) as conn:
-        conn.executescript(old)
-    store = harness.ResultStore(tmp_path / DB_NAME)
+    metrics = ", ".join(f"{m} REAL" for m in METRIC_NAMES)
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:  # the tables as the first version wrote them
+        conn.executescript(
+            f"""
+            CREATE TABLE outputs (
+                prompt_key TEXT, prompt_sha TEXT, model TEXT, max_new_tokens INTEGER,
+                line INTEGER, prompt TEXT, output TEXT, output_ids TEXT, error TEXT, seconds REAL,
+                PRIMARY KEY (prompt_key, prompt_sha, model, max_new_tokens));
+            CREATE TABLE rows (
+                prompt_key TEXT, prompt_sha TEXT, method TEXT, k INTEGER, granularity TEXT,
+                masking TEXT, model TEXT, max_new_tokens INTEGER, params TEXT,
+                line INTEGER, error TEXT, operator TEXT, n_units INTEGER, {metrics},
+                seconds REAL, forward_passes REAL, backward_passes REAL, eval_seconds REAL,
+                masked_output TEXT, masked_units TEXT, details TEXT,
+                PRIMARY KEY (prompt_key, prompt_sha, method, k, granularity, masking, model,
+                             max_new_tokens, params));
+            INSERT INTO rows (prompt_key, prompt_sha, method, k, granularity, masking, model,
+                              max_new_tokens, params, line, pr)
+                VALUES ('p1', 'abc', 'grad_norm', 2, 'word', 'delete', 'm', 5, '{{}}', 1, 0.25);
+            """
+        )
+    key = ("p1", "abc", "grad_norm", 2, "word", "delete", "m", 5, "{}")
+    assert len(key) == len(ROW_KEY)
+    store = ResultStore(tmp_path / DB_NAME)
     try:
         for table, columns in (
             ("outputs", {"messages", "output_source"}),
@@ -260,5 +275,8 @@ def test_an_older_results_file_gains_the_new_columns(tmp_path):
         ):
             have = {r["name"] for r in store.conn.execute(f"PRAGMA table_info({table})")}
             assert columns <= have
+        assert store.has_row(key)  # the old row is still found: a rerun reuses it
+        (row,) = store.rows_for([key])
+        assert row["pr"] == 0.25 and row["output_source"] is None
     finally:
         store.close()

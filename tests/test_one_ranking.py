@@ -17,7 +17,8 @@ from rich.console import Console
 from server_helpers import LOCAL, make_wordy_lm, run_job
 
 from promptxray import Attribution
-from promptxray.evaluation.harness import EvalConfig, ResultStore, run_evaluation
+from promptxray.evaluation import EvalConfig, run_evaluation
+from promptxray.evaluation.store import ResultStore
 from promptxray.render.console import render_console
 from promptxray.render.html import render_html
 from promptxray.server import create_app

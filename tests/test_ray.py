@@ -13,7 +13,8 @@ import pytest
 from conftest import make_tiny_lm
 
 from promptxray.distributed import RayOptions
-from promptxray.evaluation.harness import DB_NAME, EvalConfig, run_evaluation
+from promptxray.evaluation import EvalConfig, run_evaluation
+from promptxray.evaluation.store import DB_NAME
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -185,3 +186,12 @@ def test_study_on_ray_stores_the_rows_one_process_stores(local_ray, tmp_path):
         assert a["payload"]["output"] == b["payload"]["output"]
         for part, share in a["payload"]["shares"].items():
             assert b["payload"]["shares"][part] == pytest.approx(share, abs=1e-5)
+
+
+def test_a_running_head_passes_the_address_probe(local_ray):
+    """The probe that refuses a dead address at once lets a live Ray head through."""
+    from promptxray.ray_address import check_reachable
+
+    address = ray.get_runtime_context().gcs_address
+    check_reachable(address)
+    check_reachable(f"127.0.0.1:{address.rsplit(':', 1)[1]}")

@@ -12,9 +12,9 @@ from conftest import make_tiny_lm
 from promptxray.study import StudyConfig, read_study, run_study
 from promptxray.study.checks import Check, adherence, count_words
 from promptxray.study.measures import part_shares, positional_profile
-from promptxray.study.report import mean_ci
 from promptxray.study.runner import gallery_keys
 from promptxray.study.spec import OTHER, RowError, fill_template, parse_row, parts_in_prompt
+from promptxray.study.tables import mean_ci
 
 
 def write_rows(path: Path, rows: list) -> Path:
@@ -248,7 +248,7 @@ def test_cli_study_runs_and_refuses_a_file_with_nothing_usable(tmp_path, monkeyp
 
 
 def test_readings_say_what_the_numbers_say():
-    from promptxray.study.report import read_adherence, read_shares
+    from promptxray.study.readings import read_adherence, read_shares
 
     def cell(task, structure, share):
         return {

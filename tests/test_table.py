@@ -141,3 +141,49 @@ def test_rows_must_name_their_prompt_once():
         build_table([{"method": "a", "pr": 0.1}], ["a"])
     with pytest.raises(InvalidParameterError):
         build_table([_row("p1", "a", 0.1), _row("p1", "a", 0.2)], ["a"])
+
+
+# ----- the one bootstrap ------------------------------------------------------------------
+def test_cells_are_scipys_bootstrap_and_equal_the_former_numpy_resampling():
+    """A cell's interval is scipy.stats.bootstrap (percentile, default_rng(seed)); it draws
+    what the hand-written numpy resampling drew, so tables from before read the same."""
+    from scipy.stats import bootstrap
+
+    from promptxray.evaluation.table import bootstrap_cell
+
+    values = [0.12, 0.5, 0.33, 0.91, 0.27, 0.4, 0.05]
+    data = np.array(values)
+    for seed in (0, 4):
+        cell = bootstrap_cell([*values, None, float("nan")], n_boot=1000, seed=seed)
+        ref = bootstrap(
+            (data,),
+            np.mean,
+            n_resamples=1000,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+        assert (cell.low, cell.high) == (ref.low, ref.high)
+        picks = np.random.default_rng(seed).integers(0, data.size, size=(1000, data.size))
+        low, high = np.quantile(data[picks].mean(axis=1), [0.025, 0.975])
+        assert cell.low == pytest.approx(low, rel=1e-12)
+        assert cell.high == pytest.approx(high, rel=1e-12)
+        assert cell.low < cell.mean < cell.high and cell.mean == pytest.approx(data.mean())
+        assert cell.n == 7
+
+
+def test_the_study_uses_the_same_interval():
+    from scipy.stats import bootstrap
+
+    from promptxray.study.tables import mean_ci
+
+    values = [0.1, 0.25, 0.3, 0.45, 0.2]
+    mean, low, high = mean_ci(values, seed=2)
+    ref = bootstrap(
+        (np.array(values),),
+        np.mean,
+        n_resamples=1000,
+        method="percentile",
+        rng=np.random.default_rng(2),
+    ).confidence_interval
+    assert (low, high) == (ref.low, ref.high) and low < mean < high
+    assert mean_ci([0.3, 0.3, 0.3]) == (0.3, None, None)  # no spread: the study shows none

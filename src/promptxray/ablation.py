@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .conversation import recorded_messages
+from .errors import InvalidParameterError
 from .masking import (
     DEFAULT_OPERATOR,
     check_operator,
@@ -163,14 +164,25 @@ def ablate(
 
 
 def probability_ratio(masked_log_probs: torch.Tensor, original_log_probs: torch.Tensor) -> float:
-    """exp(mean_t [log p(y_t | masked, y<t) - log p(y_t | x, y<t)]): the per-token geometric
-    mean, so PR stays comparable across targets of different lengths."""
+    """exp(mean_t [log p(y_t | masked, y<t) - log p(y_t | x, y<t)]).
+
+    The per-token geometric mean keeps PR comparable across outputs of different
+    lengths (the raw product would vanish for long outputs); it is what the official
+    XPrompt code computes. `sequence_log10_ratio` is the paper's text's definition.
+    """
+    _check_same_shape(masked_log_probs, original_log_probs)
     diff = masked_log_probs.double() - original_log_probs.double()
     return float(torch.exp(diff.mean()))
 
 
 def sequence_log10_ratio(masked_log_probs: torch.Tensor, original_log_probs: torch.Tensor) -> float:
-    """log10 p(y | masked) - log10 p(y | x) over the whole target (the raw ratio underflows)."""
+    """log10 p(y | masked) - log10 p(y | x) over the whole sequence: the paper's PR, in log10.
+
+    XPrompt's text defines PR as the ratio of sequence probabilities; for long
+    outputs that ratio underflows, so it is reported as its base-10 logarithm
+    (-2 means the masked prompt makes y a hundred times less likely).
+    """
+    _check_same_shape(masked_log_probs, original_log_probs)
     diff = masked_log_probs.double() - original_log_probs.double()
     return float(diff.sum() / math.log(10))
 
@@ -180,8 +192,19 @@ def token_kl_divergence(
 ) -> torch.Tensor:
     """KL(p(.|masked, y<t) || p(.|x, y<t)) at each target position (log-softmax inputs),
     clamped at zero against rounding."""
+    _check_same_shape(masked_logdist, original_logdist)
     m, o = masked_logdist.double(), original_logdist.double()
     return (m.exp() * (m - o)).sum(-1).clamp_min(0.0)
+
+
+def kl_divergence(masked_logdist: torch.Tensor, original_logdist: torch.Tensor) -> float:
+    """Mean over target positions of KL(p(.|masked, y<t) || p(.|x, y<t))."""
+    return float(token_kl_divergence(masked_logdist, original_logdist).mean())
+
+
+def _check_same_shape(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise InvalidParameterError(f"Shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}.")
 
 
 def _regenerate(

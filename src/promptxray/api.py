@@ -35,7 +35,7 @@ from .model import (
 )
 from .record import Batching, ContrastReport, Provenance, RunCost, RunRecord
 from .roles import turn_label
-from .segments import GRANULARITIES, Unit, check_granularity
+from .segments import GRANULARITIES, Unit, check_granularity, segment
 from .targets import Problem, build_problem, parse_span
 
 # What the callers above (CLI, server, evaluation, studies) need from the rooms below, in one
@@ -62,6 +62,7 @@ __all__ = [
     "as_model",
     "attribute",
     "build_problem",
+    "check_granularity",
     "check_request",
     "conversation_from",
     "estimate",
@@ -76,6 +77,7 @@ __all__ = [
     "require_one_source",
     "resolve_placement",
     "run",
+    "segment",
     "turn_label",
 ]
 

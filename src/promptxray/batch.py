@@ -1,26 +1,37 @@
-"""What every batch job over a JSONL file shares: line-numbered reading and progress.
+"""What every batch job over a JSONL file shares: reading, progress, the store, Ray.
 
 `promptxray evaluate` and `promptxray study` both read one JSON object per line,
 report a bad line by its number and go on (one broken row must not cost a long
-run), and show progress with an ETA. They share this module rather than copies.
+run), show progress with an ETA, commit every finished row to SQLite at once,
+and, with `ray`, send their work to Ray workers by one road (`run_batch_on_ray`).
+They share this module rather than copies.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InvalidParameterError
+from .sqlite_schema import Table, ensure_schema
+
+if TYPE_CHECKING:
+    from .distributed import RayOptions, RayStats
 
 
 @dataclass(frozen=True)
 class BadLine:
     line: int
     reason: str
+
+
+class RowError(ValueError):
+    """What is wrong with one line of a batch file (reported with its line number)."""
 
 
 def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
@@ -116,10 +127,11 @@ class SqliteStore:
 
     A long batch job is stopped, killed or out of power at some point; committing
     each finished row means a rerun skips it and nothing done is lost. Subclasses
-    give `schema` and their own key columns.
+    declare their `tables` (a file written by an older version gains the columns it
+    lacks when it opens, so it still resumes).
     """
 
-    schema = ""
+    tables: tuple[Table, ...] = ()
 
     def __init__(self, path: str | Path) -> None:
         import sqlite3
@@ -129,7 +141,7 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path))
             self.conn.row_factory = sqlite3.Row
-            self.conn.executescript(self.schema)
+            ensure_schema(self.conn, self.tables)
             self.conn.commit()
         except (OSError, sqlite3.Error) as exc:
             # Opened before any model loads, so a folder that cannot be written fails here
@@ -155,3 +167,47 @@ class SqliteStore:
         return self.conn.execute(
             f"SELECT * FROM {table} WHERE {where}", list(key.values())
         ).fetchone()
+
+
+# ----- Ray ------------------------------------------------------------------------------
+def worker_loader(model: Any) -> Callable[[], Any]:
+    """What each Ray worker calls to load its model: a name's loader, or the loader given.
+
+    A model already loaded here is refused: every worker loads its own copy, and
+    shipping a loaded one to each would copy its weights through Ray's object store.
+    """
+    from .api import load_model
+
+    if model is None or isinstance(model, str):
+        return functools.partial(load_model, model)
+    if callable(model) and not hasattr(model, "tokenizer"):
+        return model
+    raise InvalidParameterError(
+        "On Ray, give a model name or a function that loads the model, not a loaded model: "
+        "each worker loads its own.",
+        param="model",
+    )
+
+
+def run_batch_on_ray(
+    jobs: list[Any] | Callable[[str], list[Any]],
+    fn: Callable[[Any, Any], Any],
+    model: Any,
+    options: RayOptions,
+    on_result: Callable[[Any], None],
+    on_failure: Callable[[Any, str], None],
+    job_key: Callable[[Any], str],
+    console: Any,
+    label: str = "",
+) -> RayStats:
+    """The one road of a batch job (an evaluation's prompts, a study's rows of one model)
+    to Ray: the workers load `model` (a name or a loader, see `worker_loader`), run
+    `fn(model, job)` for every job (`run_on_ray`), and the run's statistics end in one
+    line on `console`, after `label`."""
+    from . import distributed
+
+    stats = distributed.run_on_ray(
+        jobs, fn, worker_loader(model), options, on_result, on_failure, job_key=job_key
+    )
+    console.print(f"{label}{stats.summary()}", soft_wrap=True)
+    return stats

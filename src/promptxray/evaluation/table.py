@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidParameterError
+from ..intervals import mean_interval
 
 # (key in a row, column title, which direction means "more faithful")
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -88,18 +89,11 @@ def bootstrap_cell(
     values: Sequence[float | None], n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> Cell:
     """Mean and percentile-bootstrap interval of the finite values (missing ones dropped)."""
-    data = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if data.size == 0:
+    data = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not data:
         return Cell(None, None, None, 0)
-    mean = float(data.mean())
-    if data.size == 1:
-        return Cell(mean, None, None, 1)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, data.size, size=(n_boot, data.size))
-    means = data[picks].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return Cell(mean, float(low), float(high), int(data.size))
+    mean, low, high = mean_interval(data, n_resamples=n_boot, seed=seed, level=level)
+    return Cell(mean, low, high, len(data))
 
 
 @dataclass(frozen=True)
@@ -153,10 +147,10 @@ def paired_comparison(
     for the same values. Fewer than two pairs: no interval; a constant difference
     d: exactly [d, d] (every resample has mean d).
     """
-    from scipy.stats import bootstrap
-
     if direction not in ("↓", "↑"):
-        raise InvalidParameterError(f'direction must be "↓" or "↑", not {direction!r}.')
+        raise InvalidParameterError(
+            f'direction must be "↓" or "↑", not {direction!r}.', param="direction"
+        )
     pairs = [
         (float(a), float(b))
         for a, b in zip(a_values, b_values, strict=True)
@@ -168,21 +162,8 @@ def paired_comparison(
     better = -diffs if direction == "↓" else diffs
     wins, losses = int((better > TIE).sum()), int((better < -TIE).sum())
     ties = len(diffs) - wins - losses
-    if np.ptp(diffs) == 0:  # every resample has mean d; np.mean could be off by an ulp
-        d = float(diffs[0])
-        low, high = (d, d) if len(diffs) >= 2 else (None, None)
-        return PairedComparison(len(diffs), d, low, high, wins, ties, losses)
-    mean = float(diffs.mean())
-    result = bootstrap(
-        (diffs,),
-        np.mean,
-        n_resamples=n_resamples,
-        confidence_level=level,
-        method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
-    ci = result.confidence_interval
-    return PairedComparison(len(diffs), mean, float(ci.low), float(ci.high), wins, ties, losses)
+    mean, low, high = mean_interval(diffs, n_resamples=n_resamples, seed=seed, level=level)
+    return PairedComparison(len(diffs), mean, low, high, wins, ties, losses)
 
 
 @dataclass

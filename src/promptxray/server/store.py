@@ -25,46 +25,57 @@ from typing import Any
 
 from ..attribution import Attribution
 from ..errors import InvalidParameterError
+from ..sqlite_schema import Table, ensure_schema
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    model TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    system_prompt TEXT,
-    max_new_tokens INTEGER NOT NULL,
-    output TEXT NOT NULL,
-    output_ids TEXT NOT NULL,
-    messages TEXT,
-    output_source TEXT NOT NULL DEFAULT 'generated'
-);
-CREATE TABLE IF NOT EXISTS explanations (
-    id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    created REAL NOT NULL,
-    settings TEXT NOT NULL,
-    attribution TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS edits (
-    id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    explanation_id TEXT NOT NULL REFERENCES explanations(id) ON DELETE CASCADE,
-    created REAL NOT NULL,
-    result TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS explanations_run ON explanations(run_id, created);
-CREATE INDEX IF NOT EXISTS edits_run ON edits(run_id, created);
-"""
+# The history's tables. Columns added to `runs` after the first release (`messages`,
+# `output_source`) come last: a history written before them gains them on open, and
+# its older runs read as single-turn and generated.
+_TABLES = (
+    Table(
+        "runs",
+        (
+            ("id", "TEXT PRIMARY KEY"),
+            ("created", "REAL NOT NULL"),
+            ("model", "TEXT NOT NULL"),
+            ("prompt", "TEXT NOT NULL"),
+            ("system_prompt", "TEXT"),
+            ("max_new_tokens", "INTEGER NOT NULL"),
+            ("output", "TEXT NOT NULL"),
+            ("output_ids", "TEXT NOT NULL"),
+            ("messages", "TEXT"),
+            ("output_source", "TEXT NOT NULL DEFAULT 'generated'"),
+        ),
+    ),
+    Table(
+        "explanations",
+        (
+            ("id", "TEXT PRIMARY KEY"),
+            ("run_id", "TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE"),
+            ("created", "REAL NOT NULL"),
+            ("settings", "TEXT NOT NULL"),
+            ("attribution", "TEXT NOT NULL"),
+        ),
+    ),
+    Table(
+        "edits",
+        (
+            ("id", "TEXT PRIMARY KEY"),
+            ("run_id", "TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE"),
+            (
+                "explanation_id",
+                "TEXT NOT NULL REFERENCES explanations(id) ON DELETE CASCADE",
+            ),
+            ("created", "REAL NOT NULL"),
+            ("result", "TEXT NOT NULL"),
+        ),
+    ),
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS explanations_run ON explanations(run_id, created)",
+    "CREATE INDEX IF NOT EXISTS edits_run ON edits(run_id, created)",
+)
 
 DB_NAME = "history.sqlite3"
-
-# Columns added to `runs` after the first release, with their definition: a history
-# written before them gains them on open (older runs read as single-turn, generated).
-_ADDED_RUN_COLUMNS = (
-    ("messages", "TEXT"),
-    ("output_source", "TEXT NOT NULL DEFAULT 'generated'"),
-)
 
 
 def _new_id() -> str:
@@ -113,14 +124,6 @@ def check_data_dir(path: Path | str) -> Path:
     return folder
 
 
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Bring a history written by an older version up to the current `runs` columns."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    for name, definition in _ADDED_RUN_COLUMNS:
-        if name not in have:
-            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
-
-
 class HistoryStore:
     """Thread-safe access to the history database (one connection, one lock)."""
 
@@ -138,8 +141,7 @@ class HistoryStore:
         }
         with self._tx() as db:
             db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(_SCHEMA)
-            _add_missing_columns(db)
+            ensure_schema(db, _TABLES, _INDEXES)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

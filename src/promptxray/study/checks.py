@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..batch import RowError
+
 CHECK_KINDS = (
     "one_word",
     "max_words",
@@ -52,8 +54,6 @@ def count_words(text: str) -> int:
 
 def parse_checks(given: Any) -> list[Check]:
     """Checks from a row's `checks` object; an unknown kind or a bad value is an error."""
-    from .spec import RowError
-
     if not isinstance(given, dict):
         raise RowError("'checks' must map check kinds to values")
     checks = []

@@ -19,25 +19,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api import as_model, attribute, check_request
-from ..batch import BadLine, SqliteStore, progress_bar, usable_rows
+from ..api import (
+    DEFAULT_MODEL,
+    LanguageModel,
+    Problem,
+    as_model,
+    attribute,
+    build_problem,
+    check_request,
+)
+from ..batch import BadLine, SqliteStore, progress_bar, run_batch_on_ray, usable_rows
+from ..distributed import RayOptions, check_ready
 from ..errors import InvalidParameterError, PromptXrayError
-from ..model import DEFAULT_MODEL
-from ..targets import build_problem
+from ..sqlite_schema import Table
 from .checks import adherence
 from .measures import earlier_output_share, part_shares, positional_profile
 from .spec import StudyRow, read_study
 
 DB_NAME = "study.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS study_rows (
-    row_key TEXT, sha TEXT, model TEXT, method TEXT, granularity TEXT,
-    max_new_tokens INTEGER, params TEXT,
-    line INTEGER, task TEXT, structure TEXT, grp TEXT, error TEXT, payload TEXT,
-    PRIMARY KEY (row_key, sha, model, method, granularity, max_new_tokens, params)
-);
-"""
+STUDY_ROWS = Table(
+    "study_rows",
+    (
+        ("row_key", "TEXT"),
+        ("sha", "TEXT"),
+        ("model", "TEXT"),
+        ("method", "TEXT"),
+        ("granularity", "TEXT"),
+        ("max_new_tokens", "INTEGER"),
+        ("params", "TEXT"),
+        ("line", "INTEGER"),
+        ("task", "TEXT"),
+        ("structure", "TEXT"),
+        ("grp", "TEXT"),
+        ("error", "TEXT"),
+        ("payload", "TEXT"),
+    ),
+    key=("row_key", "sha", "model", "method", "granularity", "max_new_tokens", "params"),
+)
 
 
 @dataclass
@@ -51,15 +70,18 @@ class StudyConfig:
 
     def check(self) -> None:
         if not self.models:
-            raise InvalidParameterError("Give at least one model (--models A,B).")
+            raise InvalidParameterError("models is empty: give at least one model.", param="models")
         if self.granularity in ("regex", "token"):
             raise InvalidParameterError(
-                "A study groups units into parts: use word, sentence, line or paragraph units."
+                "A study groups units into parts: use word, sentence, line or paragraph units.",
+                param="granularity",
             )
         if self.max_new_tokens < 1:
-            raise InvalidParameterError("max_new_tokens must be at least 1.")
+            raise InvalidParameterError(
+                "max_new_tokens must be at least 1.", param="max_new_tokens"
+            )
         if self.limit is not None and self.limit < 1:
-            raise InvalidParameterError("limit must be at least 1.")
+            raise InvalidParameterError("limit must be at least 1.", param="limit")
         check_request(self.method, self.granularity, None, self.params)
 
     @functools.cached_property
@@ -72,7 +94,7 @@ class StudyConfig:
 class StudyStore(SqliteStore):
     """The study's SQLite file: one committed row per (study row, model, settings)."""
 
-    schema = _SCHEMA
+    tables = (STUDY_ROWS,)
 
     def key(self, row: StudyRow, model: str, cfg: StudyConfig) -> dict[str, Any]:
         return {
@@ -146,7 +168,7 @@ def run_study(
     console: Any = None,
     show_progress: bool = True,
     report: bool = True,
-    ray: Any = None,
+    ray: RayOptions | None = None,
 ) -> StudyReport:
     """Run the study and (with `report`) write its tables and HTML report into `out_dir`.
 
@@ -161,8 +183,6 @@ def run_study(
     config = config or StudyConfig()
     config.check()
     if ray is not None:
-        from ..distributed import check_ready
-
         check_ready(ray)
     console = console or Console(stderr=True)
     rows, bad = usable_rows(data, read_study, config.limit, console, "rows")
@@ -192,10 +212,11 @@ def run_study(
                         errors.append((row.key, model, error))
                     advance(1, f"{model} · {row.key}")
 
+                model = (loaders or {}).get(model_name, model_name)
                 if ray is not None:
-                    _rows_on_ray(todo, model_name, loaders, config, gallery, ray, record, console)
+                    _rows_on_ray(todo, model_name, model, config, gallery, ray, record, console)
                     continue
-                lm = as_model((loaders or {}).get(model_name, model_name))
+                lm = as_model(model)
                 for row in todo:
                     advance(0, f"{model_name} · {row.key}")
                     record(row, *_explain_row(lm, row, config, row.key in gallery))
@@ -210,7 +231,7 @@ def run_study(
     return StudyReport(computed, reused, bad, errors, rows, results, files)
 
 
-def explain_job(lm: Any, job: tuple[StudyRow, bool], cfg: StudyConfig) -> tuple:
+def explain_job(lm: LanguageModel, job: tuple[StudyRow, bool], cfg: StudyConfig) -> tuple:
     """One row's work on a Ray worker: (row, payload, error), as `_explain_row` computes it."""
     row, keep_matrix = job
     return (row, *_explain_row(lm, row, cfg, keep_matrix))
@@ -219,10 +240,10 @@ def explain_job(lm: Any, job: tuple[StudyRow, bool], cfg: StudyConfig) -> tuple:
 def _rows_on_ray(
     todo: list[StudyRow],
     model_name: str,
-    loaders: dict[str, Any] | None,
+    model: Any,
     cfg: StudyConfig,
     gallery: set[str],
-    options: Any,
+    options: RayOptions,
     record: Callable[[StudyRow, dict | None, str | None], None],
     console: Any,
 ) -> None:
@@ -230,24 +251,21 @@ def _rows_on_ray(
 
     A row whose workers kept dying is recorded as an error row ("not computed: ...").
     """
-    from ..distributed import run_on_ray
-    from ..model import load_model
-
-    loader = (loaders or {}).get(model_name) or functools.partial(load_model, model_name)
-    stats = run_on_ray(
+    run_batch_on_ray(
         [(row, row.key in gallery) for row in todo],
         functools.partial(explain_job, cfg=cfg),
-        loader,
+        model,
         options,
-        lambda result: record(*result),
-        lambda job, reason: record(job[0], None, f"not computed: {reason}"),
+        on_result=lambda result: record(*result),
+        on_failure=lambda job, reason: record(job[0], None, f"not computed: {reason}"),
         job_key=lambda job: job[0].key,
+        console=console,
+        label=f"{model_name}: ",
     )
-    console.print(f"{model_name}: {stats.summary()}", soft_wrap=True)
 
 
 def _explain_row(
-    lm: Any, row: StudyRow, cfg: StudyConfig, keep_matrix: bool
+    lm: LanguageModel, row: StudyRow, cfg: StudyConfig, keep_matrix: bool
 ) -> tuple[dict | None, str | None]:
     started = time.perf_counter()
     try:
@@ -274,7 +292,7 @@ def _explain_row(
         "units": [u.text for u in whole.units],
         "scores": whole.scores,
         "seconds": time.perf_counter() - started,
-        "forward_passes": whole.metadata.get("forward_passes"),
+        "forward_passes": whole.record.cost.forward_passes,
     }
     if keep_matrix:
         payload["attribution"] = whole.to_dict()
@@ -282,7 +300,7 @@ def _explain_row(
 
 
 def _halves(
-    lm: Any, row: StudyRow, problem: Any, cfg: StudyConfig
+    lm: LanguageModel, row: StudyRow, problem: Problem, cfg: StudyConfig
 ) -> tuple[dict[str, float] | None, dict[str, float] | None, float | None]:
     """Part shares for the first and the second half of the output tokens (None if < 2),
     and the second half's share on the output before it."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..batch import BadLine, read_jsonl, row_key
+from ..batch import BadLine, RowError, read_jsonl, row_key
 from .checks import Check, parse_checks
 
 PART_NAMES = (
@@ -42,10 +42,6 @@ PART_NAMES = (
 OTHER = "other"  # prompt text outside every named part
 
 Span = tuple[int, int]
-
-
-class RowError(ValueError):
-    """What is wrong with one line of a study file (reported with its line number)."""
 
 
 @dataclass(frozen=True)
