@@ -212,7 +212,10 @@ def test_compare_two_runs_side_by_side_by_url(page, server_url, tmp_path):
     expected = call(server_url, "GET", f"/api/compare?a={a}&b={b}")
     for key in ("a", "b"):
         view = expected[key]["view"]
-        drawn = backgrounds(page, f"#cmp-{key}-prompt .unit, #cmp-{key}-output .unit")
+        units = f"#cmp-{key}-prompt .unit, #cmp-{key}-output .unit"
+        # the selects are filled before the comparison arrives: wait for its units
+        expect(page.locator(units)).to_have_count(len(view["units"]))
+        drawn = backgrounds(page, units)
         assert drawn == [u["color"] for u in sorted(view["units"], key=_page_order(view))]
     expect(page.locator("#compare-caption")).to_contain_text(expected["palette"]["caption"])
     expect(page.locator("#cmp-prompt-diff del")).to_have_text("calm")

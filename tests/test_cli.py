@@ -236,3 +236,13 @@ def test_heatmap_with_the_real_model(monkeypatch, default_lm, tmp_path):
     assert result.exit_code == 0, result.output
     assert out.exists() and out.stat().st_size > 10_000
     assert "x 6 word units" in result.stdout
+
+
+def test_method_summaries_cut_outside_brackets_only():
+    from promptxray.cli.methods import first_clause
+
+    assert first_clause("Gradient times input (signed; groups sum).") == (
+        "Gradient times input (signed; groups sum)"
+    )
+    assert first_clause("The k units: a search; more") == "The k units"
+    assert first_clause("No separator at all.") == "No separator at all"

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from promptxray import explain, load_model
 from promptxray.cli import app
 from promptxray.errors import InvalidParameterError, ModelLoadError
+from promptxray.evaluation.metrics import METRIC_NAMES
 from promptxray.evaluation.table import build_table
 from promptxray.model import resolve_placement
 from promptxray.model.provision import gguf_cache_folder
@@ -165,19 +166,7 @@ def test_the_evaluate_table_fits_100_columns():
     for p in range(4):
         for i, m in enumerate(methods):
             value = 0.1234567 + i / 7 + p / 100
-            metrics = [
-                "bleu",
-                "rouge_p",
-                "rouge_r",
-                "rouge_f",
-                "sbert",
-                "pr",
-                "pr_seq_log10",
-                "kl",
-                "comprehensiveness",
-                "sufficiency",
-            ]
-            row = {"prompt_key": p, "method": m, **dict.fromkeys(metrics, value)}
+            row = {"prompt_key": p, "method": m, **dict.fromkeys(METRIC_NAMES, value)}
             rows.append({**row, "pr_seq_log10": -12.345, "seconds": 31.4, "forward_passes": 145})
     table = build_table(rows, methods)
     console = Console(width=200, record=True)

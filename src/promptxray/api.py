@@ -33,7 +33,7 @@ from .model import (
     provision_default_model,
     resolve_placement,
 )
-from .record import Batching, ContrastReport, Provenance, RunCost, RunRecord
+from .record import ContrastReport, Provenance, RunCost, RunRecord
 from .roles import turn_label
 from .segments import GRANULARITIES, Unit, check_granularity, segment
 from .targets import Problem, build_problem, parse_span
@@ -387,7 +387,7 @@ def run(
             "one tangent a unit; not regroupable to other units"
         )
     if spec.family is not Family.GRADIENT:  # masked variants went through the batched scorer
-        record.batching = Batching(**lm.batching_support.as_metadata())
+        record.batching = lm.batching_support
     attribution = Attribution(
         prompt=problem.encoding.prompt,
         system_prompt=problem.encoding.system_prompt,

@@ -35,9 +35,14 @@ def describe_rule(name: str) -> str:
 
 
 def first_clause(description: str) -> str:
-    """The description up to its first ';' or ':' (a method's one-line summary)."""
-    cut = min((i for i in (description.find("; "), description.find(": ")) if i > 0), default=-1)
-    return (description[:cut] if cut > 0 else description).rstrip(".")
+    """The description up to its first ';' or ':' outside parentheses (a method's one-line
+    summary), so "embedding (signed; groups sum)" is not cut inside its bracket."""
+    depth = 0
+    for i, char in enumerate(description):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ";:" and description[i + 1 : i + 2] == " " and i > 0:
+            return description[:i].rstrip(".")
+    return description.rstrip(".")
 
 
 def list_lines(width: int) -> list[Text]:

@@ -161,9 +161,9 @@ class FaithfulnessScorer:
 
     def __init__(
         self,
-        lm: Any,
-        problem: Any,
-        units: list[Any],
+        lm: api.LanguageModel,
+        problem: api.Problem,
+        units: list[api.Unit],
         operator: str = "delete",
         max_new_tokens: int = 64,
         use_sbert: bool = True,
@@ -242,7 +242,7 @@ class FaithfulnessScorer:
         )
 
 
-def _reference(lm: Any, problem: Any) -> str:
+def _reference(lm: api.LanguageModel, problem: api.Problem) -> str:
     """The text regenerations are compared with: a supplied target as the user wrote it
     (its tokens decoded could differ in spacing), a generation as decoded without its
     stop token."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..api import as_model
+from ..api import LanguageModel, as_model
 from ..batch import BadLine, progress_bar, run_batch_on_ray, usable_rows
 from ..distributed import RayOptions, RayStats, check_ready
 from .config import EvalConfig
@@ -172,7 +172,7 @@ class _Ledger:
         self.advance(len(job.methods), job.rec.key)
 
 
-def _run_here(lm: Any, rec: PromptRecord, ledger: _Ledger, cfg: EvalConfig) -> None:
+def _run_here(lm: LanguageModel, rec: PromptRecord, ledger: _Ledger, cfg: EvalConfig) -> None:
     """One prompt in this process, each piece committed the moment it exists."""
     job = ledger.job(rec, lm.name)
     if not job.methods:

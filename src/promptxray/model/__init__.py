@@ -10,6 +10,7 @@ probe finds it exact), `memory` (bounded backward on long prompts), and
 
 from __future__ import annotations
 
+from ..record import Batching
 from ..roles import (
     MESSAGE_ROLES,
     ROLE_ASSISTANT,
@@ -34,7 +35,7 @@ from .provision import (
     provision_gguf,
     provision_packaged_model,
 )
-from .scoring import BatchingSupport, MaskedContext
+from .scoring import MaskedContext
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -47,7 +48,7 @@ __all__ = [
     "ROLE_SYSTEM",
     "ROLE_TEMPLATE",
     "ROLE_USER",
-    "BatchingSupport",
+    "Batching",
     "CostCounter",
     "LanguageModel",
     "MaskedContext",

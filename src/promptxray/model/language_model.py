@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..record import Batching
 from ..roles import Message, Span
 from .core import ModelCore
 from .devices import Placement, dtype_name
@@ -20,7 +21,7 @@ from .encoding import PromptEncoding
 from .generation import greedy
 from .heartbeat import beat_between_layers
 from .memory import plan_backward, recompute_layers
-from .scoring import BatchingSupport, MaskedContext, VariantScorer
+from .scoring import MaskedContext, VariantScorer
 
 
 class LanguageModel(ModelCore):
@@ -46,7 +47,7 @@ class LanguageModel(ModelCore):
         return self.encoder.has_chat_template
 
     @property
-    def batching_support(self) -> BatchingSupport:
+    def batching_support(self) -> Batching:
         """Whether padded batches and the shared-prefix cache are exact for this model."""
         return self.scorer.support
 

@@ -13,12 +13,13 @@ and turns off what it cannot reproduce.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import InvalidParameterError, PromptTooLongError
+from ..record import Batching  # what the probe finds is what results record
 
 if TYPE_CHECKING:
     from .core import ModelCore
@@ -55,19 +56,6 @@ class MaskedContext:
 
 
 @dataclass(frozen=True)
-class BatchingSupport:
-    """What the probe found this model can do exactly (recorded in results' metadata)."""
-
-    padded_batches: bool
-    prefix_cache: bool
-    probe_error: float
-    reason: str = ""
-
-    def as_metadata(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class ScoringPlan:
     """How `score_variants` will run: each variant's cached prefix length, the batches
     (variant indices, longest first), the reference prefix cached (0: none) and each
@@ -99,10 +87,10 @@ class VariantScorer:
 
     def __init__(self, lm: ModelCore) -> None:
         self.lm = lm
-        self._support: BatchingSupport | None = None
+        self._support: Batching | None = None
 
     @property
-    def support(self) -> BatchingSupport:
+    def support(self) -> Batching:
         """The probe's verdict, computed on first use (two short forwards, not counted)."""
         if self._support is None:
             with self.lm.lock:
@@ -311,7 +299,7 @@ class VariantScorer:
         picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         return (picked - logits.logsumexp(-1)).cpu()
 
-    def _probe(self) -> BatchingSupport:
+    def _probe(self) -> Batching:
         """Score two variants of a short text alone, in one padded batch, and in one batch
         over a shared prefix; keep each shortcut only if it reproduces the scores alone.
 
@@ -337,20 +325,20 @@ class VariantScorer:
             padding_error = _max_difference(padded, alone)
             if padding_error is None or padding_error > tolerance:
                 reason = "padded batches differ from single rows"
-                return BatchingSupport(False, False, _finite(padding_error), reason)
+                return Batching(False, False, _finite(padding_error), reason)
             try:
                 shared = self._prefix_cache(MaskedContext(ids), late)
             except (TypeError, ValueError, RuntimeError, AttributeError):
                 shared = None
             if shared is None:
                 reason = "the model keeps no per-layer key/value cache to share"
-                return BatchingSupport(True, False, padding_error, reason)
+                return Batching(True, False, padding_error, reason)
             cached = self._rows(rows, target, prefixes=[late, early], shared=shared)
         cache_error = _max_difference(cached, alone)
         if cache_error is None or cache_error > tolerance:
             reason = "the shared-prefix cache is not exact here"
-            return BatchingSupport(True, False, _finite(cache_error), reason)
-        return BatchingSupport(True, True, max(cache_error, padding_error))
+            return Batching(True, False, _finite(cache_error), reason)
+        return Batching(True, True, max(cache_error, padding_error))
 
     def _rows(
         self,
