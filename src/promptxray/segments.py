@@ -134,7 +134,7 @@ class Segment:
 def check_granularity(granularity: str, pattern: str | None = None) -> None:
     if granularity == "regex":
         if not pattern:
-            raise UnknownGranularityError("Granularity 'regex' needs a pattern (--pattern).")
+            raise UnknownGranularityError("Granularity 'regex' needs a pattern.", param="pattern")
         try:
             re.compile(pattern)
         except re.error as exc:

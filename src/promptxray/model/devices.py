@@ -65,7 +65,8 @@ def resolve_device(device: str | torch.device | None) -> tuple[torch.device, boo
         if not torch.cuda.is_available():
             raise InvalidParameterError(
                 f"Device {device!r} needs CUDA, which this torch ({torch.__version__}) cannot "
-                "use here; use --device cpu (or auto)."
+                "use here; use device cpu (or auto).",
+                param="device",
             )
         count = torch.cuda.device_count()
         if parsed.index is not None and parsed.index >= count:
@@ -76,7 +77,8 @@ def resolve_device(device: str | torch.device | None) -> tuple[torch.device, boo
         if not torch.backends.mps.is_available():
             raise InvalidParameterError(
                 f"Device {device!r} needs Apple's MPS, which is not available here; "
-                "use --device cpu (or auto)."
+                "use device cpu (or auto).",
+                param="device",
             )
     elif parsed.type != "cpu":
         raise InvalidParameterError(
