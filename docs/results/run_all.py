@@ -32,13 +32,8 @@ from pathlib import Path
 
 import torch
 
-from promptxray.evaluation.harness import (
-    DB_NAME,
-    EvalConfig,
-    ResultStore,
-    read_prompts,
-    run_evaluation,
-)
+from promptxray.evaluation import EvalConfig, read_prompts, run_evaluation
+from promptxray.evaluation.store import DB_NAME, ResultStore
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[2] / "shared" / "data"
@@ -106,8 +101,8 @@ def tables() -> None:
     """Rewrite each run's tables over its complete prompts (no new rows): the 60-prompt
     table of the three methods, and the 20-prompt table with xprompt_paper beside them;
     all of them, in order, into TABLES.md (the README quotes its numbers)."""
-    from promptxray.evaluation.harness import _table, write_table
-    from promptxray.model import DEFAULT_MODEL
+    from promptxray.api import DEFAULT_MODEL
+    from promptxray.evaluation.runner import _table, write_table
 
     sections = [
         "# All result tables\n\nWritten by `run_all.py tables` from the runs' SQLite "
