@@ -83,6 +83,8 @@ VALUES: dict[str, Case] = {
     "dtype": Case("float32", [("dtype", "float32")]),
     "top": Case(3, [("top", 3)]),
     "k": Case(2, [("k", 2)]),
+    "check": Case(False, [("check", False)]),
+    "check_k": Case(2, [("check_k", 2)]),
     "iterations": Case(5, [("iterations", 5)]),
     "steps": Case(6, [("steps", 6)]),
     "masking": Case("zero", [("masking", "zero")]),

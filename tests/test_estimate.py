@@ -88,7 +88,7 @@ def test_hierarchical_leave_one_out_is_bounded(tiny_lm, problem):
 
 def test_estimate_gives_passes_and_seconds_from_one_measured_forward(tiny_lm, problem):
     before = tiny_lm.cost.snapshot()
-    request = api.check_request("leave_one_out", "word")
+    request = api.check_request("leave_one_out", "word", check=False)
     estimate = api.estimate(tiny_lm, problem, request)
     assert tiny_lm.cost.snapshot() == before  # measuring is not a method's cost
     assert isinstance(estimate, Estimate) and estimate.seconds > 0
@@ -130,7 +130,10 @@ def test_page_asks_the_server_for_an_estimate_that_matches_the_run(tiny_lm, tmp_
         estimate = answer.json()
         assert estimate["available"] and not estimate["confirm"]  # tiny model: quick
         result = run_job(client, "/api/explain", body)["result"]
-        assert estimate["forward_sequences"] == result["metadata"]["forward_passes"]
+        # the estimate counts the method and its faithfulness check; so does the result
+        check = result["metadata"]["check"]
+        counted = result["metadata"]["forward_passes"] + check["forward_passes"]
+        assert estimate["forward_sequences"] == counted
         assert estimate["line"].startswith("leave_one_out: about ")
         refused = client.post("/api/estimate", json={**body, "params": {"k": 2}})
         assert refused.status_code == 400
@@ -156,3 +159,19 @@ def test_no_estimate_while_the_model_is_busy(tiny_lm, tmp_path):
             release.set()
             worker.join()
         assert estimate["available"] is False and estimate["confirm"] is False
+
+
+@pytest.mark.parametrize("method", ["grad_norm", "leave_one_out", "xprompt"])
+def test_the_estimate_counts_the_check_exactly(tiny_lm, problem, method):
+    params = {"k": 2} if method == "xprompt" else {}
+    request = api.check_request(method, "word", params=params)
+    without = api.check_request(method, "word", params=params, check=False)
+    check_passes = (
+        api.estimate(tiny_lm, problem, request).cost.forward_sequences
+        - api.estimate(tiny_lm, problem, without).cost.forward_sequences
+    )
+    check = api.run(tiny_lm, problem, request).record.check
+    assert check is not None and check.forward_passes == check_passes
+    # 20 masked variants and the shared prefix; the unmasked one only if the method
+    # did not score it already
+    assert check_passes == (21 if method in ("leave_one_out", "xprompt") else 22)

@@ -8,9 +8,7 @@ where a result and its metadata are put together.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 from .ablation import Ablation, MarkedText, Reference, ablate, reference
@@ -19,9 +17,8 @@ from .conversation import Conversation, conversation_from, recorded_messages, re
 from .distributed import RayOptions
 from .errors import EmptyTargetError, InvalidParameterError
 from .methods import REGISTRY as METHODS
-from .methods import get_method, quantity
-from .methods.base import Family, MethodParams, MethodSpec, ProgressFn
-from .methods.costs import Estimate, seconds_for, seconds_per_token
+from .methods.base import MethodParams, ProgressFn
+from .methods.costs import Estimate
 from .model import (
     DEFAULT_MODEL,
     DEVICE_CHOICES,
@@ -33,7 +30,8 @@ from .model import (
     provision_default_model,
     resolve_placement,
 )
-from .record import ContrastReport, Provenance, RunCost, RunRecord
+from .pipeline import Request, check_request, check_result, estimate, run
+from .record import FaithfulnessCheck
 from .roles import turn_label
 from .segments import GRANULARITIES, Unit, check_granularity, segment
 from .targets import Problem, build_problem, parse_span
@@ -49,6 +47,7 @@ __all__ = [
     "Ablation",
     "Attribution",
     "Estimate",
+    "FaithfulnessCheck",
     "LanguageModel",
     "MarkedText",
     "Problem",
@@ -62,6 +61,7 @@ __all__ = [
     "as_model",
     "attribute",
     "build_problem",
+    "check_result",
     "check_granularity",
     "check_request",
     "conversation_from",
@@ -110,49 +110,6 @@ def as_model(
     return load_model(model, device=device, dtype=dtype, progress=progress)
 
 
-@dataclass(frozen=True)
-class Request:
-    """A checked method request: the spec, its resolved parameters, where it runs."""
-
-    spec: MethodSpec
-    params: MethodParams
-    granularity: str
-    pattern: str | None
-
-    @property
-    def base_granularity(self) -> str:
-        """Token-level methods compute on tokens; masking methods on the units asked for."""
-        return "token" if self.spec.regroupable else self.granularity
-
-    def units(self, problem: Problem) -> list[Unit]:
-        """The units the method scores, checked against its parameters (e.g. k <= n)."""
-        units = problem.units(self.base_granularity, self.pattern)
-        self.params.check_units(len(units))
-        return units
-
-    def matrix_units(self, problem: Problem, matrix: bool) -> list[Unit] | None:
-        """The view units a heatmap is computed over directly (the method's `unit_matrix`,
-        where it applies), or None: the heatmap comes in base units, regrouped."""
-        hook = self.spec.unit_matrix
-        if not matrix or hook is None or self.granularity in (self.base_granularity, "regex"):
-            return None
-        units = problem.units(self.granularity, self.pattern)
-        return units if hook.applies(problem, units, self.params) else None
-
-
-def check_request(
-    method: str,
-    granularity: str = "word",
-    pattern: str | None = None,
-    params: Mapping[str, Any] | MethodParams | None = None,
-) -> Request:
-    """Validate everything that needs no model: method, granularity, the method's parameters."""
-    spec = get_method(method)
-    check_granularity(granularity, pattern)
-    resolved = spec.resolve(params)
-    return Request(spec, resolved, granularity, pattern if granularity == "regex" else None)
-
-
 def explain(
     prompt: str | None = None,
     *,
@@ -175,6 +132,8 @@ def explain(
     device: str | None = None,
     dtype: str | None = None,
     before_run: Callable[[LanguageModel, Problem, Request], None] | None = None,
+    check: bool = True,
+    check_k: int | None = None,
     **more_params: Any,
 ) -> Attribution:
     """Score every source unit of `prompt` by its influence on the target.
@@ -194,9 +153,17 @@ def explain(
     `device` and `dtype` (auto, cpu, cuda, cuda:N, mps; auto, float32, bfloat16,
     float16) say where a model named by `model` loads. `before_run` hears the model,
     the built problem and the checked request just before the method runs (the CLI
-    prints `estimate()` there).
+    prints `estimate()` there). The result carries a faithfulness check (`check=False`
+    leaves it out; `check_k` is the number of top units it removes, default 3).
     """
-    request = check_request(method, granularity, pattern, {**(params or {}), **more_params})
+    request = check_request(
+        method,
+        granularity,
+        pattern,
+        {**(params or {}), **more_params},
+        check=check,
+        check_k=check_k,
+    )
     conversation = _checked_texts(prompt, system_prompt, messages, target, contrast, max_new_tokens)
     given = conversation.target(target) is not None
     lm = as_model(model, device=device, dtype=dtype)
@@ -304,129 +271,16 @@ def attribute(
     matrix: bool = False,
     progress: ProgressFn | None = None,
     params: Mapping[str, Any] | MethodParams | None = None,
+    check: bool = True,
+    check_k: int | None = None,
     **more_params: Any,
 ) -> Attribution:
-    """Run one method on an already-built problem (reuses its output: no generation)."""
+    """Run one method on an already-built problem (reuses its output: no generation);
+    the result carries its faithfulness check unless `check=False`."""
     if isinstance(params, MethodParams) and not more_params:
         given: Mapping[str, Any] | MethodParams = params
     else:
         base = params.model_dump() if isinstance(params, MethodParams) else dict(params or {})
         given = {**base, **more_params}
-    request = check_request(method, granularity, pattern, given)
+    request = check_request(method, granularity, pattern, given, check=check, check_k=check_k)
     return run(lm, problem, request, matrix=matrix, progress=progress)
-
-
-def estimate(
-    lm: LanguageModel,
-    problem: Problem,
-    request: Request,
-    *,
-    matrix: bool = False,
-    per_token: float | None = None,
-) -> Estimate:
-    """What `run` will cost, before it runs: the method's predicted passes (a bound where
-    the method says so) and seconds from one measured forward of the problem (or the
-    `per_token` seconds given, e.g. measured earlier)."""
-    units = request.units(problem)
-    direct = request.matrix_units(problem, matrix)
-    cost = request.spec.predict(lm, problem, units, request.params, matrix and direct is None)
-    if direct is not None and request.spec.unit_matrix is not None:
-        cost = cost + request.spec.unit_matrix.cost(lm, problem, direct, request.params)
-    rate = seconds_per_token(lm, problem) if per_token is None else per_token
-    return Estimate(request.spec.name, cost, seconds_for(cost, rate), rate)
-
-
-def run(
-    lm: LanguageModel,
-    problem: Problem,
-    request: Request,
-    *,
-    matrix: bool = False,
-    progress: ProgressFn | None = None,
-) -> Attribution:
-    """Execute a checked request and package the result with its cost and parameters."""
-    spec = request.spec
-    units = request.units(problem)
-    before = lm.cost.snapshot()
-    started = time.perf_counter()
-    direct = request.matrix_units(problem, matrix)
-    unit_rows = None
-    if direct is not None and spec.unit_matrix is not None:
-        unit_rows = spec.unit_matrix.compute(lm, problem, direct, request.params, progress)
-    base_matrix = matrix and unit_rows is None
-    out = spec.fn(lm, problem, units, request.params, matrix=base_matrix, progress=progress)
-    seconds = time.perf_counter() - started
-    after = lm.cost.snapshot()
-    cost = {k: after[k] - before[k] for k in after}
-    template = problem.template_positions
-    record = replace(
-        RunRecord(
-            masked=out.masked,
-            completeness=out.completeness,
-            hierarchy=out.hierarchy,
-            search=out.search,
-        ),
-        provenance=Provenance(
-            method_version=spec.version,
-            family=str(spec.family),
-            params=request.params.model_dump(mode="json"),
-            model=lm.name,
-            output_source=problem.output_source,
-            **lm.describe(),
-        ),
-        cost=RunCost(
-            forward_passes=cost["forward_sequences"],
-            forward_calls=cost["forward_calls"],
-            backward_passes=cost["backward_calls"],
-            seconds=seconds,
-        ),
-    )
-    if unit_rows is not None:
-        record.heatmap = (
-            f"computed at {request.granularity} units by forward-mode derivatives, "
-            "one tangent a unit; not regroupable to other units"
-        )
-    if spec.family is not Family.GRADIENT:  # masked variants went through the batched scorer
-        record.batching = lm.batching_support
-    attribution = Attribution(
-        prompt=problem.encoding.prompt,
-        system_prompt=problem.encoding.system_prompt,
-        output=problem.output,
-        target_span=problem.target_span,
-        target_tokens=problem.target_pieces(lm),
-        method=spec.name,
-        base_granularity=request.base_granularity,
-        base_units=units,
-        base_scores=[float(s) for s in out.scores],
-        base_matrix=out.matrix if unit_rows is None else unit_rows,
-        matrix_granularity=None if unit_rows is None else request.granularity,
-        contrast=problem.contrast,
-        contrast_tokens=(
-            lm.token_pieces(problem.contrast_ids) if problem.contrast_ids is not None else None
-        ),
-        base_selected=out.selected,
-        aggregation=spec.aggregation,
-        signed=spec.signed,
-        template_tokens=lm.token_pieces([problem.ids[p] for p in template]),
-        template_scores=list(out.template_scores or []),
-        record=record,
-        pattern=request.pattern if not spec.regroupable else None,
-        messages=recorded_messages(problem.encoding.messages),
-    )
-    if request.granularity != request.base_granularity:
-        attribution = attribution.aggregate(request.granularity, request.pattern)
-    if problem.contrast is not None:
-        attribution.record.contrast = _contrast_report(lm, problem, attribution)
-    return attribution
-
-
-def _contrast_report(
-    lm: LanguageModel, problem: Problem, attribution: Attribution
-) -> ContrastReport:
-    """Both log-probabilities and their difference, with the full context and with the
-    result's strongest units deleted (a joint method's set; else the top few by support)."""
-    masked = attribution.selected or attribution.ranking("support")[: quantity.REPORT_TOP_UNITS]
-    report = quantity.contrast_report(lm, problem, attribution.units, sorted(masked))
-    if report.same_text:
-        report = replace(report, note="The contrast equals the target, so every score is zero.")
-    return report

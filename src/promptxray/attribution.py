@@ -60,9 +60,10 @@ class Notes:
     completeness: str | None = None  # integrated_gradients' completeness gap
     refinement: str | None = None  # which units a coarse pass left unrefined (≈)
     contrast: str | None = None  # why the target rather than the contrast, before and after
+    check: str | None = None  # the faithfulness check's verdict, with its figures
 
     def lines(self) -> list[str]:
-        return [n for n in (self.completeness, self.refinement, self.contrast) if n]
+        return [n for n in (self.completeness, self.refinement, self.contrast, self.check) if n]
 
 
 @dataclass
@@ -219,7 +220,9 @@ class Attribution:
                 f"{self.base_granularity} units, so it has no scores for {what}; "
                 f"recompute it at granularity {granularity}."
             )
-        return replace(self, granularity=granularity, pattern=pattern)
+        # A check is of the units it removed: at other units it is recomputed, never relabelled.
+        unchecked = replace(self.record, check=None)
+        return replace(self, granularity=granularity, pattern=pattern, record=unchecked)
 
     def ranking(self, by: RankBy = "support") -> list[int]:
         """Unit indices at the current view, most important first; the one order every view uses.
@@ -258,6 +261,7 @@ class Attribution:
             completeness=record.completeness.note() if record.completeness else None,
             refinement=record.hierarchy.note() if record.hierarchy else None,
             contrast=record.contrast.line() if record.contrast else None,
+            check=f"check: {record.check.verdict}" if record.check else None,
         )
 
     @property

@@ -191,6 +191,40 @@ class ContrastReport:
         return text + (f". {self.note}" if self.note else "")
 
 
+@dataclass(frozen=True)
+class FaithfulnessCheck:
+    """Does the model follow this explanation? Three measurements and a verdict.
+
+    Ratios are per-token geometric means of p(target) (the evaluation's PR):
+    `deletion_ratio` with the top-`k` units removed, `random_ratios` with each of the
+    random k-sets removed (the reference), `sufficiency_ratio` with only the top-k kept,
+    `curve[j]` with the top j removed (j = 0..k, curve[0] = 1). `beats_random` counts the
+    random sets that lower p(target) less than the top-k do. `lds` is the Spearman
+    correlation, over `lds_ablations` random half-ablations, between the sum of the
+    removed units' scores and the drop in log p(target) they cause (ContextCite's
+    linear-datamodelling score, for any method). `faithful` is None, and `reason` says
+    why, when the check could not be computed.
+    """
+
+    k: int
+    granularity: str
+    operator: str
+    seed: int
+    verdict: str
+    faithful: bool | None = None
+    reason: str | None = None
+    deletion_ratio: float | None = None
+    random_ratios: list[float] = field(default_factory=list)
+    beats_random: int | None = None
+    sufficiency_ratio: float | None = None
+    curve: list[float] = field(default_factory=list)
+    lds: float | None = None
+    lds_ablations: int = 0
+    forward_passes: int = 0
+    seconds: float = 0.0
+    token: int | None = None  # the output token checked (a heatmap row), None: the target
+
+
 @dataclass
 class RunRecord:
     """Everything a result records about its run; sections a method does not produce are None."""
@@ -204,6 +238,7 @@ class RunRecord:
     hierarchy: Hierarchy | None = None
     search: Search | None = None
     contrast: ContrastReport | None = None
+    check: FaithfulnessCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +261,7 @@ class RunRecord:
             hierarchy=section("hierarchy", lambda d: _known(Hierarchy, d)),
             search=section("search", Search.from_dict),
             contrast=section("contrast", ContrastReport.from_dict),
+            check=section("check", lambda d: _known(FaithfulnessCheck, d)),
         )
 
     @classmethod
@@ -249,6 +285,7 @@ class RunRecord:
             ),
             search=Search.from_dict(meta) if "log_prob_drop" in meta else None,
             contrast=ContrastReport.from_dict(meta["contrast"]) if meta.get("contrast") else None,
+            check=_known(FaithfulnessCheck, meta["check"]) if meta.get("check") else None,
         )
 
     def flat(self) -> dict[str, Any]:
@@ -271,4 +308,6 @@ class RunRecord:
             out.update({k: v for k, v in asdict(self.search).items() if v is not None})
         if self.contrast is not None:
             out["contrast"] = asdict(self.contrast)
+        if self.check is not None:
+            out["check"] = asdict(self.check)
         return out

@@ -26,6 +26,8 @@ from .common import (
     write_output,
 )
 from .options import (
+    CheckKOpt,
+    CheckOpt,
     ContrastOpt,
     DeviceOpt,
     DtypeOpt,
@@ -72,6 +74,8 @@ def compute(
     max_new_tokens: int,
     matrix: bool,
     params: dict[str, Any],
+    check: bool = True,
+    check_k: int | None = None,
     device: str,
     dtype: str,
 ) -> Attribution:
@@ -125,6 +129,8 @@ def compute(
             on_stage=on_stage,
             params=params,
             before_run=before_run,
+            check=check,
+            check_k=check_k,
         )
 
 
@@ -148,6 +154,8 @@ def explain(
     steps: StepsOpt = None,
     masking: MaskingOpt = None,
     param: ParamOpt = None,
+    check: CheckOpt = True,
+    check_k: CheckKOpt = None,
     json_path: Annotated[
         str | None,
         typer.Option(
@@ -181,6 +189,8 @@ def explain(
             max_new_tokens=max_new_tokens,
             matrix=False,
             params=params,
+            check=check,
+            check_k=check_k,
             device=device,
             dtype=dtype,
         )
@@ -223,6 +233,8 @@ def heatmap(
     steps: StepsOpt = None,
     masking: MaskingOpt = None,
     param: ParamOpt = None,
+    check: CheckOpt = True,
+    check_k: CheckKOpt = None,
     rows: Annotated[
         str,
         typer.Option(
@@ -258,6 +270,8 @@ def heatmap(
             max_new_tokens=max_new_tokens,
             matrix=True,
             params=params,
+            check=check,
+            check_k=check_k,
             device=device,
             dtype=dtype,
         )

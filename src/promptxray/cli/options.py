@@ -115,6 +115,22 @@ DtypeOpt = Annotated[
         "bfloat16, float16.",
     ),
 ]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check/--no-check",
+        help="Check the explanation against the model (top units removed vs random sets, "
+        "sufficiency, LDS); about 20 extra forward passes.",
+    ),
+]
+CheckKOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--check-k",
+        help="How many top units the check removes (default 3, fewer on short prompts).",
+        show_default=False,
+    ),
+]
 KOpt = Annotated[
     int | None,
     typer.Option(

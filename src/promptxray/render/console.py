@@ -140,4 +140,17 @@ def render_console(attr: Attribution, top: int = 10) -> RenderableType:
         parts.append(Text(notes.refinement, style="dim"))
     if notes.contrast:  # a contrast: both log-probabilities, before and after masking
         parts.append(Text(notes.contrast))
+    if notes.check:  # does the model follow this explanation?
+        parts.append(Text(notes.check, style=_check_style(attr)))
     return Group(*parts)
+
+
+def _check_style(attr: Attribution) -> str:
+    """Green when the check calls the explanation faithful, yellow when it could not
+    tell or only partly, red when it is no better than random or contradicted."""
+    check = attr.record.check
+    if check is None or check.faithful is None:
+        return "dim"
+    if check.faithful:
+        return "green"
+    return "yellow" if check.verdict.startswith("partly") else "red"

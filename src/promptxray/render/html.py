@@ -142,6 +142,23 @@ def _contrast_html(attr: Attribution) -> str:
     return f'<div class="pxr-contrast" style="font-size:12px">{escape(note)}</div>'
 
 
+def _check_html(attr: Attribution) -> str:
+    """The faithfulness check's verdict and its deletion curve (empty without a check)."""
+    check = attr.record.check
+    if check is None:
+        return ""
+    curve = " → ".join(f"{value:.2f}×" for value in check.curve)
+    figures = f"p(target) per token as the top units go, k = 0…{len(check.curve) - 1}: {curve}"
+    if check.sufficiency_ratio is not None:
+        figures += f"; only the top {check.k} kept: {check.sufficiency_ratio:.2f}×"
+    return (
+        '<div class="pxr-check" style="font-size:12px;margin-top:4px">'
+        f"<b>{escape(attr.notes.check or '')}</b>"
+        + (f'<div style="color:#666">{escape(figures)}</div>' if check.curve else "")
+        + "</div>"
+    )
+
+
 def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> str:
     """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
     scores = attr.scores
@@ -166,6 +183,7 @@ def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> s
         + _completeness_html(attr)
         + _refinement_html(attr)
         + _contrast_html(attr)
+        + _check_html(attr)
         + "</div>"
     )
     if not standalone:
