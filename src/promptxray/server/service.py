@@ -153,7 +153,8 @@ class Service:
         problem = self.problem(run, span, body.contrast)
         request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
         if request.check:
-            check_k_fits(problem, problem.units(request.granularity), request.check_k)
+            units = problem.units(request.granularity, request.pattern)
+            check_k_fits(problem, units, request.check_k)
         return run, request, problem
 
     def stored_problem(self, stored: dict[str, Any]) -> Problem:
@@ -262,9 +263,7 @@ class Service:
             return self.jobs.finished(
                 "check", check_answer(body.explanation_id, attr.granularity, known)
             )
-        fn = check_job(
-            self.lm, self.store, body.explanation_id, attr, problem, k, body.token
-        )  # fmt: skip
+        fn = check_job(self.lm, self.store, body.explanation_id, attr, problem, k, body.token)
         return self.jobs.submit("check", fn)
 
     # ----- stored results (no model calls) ----------------------------------------------
