@@ -27,7 +27,15 @@ from promptxray import api
 from promptxray.server import create_app
 
 PROMPT_B = "Name a colour of the sea. Then one of the sky."
-SPIED = ("prompt_for", "problem_for", "check_request", "run", "estimate", "ablate")
+SPIED = (
+    "prompt_for",
+    "problem_for",
+    "check_request",
+    "run",
+    "estimate",
+    "ablate",
+    "check_result",
+)
 
 
 @dataclass
@@ -162,6 +170,16 @@ def explain_cases(matrix_call: str) -> dict[str, Case]:
             "check_request",
             param("masking", "replace"),
         ),
+        "check": Case(
+            lambda w: {**run_of(w), "check": False},
+            "check_request",
+            lambda args, _: args["check"] is False,
+        ),
+        "check_k": Case(
+            lambda w: {**run_of(w), "check_k": 2},
+            "check_request",
+            lambda args, _: args["check_k"] == 2,
+        ),
     }
 
 
@@ -202,6 +220,27 @@ BODY_CASES: dict[tuple[str, str], Case] = {
     ),
     **{("/api/explain", name): case for name, case in explain_cases("run").items()},
     **{("/api/estimate", name): case for name, case in explain_cases("estimate").items()},
+    # Each /api/check case asks a check no other case asks (a known one is not computed again).
+    ("/api/check", "explanation_id"): Case(
+        lambda w: {"explanation_id": w.explanation_b, "token": 0},
+        "check_result",
+        lambda args, _: args["problem"].encoding.prompt == PROMPT_B,
+    ),
+    ("/api/check", "granularity"): Case(
+        lambda w: {**explanation(w), "granularity": "sentence"},
+        "check_result",
+        lambda args, w: [u.text for u in args["attribution"].units] == sentence_texts(w),
+    ),
+    ("/api/check", "token"): Case(
+        lambda w: {**explanation(w), "token": 1},
+        "check_result",
+        lambda args, _: args["token"] == 1,
+    ),
+    ("/api/check", "k"): Case(
+        lambda w: {**explanation(w), "token": 2, "k": 2},
+        "check_result",
+        lambda args, _: args["k"] == 2,
+    ),
     ("/api/mask", "explanation_id"): Case(
         lambda w: {"explanation_id": w.explanation_b, "top_k": 1},
         "ablate",

@@ -13,6 +13,7 @@ from typing import Any
 
 from .ablation import Ablation, MarkedText, Reference, ablate, reference
 from .attribution import Attribution
+from .check import effective_k, why_not
 from .conversation import Conversation, conversation_from, recorded_messages, require_one_source
 from .distributed import RayOptions
 from .errors import EmptyTargetError, InvalidParameterError
@@ -65,6 +66,7 @@ __all__ = [
     "check_granularity",
     "check_request",
     "conversation_from",
+    "effective_k",
     "estimate",
     "explain",
     "load_model",
@@ -79,6 +81,7 @@ __all__ = [
     "run",
     "segment",
     "turn_label",
+    "why_not",
 ]
 
 # A model, a name to load, or a function that loads one (called only once the

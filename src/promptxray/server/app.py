@@ -177,6 +177,15 @@ def create_app(
         with naming_fields(body):
             return service.estimate(body)
 
+    @app.post("/api/check", response_model=schemas.JobRef, status_code=202)
+    def check(body: schemas.CheckRequest) -> dict[str, str]:
+        """The faithfulness check of a stored explanation regrouped to `granularity`, or of
+        its heatmap row `token` against that output token's probability. The job's result:
+        {explanation_id, granularity, token, check} (check as CheckView); one known already
+        comes back as a finished job."""
+        with naming_fields(body):
+            return _job_ref(service.start_check(body))
+
     @app.post("/api/mask", response_model=schemas.JobRef, status_code=202)
     def mask(body: schemas.MaskRequest) -> dict[str, str]:
         """Remove the top-k units (or the listed ones) and regenerate; reports PR and KL."""

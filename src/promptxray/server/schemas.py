@@ -83,6 +83,17 @@ class ExplainRequest(RequestBody):
     iterations: int | None = Field(default=None, description="Shorthand for params.iterations.")
     steps: int | None = Field(default=None, description="Shorthand for params.steps.")
     masking: str | None = Field(default=None, description="Shorthand for params.masking.")
+    check: bool = Field(
+        default=True,
+        description="Check the result's faithfulness (its top units removed against random "
+        "ones, only them kept, LDS); its passes are part of the estimate.",
+    )
+    check_k: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="The check's k: top units removed (null: 3, or fewer on a short prompt).",
+    )
 
     SHORTHANDS: ClassVar[tuple[str, ...]] = ("k", "iterations", "steps", "masking")
 
@@ -128,6 +139,34 @@ class MaskRequest(RequestBody):
     )
     top_k: int | None = Field(default=None, ge=1, le=10_000)
     operator: Literal["delete", "replace", "zero"] = "delete"
+
+
+class CheckRequest(RequestBody):
+    """The faithfulness check of a stored explanation at other units, or of one heatmap row."""
+
+    explanation_id: str = Field(max_length=64)
+    granularity: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Check the result regrouped to these units (default: as run); a check "
+        "is recomputed at its units, never relabelled.",
+    )
+    token: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Check heatmap row `token` (an output token) against that token's "
+        "probability; null: the whole target.",
+    )
+    k: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Top units removed (default: the explanation's check_k, else 3 or fewer).",
+    )
+
+    # The library calls the check's k `check_k`.
+    RENAMED: ClassVar[dict[str, str]] = {"check_k": "k"}
 
 
 class JobRef(BaseModel):
@@ -188,6 +227,42 @@ class MatrixRowsView(BaseModel):
     by: str
     labels: list[str] = Field(description="Each row's text (a token's piece, or its words).")
     tokens: list[list[int]] = Field(description="The target tokens each row combines.")
+
+
+class CheckView(BaseModel):
+    """A faithfulness check (`FaithfulnessCheck`) with the words and tone of its badge.
+
+    Ratios are per-token geometric means of p(target) after the change, against the
+    unmasked prompt: below 1 the target became less likely.
+    """
+
+    k: int = Field(description="Top units removed.")
+    granularity: str = Field(description="The units it removed: those of the view it checks.")
+    operator: str = Field(description="How a unit is removed: delete, replace or zero.")
+    seed: int
+    verdict: str = Field(description="One line for a person, with the figures behind it.")
+    faithful: bool | None = Field(None, description="null: not checked (`reason` says why).")
+    reason: str | None = None
+    deletion_ratio: float | None = Field(None, description="With the top-k units removed.")
+    random_ratios: list[float] = Field(
+        default_factory=list, description="With each random k-set removed (the reference)."
+    )
+    beats_random: int | None = Field(
+        None, description="Random k-sets that lower p(target) less than the top-k do."
+    )
+    sufficiency_ratio: float | None = Field(None, description="With only the top-k kept.")
+    curve: list[float] = Field(
+        default_factory=list, description="curve[j]: with the top j units removed (j = 0..k)."
+    )
+    lds: float | None = Field(
+        None, description="Spearman(sum of removed scores, drop in log p) over half-ablations."
+    )
+    lds_ablations: int = 0
+    forward_passes: int = Field(0, description="Extra sequences the check scored.")
+    seconds: float = 0.0
+    token: int | None = Field(None, description="The output token checked; null: the target.")
+    label: str = Field(description='The badge: the verdict up to its colon ("faithful").')
+    tone: Literal["good", "partial", "bad", "none"] = Field(description="The badge's colour.")
 
 
 class SectionView(BaseModel):
@@ -260,6 +335,14 @@ class ExplanationView(BaseModel):
     )
     matrix_note: str | None = Field(
         None, description="Why a heatmap computed at other units is not shown at these."
+    )
+    check: CheckView | None = Field(
+        None, description="The faithfulness check at these units; null: none known here."
+    )
+    check_due: bool = Field(
+        False,
+        description="The explanation was asked with its check and none is known at these "
+        "units yet: POST /api/check computes it (the page does so by itself).",
     )
 
 

@@ -14,15 +14,24 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import api
-from ..api import LanguageModel, Problem, Request
+from ..api import FaithfulnessCheck, LanguageModel, Problem, Request
 from ..attribution import Attribution
 from ..errors import InvalidParameterError, RegroupRefusedError, SpanError
 from . import schemas
+from .checks import check_k_fits, check_row, checks_on
 from .compare import score_changes, shared_scale, text_diffs
 from .jobs import Job, JobQueue
 from .store import HistoryStore
-from .tasks import RunPrompt, explain_job, generate_job, mask_job, supplied_job
-from .views import explanation_view, export_html
+from .tasks import (
+    RunPrompt,
+    check_answer,
+    check_job,
+    explain_job,
+    generate_job,
+    mask_job,
+    supplied_job,
+)
+from .views import explanation_view, export_html, shown_check
 
 # The page asks before starting an explanation predicted to take longer than this.
 CONFIRM_SECONDS = 30.0
@@ -132,11 +141,27 @@ class Service:
         method and its parameters, the span, the contrast, the unit count.
         """
         run = self.run(body.run_id)
-        request = api.check_request(body.method, body.granularity, None, body.method_params())
+        request = api.check_request(
+            body.method,
+            body.granularity,
+            None,
+            body.method_params(),
+            check=body.check,
+            check_k=body.check_k,
+        )
         span = tuple(body.span) if body.span is not None else None
         problem = self.problem(run, span, body.contrast)
         request.units(problem)  # 400 now (e.g. k larger than the unit count), not in the job
+        if request.check:
+            units = problem.units(request.granularity, request.pattern)
+            check_k_fits(problem, units, request.check_k)
         return run, request, problem
+
+    def stored_problem(self, stored: dict[str, Any]) -> Problem:
+        """The problem a stored explanation was computed on: its run, span and contrast."""
+        settings = stored["settings"]
+        span = tuple(settings["span"]) if settings.get("span") else None
+        return self.problem(self.run(stored["run_id"]), span, settings.get("contrast"))
 
     # ----- jobs -----------------------------------------------------------------------
     def start_generate(self, body: schemas.GenerateRequest) -> Job:
@@ -177,6 +202,8 @@ class Service:
             "matrix": body.matrix,
             "params": request.params.model_dump(mode="json"),
             "contrast": body.contrast,
+            "check": body.check,
+            "check_k": body.check_k,
         }
         fn = explain_job(self.lm, self.store, run["id"], problem, settings, request)
         return self.jobs.submit("explain", fn)
@@ -217,20 +244,68 @@ class Service:
         )
         return self.jobs.submit("mask", fn)
 
+    def start_check(self, body: schemas.CheckRequest) -> Job:
+        """Check a stored result at `granularity` (or its heatmap row `token`): everything
+        that can be wrong is refused now; a check known already comes back as a finished
+        job, anything else is computed by a job (the model is the worker's alone)."""
+        stored = self.explanation(body.explanation_id)
+        attr = at_granularity(stored["attribution"], body.granularity)
+        settings = stored["settings"]
+        k = body.k if body.k is not None else settings.get("check_k")
+        if body.token is not None:
+            check_row(attr, body.token)
+        problem = self.stored_problem(stored)
+        check_k_fits(problem, attr.units, k)
+        known = self.store.get_check(body.explanation_id, attr.granularity, body.token, k)
+        if known is None and body.token is None and k == settings.get("check_k"):
+            known = shown_check(attr)
+        if known is not None:
+            return self.jobs.finished(
+                "check", check_answer(body.explanation_id, attr.granularity, known)
+            )
+        fn = check_job(self.lm, self.store, body.explanation_id, attr, problem, k, body.token)
+        return self.jobs.submit("check", fn)
+
     # ----- stored results (no model calls) ----------------------------------------------
+    def later_check(
+        self, explanation_id: str, attr: Attribution, settings: dict[str, Any]
+    ) -> FaithfulnessCheck | None:
+        """A check of the whole target computed after the explanation at `attr`'s units."""
+        return self.store.get_check(explanation_id, attr.granularity, None, settings.get("check_k"))
+
     def view(
         self, explanation_id: str, granularity: str | None, gamma: float, rows: str = "token"
     ) -> dict:
-        """A stored explanation at `granularity`, heatmap rows grouped by `rows`, at `gamma`."""
+        """A stored explanation at `granularity`, heatmap rows grouped by `rows`, at `gamma`.
+
+        Its check is the one it carries when it is of these units, else one computed
+        later at them (POST /api/check; `check_due` asks the page to start it): a GET
+        never waits for the model, which may be busy with a long job.
+        """
         stored = self.explanation(explanation_id)
         attr = at_granularity(stored["attribution"], granularity)
+        settings = stored["settings"]
+        later = None if shown_check(attr) else self.later_check(explanation_id, attr, settings)
         return explanation_view(
-            explanation_id, stored["run_id"], attr, stored["settings"], gamma=gamma, rows=rows
+            explanation_id,
+            stored["run_id"],
+            attr,
+            settings,
+            gamma=gamma,
+            rows=rows,
+            check=later,
+            check_due=checks_on(stored),
         )
 
     def export(self, explanation_id: str, fmt: str, granularity: str | None) -> str:
-        """The explanation as Attribution JSON or a standalone HTML page."""
-        attr = at_granularity(self.explanation(explanation_id)["attribution"], granularity)
+        """The explanation as Attribution JSON or a standalone HTML page, with its check
+        at these units: its own, or one computed later at them (a regrouped result
+        carries none), never one of other units."""
+        stored = self.explanation(explanation_id)
+        attr = at_granularity(stored["attribution"], granularity)
+        check = shown_check(attr, self.later_check(explanation_id, attr, stored["settings"]))
+        if check is not attr.record.check:  # never one of other units, relabelled
+            attr = replace(attr, record=replace(attr.record, check=check))
         return attr.to_json(indent=2) if fmt == "json" else export_html(attr)
 
     def run_detail(self, run_id: str) -> dict[str, Any]:

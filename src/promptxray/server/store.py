@@ -20,11 +20,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..attribution import Attribution
 from ..errors import InvalidParameterError
+from ..record import FaithfulnessCheck, RunRecord
 from ..sqlite_schema import Table, ensure_schema
 
 # The history's tables. Columns added to `runs` after the first release (`messages`,
@@ -68,6 +70,21 @@ _TABLES = (
             ("created", "REAL NOT NULL"),
             ("result", "TEXT NOT NULL"),
         ),
+    ),
+    # Faithfulness checks computed after the explanation (at another granularity, or of one
+    # heatmap row): a cache, so a regrouped view shows its check without the model again.
+    # `token` -1 is the whole target; `k` 0 the default k.
+    Table(
+        "checks",
+        (
+            ("explanation_id", "TEXT NOT NULL REFERENCES explanations(id) ON DELETE CASCADE"),
+            ("granularity", "TEXT NOT NULL"),
+            ("token", "INTEGER NOT NULL"),
+            ("k", "INTEGER NOT NULL"),
+            ("created", "REAL NOT NULL"),
+            ("result", "TEXT NOT NULL"),
+        ),
+        key=("explanation_id", "granularity", "token", "k"),
     ),
 )
 _INDEXES = (
@@ -273,6 +290,11 @@ class HistoryStore:
                     del self._unsaved[table][key]
         with self._tx() as db:
             db.execute("DELETE FROM edits WHERE run_id = ?", (run_id,))
+            db.execute(
+                "DELETE FROM checks WHERE explanation_id IN "
+                "(SELECT id FROM explanations WHERE run_id = ?)",
+                (run_id,),
+            )
             db.execute("DELETE FROM explanations WHERE run_id = ?", (run_id,))
             return db.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0 or kept
 
@@ -363,3 +385,47 @@ class HistoryStore:
         ]
         items.sort(key=lambda r: r["created"])
         return [{**r, "result": json.loads(r["result"])} for r in items]
+
+    # ----- faithfulness checks computed later (a cache) --------------------------------
+    def add_check(
+        self,
+        explanation_id: str,
+        granularity: str,
+        token: int | None,
+        k: int | None,
+        check: FaithfulnessCheck,
+    ) -> bool:
+        """Keep a check computed for an explanation at `granularity` (of output token
+        `token`, or of the target when None; with `k`, or the default k when None).
+
+        A cache only: False when it cannot be written (a full disk, an explanation kept
+        in memory only), and the check is then computed again when asked again.
+        """
+        values = (
+            explanation_id,
+            granularity,
+            -1 if token is None else token,
+            0 if k is None else k,
+            time.time(),
+            json.dumps(asdict(check)),
+        )
+        try:
+            self._write("INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?)", values)
+        except (sqlite3.Error, OSError):
+            return False
+        return True
+
+    def get_check(
+        self, explanation_id: str, granularity: str, token: int | None, k: int | None
+    ) -> FaithfulnessCheck | None:
+        """A check `add_check` kept, or None."""
+        key = (explanation_id, granularity, -1 if token is None else token, 0 if k is None else k)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT result FROM checks WHERE explanation_id = ? AND granularity = ? "
+                "AND token = ? AND k = ?",
+                key,
+            ).fetchone()
+        if row is None:
+            return None
+        return RunRecord.from_dict({"check": json.loads(row["result"])}).check

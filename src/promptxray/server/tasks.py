@@ -1,4 +1,4 @@
-"""The work the model does for the page: generate, explain, mask and regenerate.
+"""The work the model does for the page: generate, explain, check, mask and regenerate.
 
 Each function here checks nothing about the request (the service already did,
 so bad input fails fast with a 4xx) and returns a job body that runs on the one
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import api
-from ..api import Ablation, LanguageModel, MarkedText, Problem, Request
+from ..api import Ablation, FaithfulnessCheck, LanguageModel, MarkedText, Problem, Request
 from ..attribution import Attribution
 from ..render.pieces import unit_place
 from .compare import word_diff
 from .jobs import JobContext, JobFn
 from .store import HistoryStore, HistoryWriteError
-from .views import explanation_view
+from .views import check_view, explanation_view
 
 
 def saved(write: Callable[[], str], what: str) -> tuple[str, dict[str, Any]]:
@@ -138,6 +138,38 @@ def explain_job(
             lambda: store.add_explanation(run_id, settings, attr), "explanation"
         )
         return {**explanation_view(explanation_id, run_id, attr, settings), **status}
+
+    return work
+
+
+def check_answer(explanation_id: str, granularity: str, check: FaithfulnessCheck) -> dict[str, Any]:
+    """A check job's result: the check as the page draws it, and what it was asked of."""
+    return {
+        "explanation_id": explanation_id,
+        "granularity": granularity,
+        "token": check.token,
+        "check": check_view(check),
+    }
+
+
+def check_job(
+    lm: LanguageModel,
+    store: HistoryStore,
+    explanation_id: str,
+    view: Attribution,
+    problem: Problem,
+    k: int | None,
+    token: int | None,
+) -> JobFn:
+    """The faithfulness check of a stored result at the units of `view` (regrouped, so
+    computed again there), or of its heatmap row `token`; kept in the history's cache."""
+
+    def work(ctx: JobContext) -> dict[str, Any]:
+        ctx.progress(0, 1)
+        check = api.check_result(lm, problem, view, k=k, token=token)
+        store.add_check(explanation_id, view.granularity, token, k, check)
+        ctx.progress(1, 1)
+        return check_answer(explanation_id, view.granularity, check)
 
     return work
 

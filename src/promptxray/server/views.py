@@ -18,6 +18,7 @@ from typing import Any
 
 from ..api import Unit
 from ..attribution import Attribution, MatrixRows
+from ..record import FaithfulnessCheck
 from ..render.html import render_html
 from ..render.palette import Scale, css, palette_payload, scale_for, text_color
 from ..render.pieces import source_sections, unit_place
@@ -39,6 +40,36 @@ SEARCH_KEYS = (
     "accepted_swaps",
     "single_unit_evidence",
 )
+
+
+# How the page colours a check's badge, by the verdict's first words (`check.verdict`).
+CHECK_TONES = {
+    "faithful": "good",
+    "partly faithful": "partial",
+    "no better than random": "bad",
+    "contradicted": "bad",
+}
+
+
+def check_view(check: FaithfulnessCheck | None) -> dict[str, Any] | None:
+    """A check as the page draws it: its figures, the badge's words (the verdict up to its
+    colon) and the badge's tone (good, partial, bad; none when not checked)."""
+    if check is None:
+        return None
+    label = check.verdict.split(":", 1)[0].strip()
+    return {**asdict(check), "label": label, "tone": CHECK_TONES.get(label, "none")}
+
+
+def shown_check(
+    attr: Attribution, later: FaithfulnessCheck | None = None
+) -> FaithfulnessCheck | None:
+    """The check of the whole target at the units shown: the one the result carries, else
+    one computed `later`. A check is of the units it removed, so one computed at other
+    units is never shown as this one's."""
+    for check in (attr.record.check, later):
+        if check is not None and check.token is None and check.granularity == attr.granularity:
+            return check
+    return None
 
 
 def place_of(attr: Attribution, unit: Unit) -> str:
@@ -154,6 +185,8 @@ def explanation_view(
     gamma: float = 1.0,
     scale: Scale | None = None,
     rows: str = "token",
+    check: FaithfulnessCheck | None = None,
+    check_due: bool = False,
 ) -> dict[str, Any]:
     """Everything needed to colour the prompt, list the top units and draw the heatmap.
 
@@ -165,7 +198,10 @@ def explanation_view(
     method's set), `removal` what "mask top-k" removes (most support first).
     The heatmap's rows are `rows` groups of the target (`matrix_rows` gives their
     text and the target tokens each combines); its colours are scaled to the
-    largest cell drawn at that grouping, as the PNG's are.
+    largest cell drawn at that grouping, as the PNG's are. `check` is the
+    faithfulness check at these units when the result carries none of its own (one
+    computed later, at a regrouped granularity); `check_due` says the explanation was
+    asked with its check and none is known here yet, so the page asks for it.
     """
     scale = scale or scale_for(attr.scores, signed=attr.signed, gamma=gamma)
     units = unit_views(attr, scale)
@@ -179,6 +215,7 @@ def explanation_view(
     top = attr.ranking(by="magnitude")
     chosen = set(attr.selected or [])
     listed = [i for i in top if units[i]["tinted"] or i in chosen]
+    shown = shown_check(attr, check)
     return {
         "explanation_id": explanation_id,
         "run_id": run_id,
@@ -214,6 +251,8 @@ def explanation_view(
         "completeness": attr.notes.completeness,
         "contrast": attr.notes.contrast,
         "refinement": attr.notes.refinement,
+        "check": check_view(shown),
+        "check_due": check_due and shown is None,
     }
 
 

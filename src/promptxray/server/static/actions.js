@@ -78,6 +78,12 @@ function contrastValue() {
   return value === "" ? null : value;
 }
 
+// The faithfulness check's switch and its k (empty: the library's default).
+function checkFields() {
+  const k = $("check-k").value.trim();
+  return { check: $("check-on").checked, check_k: k === "" ? null : Number(k) };
+}
+
 export async function explain() {
   if (!state.run) return;
   const method = $("method").value;
@@ -89,6 +95,7 @@ export async function explain() {
     matrix: $("matrix").checked,
     params: readParams(method),
     contrast: contrastValue(),
+    ...checkFields(),
   };
   if (!(await costAccepted(body))) return;
   await explainWith(body);
@@ -142,6 +149,8 @@ async function recompute(wanted) {
   $("granularity").value = wanted;
   $("matrix").checked = !!settings.matrix;
   $("contrast").value = settings.contrast || "";
+  $("check-on").checked = settings.check !== false;
+  $("check-k").value = settings.check_k ?? "";
   await explainWith({
     run_id: view.run_id,
     span: settings.span,
@@ -150,6 +159,8 @@ async function recompute(wanted) {
     matrix: !!settings.matrix,
     params,
     contrast: settings.contrast || null,
+    check: settings.check !== false,
+    check_k: settings.check_k ?? null,
   });
 }
 

@@ -114,6 +114,19 @@ export async function runJob(path, body, label, onPartial) {
   }
 }
 
+// A small job the page waits on quietly (a check): no progress bar, no busy buttons, so it
+// never takes the place of the job the page shows.
+export async function pollJob(path, body) {
+  const ref = await api("POST", path, body);
+  for (let polls = 0; ; polls += 1) {
+    const job = await api("GET", `/api/jobs/${ref.job_id}`);
+    if (job.status === "done") return job.result;
+    if (job.status === "error") throw new Error(job.error);
+    if (job.status === "cancelled") throw new Error("The check was cancelled.");
+    await new Promise((resolve) => setTimeout(resolve, Math.min(400, 40 + 20 * polls)));
+  }
+}
+
 // A cancelled job is the user's choice, not a failure: a neutral notice, not a red error.
 export function reportFailure(err) {
   if (err instanceof JobCancelledError) showNotice(err.message);

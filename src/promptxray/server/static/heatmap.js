@@ -1,6 +1,7 @@
 // The heatmap tab: output tokens (or words, sentences, lines) × prompt units, grouped
 // and coloured by the server; the page only places the cells.
 
+import { checkRow, keepRowCheck } from "./check.js";
 import { $, clear, el, fmtScore, paletteBar } from "./dom.js";
 
 function visible(token) {
@@ -16,6 +17,7 @@ const ROW_NAMES = { token: "output tokens", word: "output words", sentence: "out
 export function renderHeatmap(view) {
   const table = clear($("heatmap"));
   const note = $("heatmap-note");
+  keepRowCheck(view);
   if (!view.matrix) {
     note.textContent = view.matrix_note ||
       "No heatmap for this result: tick “Heatmap” before Explain to compute target tokens × prompt units" +
@@ -36,7 +38,10 @@ export function renderHeatmap(view) {
     paletteBar(palette),
     " ",
     el("span", { id: "heatmap-caption" }, palette.caption),
-    " (the largest cell, its own scale). Hover a cell for its row, column and score.",
+    " (the largest cell, its own scale). Hover a cell for its row, column and score." +
+      (rows.by === "token"
+        ? " Click a row's token to check that row against the token's probability."
+        : " Group the rows by output tokens to check one row."),
   );
   const head = el("tr", {}, el("th", { class: "corner" }, `${ROW_NAMES[rows.by]} ↓ / source →`));
   for (const unit of view.units) {
@@ -48,7 +53,11 @@ export function renderHeatmap(view) {
   view.matrix.forEach((row, r) => {
     const text = rows.labels[r] ?? "";
     const shown = rows.by === "token" ? visible(text) : text.replace(/\n/g, "⏎");
-    const tr = el("tr", {}, el("th", { class: "rowhead", title: text }, shown));
+    // Token rows check themselves on a click: the row's scores against its token's p.
+    const label = rows.by === "token"
+      ? el("th", { class: "rowhead checkable", title: text, dataset: { row: String(r) }, onclick: () => checkRow(view, r, shown) }, shown)
+      : el("th", { class: "rowhead", title: text }, shown);
+    const tr = el("tr", {}, label);
     row.forEach((value, c) => {
       tr.append(
         el("td", {

@@ -104,6 +104,8 @@ async function showExplanation(explanationId, edit) {
     setParams(settings.params || {});
     $("matrix").checked = !!settings.matrix;
     $("contrast").value = settings.contrast || "";
+    $("check-on").checked = settings.check !== false;
+    $("check-k").value = settings.check_k ?? "";
     setSpan(settings.span || null);
   }
   const granularity = edit ? edit.result.granularity : null;

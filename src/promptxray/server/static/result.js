@@ -1,9 +1,10 @@
-// The result card: one explanation as the server coloured it (meta line, legend, the
+// The result card: one explanation as the server coloured it (meta line, its check, legend, the
 // texts with their units, the ranked list, the removal preview, the heatmap and search
 // tabs), the picks for masking, and the server-side regroupings (granularity, rows,
 // intensity) that redraw it without a model call.
 
 import { api, withToken } from "./api.js";
+import { renderCheck } from "./check.js";
 import { $, clear, el, fmt, fmtScore, paletteBar, showError } from "./dom.js";
 import { renderHeatmap } from "./heatmap.js";
 import { paintView } from "./paint.js";
@@ -188,6 +189,7 @@ export function renderView(view) {
   $("mask-card").hidden = false;
   $("granularity").value = view.granularity;
   renderMeta(view);
+  renderCheck(view);
   renderLegend(view);
   renderSalience(view);
   renderTop(view);
