@@ -114,6 +114,8 @@ def test_off_switch_regroup_and_older_files(tiny_lm, problem):
     attr = attribute(tiny_lm, problem, "grad_norm", "word")
     assert attr.record.check is not None and attr.notes.check.startswith("check: ")
     assert attr.aggregate("sentence").record.check is None  # recomputed, never relabelled
+    assert attr.aggregate("token").record.check is None  # back to the base units too
+    assert attr.aggregate("word").record.check == attr.record.check  # the same units
     again = Attribution.from_json(attr.to_json())
     assert again.record.check == attr.record.check
     saved = attr.to_dict()

@@ -31,7 +31,7 @@ from .model import (
     provision_default_model,
     resolve_placement,
 )
-from .pipeline import Request, check_request, check_result, estimate, run
+from .pipeline import Request, check_request, check_result, check_row, estimate, run
 from .record import FaithfulnessCheck
 from .roles import turn_label
 from .segments import GRANULARITIES, Unit, check_granularity, segment
@@ -63,6 +63,7 @@ __all__ = [
     "attribute",
     "build_problem",
     "check_result",
+    "check_row",
     "check_granularity",
     "check_request",
     "conversation_from",

@@ -211,8 +211,12 @@ class Attribution:
         same = granularity == self.base_granularity and (
             granularity != "regex" or pattern == self.pattern
         )
+        # A check is of the units it removed: at other units it is recomputed, never relabelled.
+        check = self.record.check
+        kept = self.record if check is None or check.granularity == granularity else None
+        record = kept or replace(self.record, check=None)
         if same:
-            return replace(self, granularity=granularity, pattern=pattern)
+            return replace(self, granularity=granularity, pattern=pattern, record=record)
         if not self.regroupable:
             what = f"{granularity} units" + (f" ({pattern!r})" if pattern else "")
             raise RegroupRefusedError(
@@ -220,9 +224,7 @@ class Attribution:
                 f"{self.base_granularity} units, so it has no scores for {what}; "
                 f"recompute it at granularity {granularity}."
             )
-        # A check is of the units it removed: at other units it is recomputed, never relabelled.
-        unchecked = replace(self.record, check=None)
-        return replace(self, granularity=granularity, pattern=pattern, record=unchecked)
+        return replace(self, granularity=granularity, pattern=pattern, record=record)
 
     def ranking(self, by: RankBy = "support") -> list[int]:
         """Unit indices at the current view, most important first; the one order every view uses.

@@ -218,17 +218,7 @@ def check_result(
     (a joint method's set first) against random k-sets, sufficiency and LDS. With
     `token`, one heatmap row against that output token's probability."""
     if token is not None:
-        matrix = attribution.matrix
-        if matrix is None:
-            raise InvalidParameterError(
-                "This result has no heatmap rows to check; explain it with the heatmap on.",
-                param="token",
-            )
-        if not 0 <= token < len(matrix):
-            raise InvalidParameterError(
-                f"token {token} is not a heatmap row (0..{len(matrix) - 1}).", param="token"
-            )
-        scores = matrix[token]
+        scores = check_row(attribution, token)
         ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
     else:
         scores, ranking = attribution.scores, attribution.ranking("support")
@@ -247,6 +237,22 @@ def check_result(
         full_log_prob=_known_full(attribution),
         token=token,
     )
+
+
+def check_row(attribution: Attribution, token: int) -> list[float]:
+    """Heatmap row `token` of a result, the scores a per-token check ranks; refused in one
+    line when the result has no heatmap or no such row (callers may ask before queueing)."""
+    matrix = attribution.matrix
+    if matrix is None:
+        raise InvalidParameterError(
+            "This result has no heatmap rows to check; explain it with the heatmap on.",
+            param="token",
+        )
+    if not 0 <= token < len(matrix):
+        raise InvalidParameterError(
+            f"token {token} is not a heatmap row (0..{len(matrix) - 1}).", param="token"
+        )
+    return matrix[token]
 
 
 def _known_full(attribution: Attribution) -> float | None:

@@ -2,8 +2,8 @@
 
 The check itself is the library's (`api.check_result`); it validates its input only
 once the job runs on the worker thread, where a mistake would read as a failed job.
-The server states the same rules here, in the library's words (and, for k, with the
-library's own function), so a bad row or k is a 4xx with its field at once.
+So the server asks the library's own rules first (`api.check_row`, `api.effective_k`),
+and a bad row or k is a 4xx with its field at once.
 """
 
 from __future__ import annotations
@@ -11,23 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import api
-from ..api import Attribution, Problem, Unit
-from ..errors import InvalidParameterError
-
-
-def check_row(attr: Attribution, token: int) -> None:
-    """Refuse a heatmap row the result does not have, in the words `api.check_result`
-    uses, before a job is queued (the library checks it only once the job runs)."""
-    matrix = attr.matrix
-    if matrix is None:
-        raise InvalidParameterError(
-            "This result has no heatmap rows to check; explain it with the heatmap on.",
-            param="token",
-        )
-    if not 0 <= token < len(matrix):
-        raise InvalidParameterError(
-            f"token {token} is not a heatmap row (0..{len(matrix) - 1}).", param="token"
-        )
+from ..api import Problem, Unit
 
 
 def check_k_fits(problem: Problem, units: list[Unit], k: int | None) -> None:

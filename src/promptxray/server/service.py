@@ -18,7 +18,7 @@ from ..api import FaithfulnessCheck, LanguageModel, Problem, Request
 from ..attribution import Attribution
 from ..errors import InvalidParameterError, RegroupRefusedError, SpanError
 from . import schemas
-from .checks import check_k_fits, check_row, checks_on
+from .checks import check_k_fits, checks_on
 from .compare import score_changes, shared_scale, text_diffs
 from .jobs import Job, JobQueue
 from .store import HistoryStore
@@ -253,7 +253,7 @@ class Service:
         settings = stored["settings"]
         k = body.k if body.k is not None else settings.get("check_k")
         if body.token is not None:
-            check_row(attr, body.token)
+            api.check_row(attr, body.token)
         problem = self.stored_problem(stored)
         check_k_fits(problem, attr.units, k)
         known = self.store.get_check(body.explanation_id, attr.granularity, body.token, k)
