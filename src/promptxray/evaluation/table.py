@@ -144,8 +144,9 @@ class ResultsTable:
         checked = min((self.cells[m][k].n for m in self.methods for k in CHECK_KEYS), default=0)
         if checked < self.n:
             text += (
-                f" Check columns: over the prompts whose rows carry a check (as few as "
-                f"{checked}; rows stored before the check, or too short for it, have none)."
+                f" Check columns: over the prompts whose rows have that figure (as few as "
+                f"{checked}): a row stored before the check has none, nor a prompt too "
+                "short for it."
             )
         return text
 
