@@ -15,6 +15,7 @@ from typing import Any
 
 from ..batch import SqliteStore
 from ..sqlite_schema import Table
+from .check_columns import CHECK_COLUMNS
 from .config import EvalConfig
 from .metrics import METRIC_NAMES
 from .rows import PromptRecord
@@ -35,7 +36,8 @@ ROW_KEY = (
 
 # `messages` and `output_source` came after the first result folders were written: an
 # older file gains them on open, so it still resumes (its rows were all generated,
-# single-turn prompts).
+# single-turn prompts). So do the faithfulness check's columns (`check_columns`): an
+# older row keeps them empty, and is reused as it is.
 OUTPUTS = Table(
     "outputs",
     (
@@ -79,6 +81,7 @@ ROWS = Table(
         ("masked_units", "TEXT"),
         ("details", "TEXT"),
         ("output_source", "TEXT"),
+        *CHECK_COLUMNS,
     ),
     key=ROW_KEY,
 )

@@ -15,7 +15,12 @@ percentile-bootstrap 95% interval (`scipy.stats.bootstrap` on the differences,
 direction, tie = |A − B| <= 1e-9). Markdown gets a second table "Paired differences
 (A − B)", JSON a "paired" list; `to_csv()` stays the per-method table only (one
 header, easy to load) and `paired_csv()` holds the comparisons, one row per
-(A, B, metric).
+(A, B, metric); the comparison itself is `paired.py`.
+
+The last three columns summarise the faithfulness check each result carries
+(`check_columns`): its mean deletion ratio, mean LDS and the share of prompts it
+calls faithful, each over the prompts whose rows carry a check (rows stored before
+the check have none; the caption says when that leaves fewer prompts).
 
 The resampling uses a fixed seed and the rows come in prompt order, so the same
 rows always give the same table, byte for byte.
@@ -31,10 +36,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ..errors import InvalidParameterError
 from ..intervals import mean_interval
+from .paired import PAIRED_RESAMPLES, TIE, PairedComparison, paired_comparison
+
+__all__ = [
+    "COLUMNS",
+    "PAIRED_RESAMPLES",
+    "TIE",
+    "Cell",
+    "PairedComparison",
+    "ResultsTable",
+    "bootstrap_cell",
+    "build_table",
+    "paired_comparison",
+]
 
 # (key in a row, column title, which direction means "more faithful")
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -50,7 +66,13 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("sufficiency", "Suff.", "↓"),
     ("seconds", "s/prompt", ""),
     ("forward_passes", "fwd/prompt", ""),
+    # The faithfulness check each result carries (`check_columns`), at the same k: its
+    # deletion ratio, its LDS, and the share of prompts it calls faithful (a mean of 1/0).
+    ("check_deletion_ratio", "check deletion", "↓"),
+    ("check_lds", "check LDS", "↑"),
+    ("check_faithful", "check faithful", "↑"),
 )
+CHECK_KEYS = ("check_deletion_ratio", "check_lds", "check_faithful")
 TIMING_COLUMNS = ("seconds",)
 # Metrics compared pairwise: the faithfulness ones (not timing, not ROUGE P/R, which
 # F1 summarises).
@@ -64,8 +86,6 @@ PAIRED_METRICS = (
     "comprehensiveness",
     "sufficiency",
 )
-TIE = 1e-9  # |A − B| at or below this is a tie: float noise is not a win
-PAIRED_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -96,76 +116,6 @@ def bootstrap_cell(
     return Cell(mean, low, high, len(data))
 
 
-@dataclass(frozen=True)
-class PairedComparison:
-    """A − B on one metric over the prompts both have, with a paired interval and W/T/L.
-
-    Pairing removes the prompt-to-prompt spread that both methods share, so the
-    interval says whether A and B differ even when their unpaired cells overlap.
-    `low`/`high` are None with fewer than two pairs; wins/ties/losses are A's.
-    """
-
-    n: int
-    mean: float | None
-    low: float | None
-    high: float | None
-    wins: int
-    ties: int
-    losses: int
-
-    def as_text(self, digits: int = 3) -> str:
-        if self.mean is None:
-            return "–"
-        interval = (
-            f" [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
-            if self.low is not None and self.high is not None
-            else " [–]"
-        )
-        return f"{self.mean:+.{digits}f}{interval} {self.wins}/{self.ties}/{self.losses}"
-
-    @property
-    def excludes_zero(self) -> bool:
-        """Whether the interval lies strictly on one side of 0 (A and B really differ)."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
-
-
-def paired_comparison(
-    a_values: Sequence[float | None],
-    b_values: Sequence[float | None],
-    direction: str,
-    seed: int = 0,
-    n_resamples: int = PAIRED_RESAMPLES,
-    level: float = 0.95,
-) -> PairedComparison:
-    """Mean of a − b over positions where both are finite, paired bootstrap interval, W/T/L.
-
-    `a_values[i]` and `b_values[i]` must be the same prompt. `direction` is "↓"
-    (lower is more faithful) or "↑"; a win is A more faithful than B by more than
-    1e-9. The interval is the percentile bootstrap of the mean difference
-    (`scipy.stats.bootstrap` on the differences, which is the paired bootstrap of
-    mean(A) − mean(B)), from `numpy.random.default_rng(seed)`, so it is the same
-    for the same values. Fewer than two pairs: no interval; a constant difference
-    d: exactly [d, d] (every resample has mean d).
-    """
-    if direction not in ("↓", "↑"):
-        raise InvalidParameterError(
-            f'direction must be "↓" or "↑", not {direction!r}.', param="direction"
-        )
-    pairs = [
-        (float(a), float(b))
-        for a, b in zip(a_values, b_values, strict=True)
-        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
-    ]
-    if not pairs:
-        return PairedComparison(0, None, None, None, 0, 0, 0)
-    diffs = np.array([a - b for a, b in pairs])
-    better = -diffs if direction == "↓" else diffs
-    wins, losses = int((better > TIE).sum()), int((better < -TIE).sum())
-    ties = len(diffs) - wins - losses
-    mean, low, high = mean_interval(diffs, n_resamples=n_resamples, seed=seed, level=level)
-    return PairedComparison(len(diffs), mean, low, high, wins, ties, losses)
-
-
 @dataclass
 class ResultsTable:
     """One row per method, one `Cell` per column; paired comparisons per (A, B, metric).
@@ -190,7 +140,15 @@ class ResultsTable:
         if self.dropped:
             them = "prompt" if self.dropped == 1 else "prompts"
             text += f" ({self.dropped} {them} left out: some method had no row for them)"
-        return text + " [95% bootstrap interval]; ↓/↑: lower/higher is more faithful."
+        text += " [95% bootstrap interval]; ↓/↑: lower/higher is more faithful."
+        checked = min((self.cells[m][k].n for m in self.methods for k in CHECK_KEYS), default=0)
+        if checked < self.n:
+            text += (
+                f" Check columns: over the prompts whose rows have that figure (as few as "
+                f"{checked}): a row stored before the check has none, nor a prompt too "
+                "short for it."
+            )
+        return text
 
     def paired_markdown(self, digits: int = 3) -> str:
         """The "Paired differences (A − B)" table: one row per pair, one cell per metric."""
@@ -316,7 +274,8 @@ class ResultsTable:
     def rich(self) -> Any:
         """The per-method table for a terminal of 100 columns: means to three significant
         digits under short headers, ROUGE-L precision and recall left to table.md (F1
-        sums them up), intervals too; n is stated once in the caption."""
+        sums them up), intervals and the check's ratio and LDS too (its share called
+        faithful stays); n is stated once in the caption."""
         from rich.table import Table
 
         table = Table(
@@ -349,6 +308,7 @@ CONSOLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("sufficiency", "Suff↓"),
     ("seconds", "s"),
     ("forward_passes", "fwd"),
+    ("check_faithful", "faith↑"),  # share the check calls faithful; its ratio is in table.md
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..api import LanguageModel, Problem, attribute, build_problem
 from ..errors import PromptXrayError
+from .check_columns import check_fields, unchecked_fields
 from .config import EvalConfig
 from .metrics import FaithfulnessScorer
 from .rows import PromptRecord
@@ -129,10 +130,23 @@ def _evaluate_row(
     cfg: EvalConfig,
     scorers: dict[tuple, FaithfulnessScorer],
 ) -> dict[str, Any]:
-    """Run one method and score its top-k units; a user-level error becomes the row."""
+    """Run one method and score its top-k units; a user-level error becomes the row.
+
+    The result's faithfulness check runs at the evaluation's k, so its deletion removes
+    the units the PR masks; a prompt of k units or fewer gets no check (it needs a unit
+    left) and says so in the row's verdict.
+    """
     try:
+        n_units = len(problem.units(cfg.granularity))
+        checked = cfg.k < n_units
         attribution = attribute(
-            lm, problem, method, granularity=cfg.granularity, params=cfg.request(method).params
+            lm,
+            problem,
+            method,
+            granularity=cfg.granularity,
+            params=cfg.request(method).params,
+            check=checked,
+            check_k=cfg.k if checked else None,
         )
         run, cost = attribution.record.provenance, attribution.record.cost
         operator = str(run.params.get("masking", cfg.masking))
@@ -164,4 +178,5 @@ def _evaluate_row(
         "masked_output": result.masked_output,
         "masked_units": json.dumps(result.masked_units, ensure_ascii=False),
         "details": json.dumps(result.details),
+        **(check_fields(attribution.record.check) if checked else unchecked_fields(cfg.k, n_units)),
     }

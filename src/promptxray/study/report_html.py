@@ -23,12 +23,26 @@ from .spec import StudyRow
 from .tables import (
     adherence_correlation,
     adherence_table,
+    check_table,
     fmt_ci,
     parts_present,
     profile_table,
     share_table,
     shift_table,
 )
+
+# The whole output's faithfulness check, per cell of the share table.
+CHECK_HEADER = ("check deletion ratio", "faithful")
+
+
+def _check_cells(check: dict[str, Any]) -> list[str]:
+    """The check's mean deletion ratio (p(target) with the top units removed, per token)
+    and the share of rows it calls faithful; – where no row of the cell has a check."""
+    ratio, faithful = check["deletion_ratio"], check["faithful"]
+    return [
+        "–" if ratio is None else fmt_ci(ratio, pct=False),
+        "–" if faithful is None else fmt_ci(faithful),
+    ]
 
 
 def _table_html(header: list[str], body: list[list[str]]) -> str:
@@ -53,6 +67,7 @@ def render_html(rows: list[StudyRow], results: list[dict], config: Any, source: 
     structures = list(dict.fromkeys(r.structure for r in rows))
     shares = share_table(results)
     parts = parts_present(results)
+    checks = check_table(results)  # the same cells, in the same order
     sections = []
     sections.append(
         _section(
@@ -60,11 +75,12 @@ def render_html(rows: list[StudyRow], results: list[dict], config: Any, source: 
             read_shares(shares),
             shares_figure(shares) if shares else None,
             _table_html(
-                ["task", "structure", "model", "n", *parts],
+                ["task", "structure", "model", "n", *parts, *CHECK_HEADER],
                 [
                     [row["task"], row["structure"], row["model"], str(row["n"])]
                     + [fmt_ci(row[p]) if p in row else "–" for p in parts]
-                    for row in shares
+                    + _check_cells(check)
+                    for row, check in zip(shares, checks, strict=True)
                 ],
             ),
         )
@@ -149,7 +165,10 @@ def render_html(rows: list[StudyRow], results: list[dict], config: Any, source: 
         f"{Path(source).name}; models: {', '.join(models)}; method {config.method}, "
         f"{config.granularity} units, ≤ {config.max_new_tokens} new tokens; "
         f"{len(results)} explained rows. Shares use |score|; intervals are 95% bootstrap "
-        "intervals over the rows of a cell (none for one row)."
+        "intervals over the rows of a cell (none for one row). Check columns: p(target) per "
+        "token with the explanation's top 3 units removed (fewer on shorter prompts) as a "
+        "multiple of the unmasked one, and the share of rows the faithfulness check calls "
+        "faithful."
     )
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"

@@ -3,7 +3,8 @@
 Per (row, model) it generates the output, explains the whole output and, when the
 output has two tokens or more, its first and second halves separately (how
 importance shifts as generation goes on: two attributions of spans, far cheaper
-than the token x unit matrix), then checks adherence. Each finished row is
+than the token x unit matrix), then checks adherence; the whole output's explanation
+keeps its faithfulness check (`payload["check"]`). Each finished row is
 committed to SQLite at once, so a stopped study resumes where it stopped and
 recomputes nothing. The gallery rows (`gallery_keys`) also keep the whole
 attribution with its matrix, for the report's side-by-side heatmaps.
@@ -15,7 +16,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,8 @@ def _explain_row(
         "scores": whole.scores,
         "seconds": time.perf_counter() - started,
         "forward_passes": whole.record.cost.forward_passes,
+        # The whole output's faithfulness check (verdict and figures); older rows lack it.
+        "check": None if whole.record.check is None else asdict(whole.record.check),
     }
     if keep_matrix:
         payload["attribution"] = whole.to_dict()
@@ -320,6 +323,7 @@ def _halves(
             output_ids=problem.output_ids,
             span=span,
         )
-        out.append(attribute(lm, part, cfg.method, cfg.granularity, params=cfg.params))
+        # Only the shares of a half are read: its faithfulness check would go unused.
+        out.append(attribute(lm, part, cfg.method, cfg.granularity, params=cfg.params, check=False))
     early, late = out
     return part_shares(row, early), part_shares(row, late), earlier_output_share(late)

@@ -92,6 +92,33 @@ def adherence_table(results: list[dict]) -> list[dict[str, Any]]:
     return table
 
 
+def row_check(result: dict) -> dict[str, Any] | None:
+    """The faithfulness check of a row's whole-output explanation (None: a row stored
+    before the check, or one explained without it)."""
+    return result["payload"].get("check")
+
+
+def check_table(results: list[dict]) -> list[dict[str, Any]]:
+    """Per task x structure x model: the mean deletion ratio of the whole output's check
+    and the share of rows it calls faithful, over the rows whose check could be computed."""
+    table = []
+    for (task, structure, model), group in cells(results).items():
+        checks = [c for r in group if (c := row_check(r)) is not None]
+        ratios = [c["deletion_ratio"] for c in checks if c.get("deletion_ratio") is not None]
+        verdicts = [float(c["faithful"]) for c in checks if c.get("faithful") is not None]
+        table.append(
+            {
+                "task": task,
+                "structure": structure,
+                "model": model,
+                "n": len(verdicts),
+                "deletion_ratio": mean_ci(ratios) if ratios else None,
+                "faithful": mean_ci(verdicts) if verdicts else None,
+            }
+        )
+    return table
+
+
 def shift_table(results: list[dict]) -> list[dict[str, Any]]:
     """Per model and part: share in the first half of the output vs the second, paired."""
     parts = parts_present(results)
@@ -197,15 +224,29 @@ def _interval_csv(
     )
 
 
+def _check_cells(result: dict) -> list[Any]:
+    """rows.csv's check columns: verdict, deletion ratio, LDS, faithful (empty: no check)."""
+    check = row_check(result) or {}
+    ratio, lds = check.get("deletion_ratio"), check.get("lds")
+    return [
+        check.get("verdict", ""),
+        "" if ratio is None else round(ratio, 6),
+        "" if lds is None else round(lds, 6),
+        "" if check.get("faithful") is None else check["faithful"],
+    ]
+
+
 def write_tables(rows: list[StudyRow], results: list[dict], out: Path) -> list[Path]:
     """rows.csv (one line per explained row) and a CSV per table, into `out`."""
     parts = parts_present(results)
     cell = ["task", "structure", "model", "n"]
+    check_header = ["check_verdict", "check_deletion_ratio", "check_lds", "check_faithful"]
     return [
         _write_csv(
             out / "rows.csv",
             ["row", "task", "structure", "group", "model", "adherent", "output_tokens"]
             + [f"share_{p}" for p in parts]
+            + check_header
             + ["output"],
             (
                 [
@@ -218,6 +259,7 @@ def write_tables(rows: list[StudyRow], results: list[dict], out: Path) -> list[P
                     r["payload"]["output_tokens"],
                 ]
                 + [round(r["payload"]["shares"].get(p, 0.0), 6) for p in parts]
+                + _check_cells(r)
                 + [r["payload"]["output"]]
                 for r in results
             ),
@@ -228,6 +270,12 @@ def write_tables(rows: list[StudyRow], results: list[dict], out: Path) -> list[P
             adherence_table(results),
             cell,
             [("adherence", "adherence"), ("instruction_share", "instruction_share")],
+        ),
+        _interval_csv(
+            out / "check.csv",
+            check_table(results),
+            cell,
+            [("deletion_ratio", "deletion_ratio"), ("faithful", "faithful")],
         ),
         _interval_csv(
             out / "shift.csv",
