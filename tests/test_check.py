@@ -162,3 +162,15 @@ def test_the_page_mask_and_evaluate_measure_the_same_pr_and_kl(wordy_lm, tmp_pat
     measured = scorer.score(ranking, 3)
     assert edit["pr"] == pytest.approx(measured.pr, rel=1e-9)
     assert edit["kl"] == pytest.approx(measured.kl, rel=1e-9)
+
+
+def test_the_check_removes_units_as_asked(tiny_lm, problem):
+    """By default as the method masked (delete for gradients); the evaluation passes its own
+    operator so the check's deletion is the row's PR."""
+    assert attribute(tiny_lm, problem, "grad_norm", "word").record.check.operator == "delete"
+    zero = attribute(tiny_lm, problem, "grad_norm", "word", check_operator="zero").record.check
+    assert zero.operator == "zero"
+    replaced = attribute(tiny_lm, problem, "leave_one_out", "word", masking="replace")
+    assert replaced.record.check.operator == "replace"
+    with pytest.raises(InvalidParameterError, match="blur"):
+        attribute(tiny_lm, problem, "grad_norm", "word", check_operator="blur")

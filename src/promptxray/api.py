@@ -277,6 +277,7 @@ def attribute(
     params: Mapping[str, Any] | MethodParams | None = None,
     check: bool = True,
     check_k: int | None = None,
+    check_operator: str | None = None,
     **more_params: Any,
 ) -> Attribution:
     """Run one method on an already-built problem (reuses its output: no generation);
@@ -286,5 +287,13 @@ def attribute(
     else:
         base = params.model_dump() if isinstance(params, MethodParams) else dict(params or {})
         given = {**base, **more_params}
-    request = check_request(method, granularity, pattern, given, check=check, check_k=check_k)
+    request = check_request(
+        method,
+        granularity,
+        pattern,
+        given,
+        check=check,
+        check_k=check_k,
+        check_operator=check_operator,
+    )
     return run(lm, problem, request, matrix=matrix, progress=progress)

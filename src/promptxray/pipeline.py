@@ -20,6 +20,7 @@ from .check import check_cost, check_explanation, plan_check, why_not
 from .conversation import recorded_messages
 from .errors import InvalidParameterError
 from .masking import DEFAULT_OPERATOR
+from .masking import check_operator as check_operator_name
 from .methods import get_method, quantity
 from .methods.base import Cost, Family, MethodParams, MethodSpec, ProgressFn
 from .methods.costs import Estimate, seconds_for, seconds_per_token
@@ -45,6 +46,7 @@ class Request:
     pattern: str | None
     check: bool = True  # the faithfulness check every result carries (`check.py`)
     check_k: int | None = None  # its k: None = 3, or fewer on a prompt of fewer units
+    check_operator: str | None = None  # how it removes units: None = the method's masking
 
     @property
     def base_granularity(self) -> str:
@@ -75,6 +77,7 @@ def check_request(
     *,
     check: bool = True,
     check_k: int | None = None,
+    check_operator: str | None = None,
 ) -> Request:
     """Validate everything that needs no model: method, granularity, the method's
     parameters, and the faithfulness check's k."""
@@ -83,8 +86,10 @@ def check_request(
     resolved = spec.resolve(params)
     if check_k is not None and check_k < 1:
         raise InvalidParameterError(f"check_k must be at least 1, not {check_k}.", param="check_k")
+    if check_operator is not None:
+        check_operator_name(check_operator)
     regex = pattern if granularity == "regex" else None
-    return Request(spec, resolved, granularity, regex, check, check_k)
+    return Request(spec, resolved, granularity, regex, check, check_k, check_operator)
 
 
 def estimate(
@@ -202,7 +207,9 @@ def run(
     if problem.contrast is not None:
         attribution.record.contrast = _contrast_report(lm, problem, attribution)
     if request.check:
-        attribution.record.check = check_result(lm, problem, attribution, k=request.check_k)
+        attribution.record.check = check_result(
+            lm, problem, attribution, k=request.check_k, operator=request.check_operator
+        )
     return attribution
 
 
@@ -213,6 +220,7 @@ def check_result(
     *,
     k: int | None = None,
     token: int | None = None,
+    operator: str | None = None,
 ) -> FaithfulnessCheck:
     """The faithfulness check of a result at the units it shows (`check.py`): its top-k
     (a joint method's set first) against random k-sets, sufficiency and LDS. With
@@ -222,8 +230,8 @@ def check_result(
         ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
     else:
         scores, ranking = attribution.scores, attribution.ranking("support")
-    params = attribution.record.provenance.params
-    operator = str(params.get("masking", DEFAULT_OPERATOR))
+    if operator is None:  # the method's own masking, so the check removes units as it did
+        operator = str(attribution.record.provenance.params.get("masking", DEFAULT_OPERATOR))
     return check_explanation(
         lm,
         problem,

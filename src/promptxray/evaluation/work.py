@@ -139,14 +139,17 @@ def _evaluate_row(
     try:
         n_units = len(problem.units(cfg.granularity))
         checked = cfg.k < n_units
+        params = cfg.request(method).params
         attribution = attribute(
             lm,
             problem,
             method,
             granularity=cfg.granularity,
-            params=cfg.request(method).params,
+            params=params,
             check=checked,
             check_k=cfg.k if checked else None,
+            # the check removes units as the evaluation does, so its deletion is the row's PR
+            check_operator=str(getattr(params, "masking", cfg.masking)),
         )
         run, cost = attribution.record.provenance, attribution.record.cost
         operator = str(run.params.get("masking", cfg.masking))
