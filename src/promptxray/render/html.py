@@ -118,28 +118,13 @@ def _top_list(view: _View, top: int) -> str:
     )
 
 
-def _completeness_html(attr: Attribution) -> str:
-    """Integrated gradients' completeness gap as one line (empty for other methods)."""
-    note = attr.notes.completeness
+def _note_html(note: str | None, kind: str, dim: bool = True) -> str:
+    """One of the result's notes as a line (empty without it): the completeness gap, the
+    refinement of a coarse pass, a contrast's two log-probabilities."""
     if not note:
         return ""
-    return f'<div class="pxr-completeness" style="font-size:12px;color:#666">{escape(note)}</div>'
-
-
-def _refinement_html(attr: Attribution) -> str:
-    """Hierarchical leave-one-out: which scores are estimates (empty otherwise)."""
-    note = attr.notes.refinement
-    if not note:
-        return ""
-    return f'<div class="pxr-refinement" style="font-size:12px;color:#666">{escape(note)}</div>'
-
-
-def _contrast_html(attr: Attribution) -> str:
-    """A contrast's two log-probabilities, before and after masking (empty without one)."""
-    note = attr.notes.contrast
-    if not note:
-        return ""
-    return f'<div class="pxr-contrast" style="font-size:12px">{escape(note)}</div>'
+    colour = ";color:#666" if dim else ""
+    return f'<div class="pxr-{kind}" style="font-size:12px{colour}">{escape(note)}</div>'
 
 
 def _check_html(attr: Attribution) -> str:
@@ -180,9 +165,9 @@ def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> s
         + _legend(view.scale, attr.selected is not None)
         + (_top_list(view, min(top, len(view.units))) if top > 0 and view.units else "")
         + f'<div style="font-size:12px;color:#666">{meta}</div>'
-        + _completeness_html(attr)
-        + _refinement_html(attr)
-        + _contrast_html(attr)
+        + _note_html(attr.notes.completeness, "completeness")
+        + _note_html(attr.notes.refinement, "refinement")
+        + _note_html(attr.notes.contrast, "contrast", dim=False)
         + _check_html(attr)
         + "</div>"
     )
