@@ -161,9 +161,9 @@ def test_no_estimate_while_the_model_is_busy(tiny_lm, tmp_path):
         assert estimate["available"] is False and estimate["confirm"] is False
 
 
-@pytest.mark.parametrize("method", ["grad_norm", "leave_one_out", "xprompt"])
+@pytest.mark.parametrize("method", ["grad_norm", "leave_one_out", "xprompt", "xprompt_paper"])
 def test_the_estimate_counts_the_check_exactly(tiny_lm, problem, method):
-    params = {"k": 2} if method == "xprompt" else {}
+    params = {"k": 2} if method.startswith("xprompt") else {}
     request = api.check_request(method, "word", params=params)
     without = api.check_request(method, "word", params=params, check=False)
     check_passes = (
@@ -174,4 +174,4 @@ def test_the_estimate_counts_the_check_exactly(tiny_lm, problem, method):
     assert check is not None and check.forward_passes == check_passes
     # 20 masked variants and the shared prefix; the unmasked one only if the method
     # did not score it already
-    assert check_passes == (21 if method in ("leave_one_out", "xprompt") else 22)
+    assert check_passes == (22 if method == "grad_norm" else 21)

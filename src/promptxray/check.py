@@ -65,8 +65,7 @@ def effective_k(n_units: int, k: int | None) -> int:
     unit must stay, else every k-set is the same); an explicit k must leave one."""
     if k is None:
         return max(1, min(DEFAULT_K, n_units - 1))
-    if k < 1:
-        raise InvalidParameterError(f"check_k must be at least 1, not {k}.", param="check_k")
+    check_k_given(k)
     if k >= n_units:
         raise InvalidParameterError(
             f"check_k ({k}) must be below the number of units ({n_units}): removing every "
@@ -74,6 +73,12 @@ def effective_k(n_units: int, k: int | None) -> int:
             param="check_k",
         )
     return k
+
+
+def check_k_given(k: int | None) -> None:
+    """Refuse a k no prompt could take (asked before any model is needed)."""
+    if k is not None and k < 1:
+        raise InvalidParameterError(f"check_k must be at least 1, not {k}.", param="check_k")
 
 
 def why_not(problem: Problem, units: list[Unit]) -> str | None:

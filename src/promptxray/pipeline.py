@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .attribution import Attribution
-from .check import check_cost, check_explanation, plan_check, why_not
+from .check import check_cost, check_explanation, check_k_given, plan_check, why_not
 from .conversation import recorded_messages
 from .errors import InvalidParameterError
 from .masking import DEFAULT_OPERATOR
@@ -29,9 +29,6 @@ from .record import ContrastReport, FaithfulnessCheck, Provenance, RunCost, RunR
 from .segments import Unit, check_granularity
 from .targets import Problem
 
-# Methods whose record holds log p(target) of the unmasked prompt (`_known_full`): their
-# check does not score it again.
-REUSES_UNMASKED = frozenset({"leave_one_out", "xprompt"})
 # Masked prompts per batched forward in the check (its 20 variants in two calls at most).
 CHECK_BATCH = 16
 
@@ -84,8 +81,7 @@ def check_request(
     spec = get_method(method)
     check_granularity(granularity, pattern)
     resolved = spec.resolve(params)
-    if check_k is not None and check_k < 1:
-        raise InvalidParameterError(f"check_k must be at least 1, not {check_k}.", param="check_k")
+    check_k_given(check_k)
     if check_operator is not None:
         check_operator_name(check_operator)
     regex = pattern if granularity == "regex" else None
@@ -120,8 +116,16 @@ def _check_cost(lm: LanguageModel, problem: Problem, request: Request) -> Cost:
     if why_not(problem, units) is not None:
         return Cost(0, 0, 0, 0)
     order = list(range(len(units)))  # which units lead does not change the count
-    known = request.spec.name in REUSES_UNMASKED
-    plan = plan_check(lm, problem, units, order, k=request.check_k, full_known=known)
+    operator = check_operator_for(request.params.model_dump(), request.check_operator)
+    plan = plan_check(
+        lm,
+        problem,
+        units,
+        order,
+        k=request.check_k,
+        operator=operator,
+        full_known=request.spec.scores_unmasked,
+    )
     return check_cost(lm, problem, plan, CHECK_BATCH)
 
 
@@ -230,8 +234,7 @@ def check_result(
         ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
     else:
         scores, ranking = attribution.scores, attribution.ranking("support")
-    if operator is None:  # the method's own masking, so the check removes units as it did
-        operator = str(attribution.record.provenance.params.get("masking", DEFAULT_OPERATOR))
+    params = attribution.record.provenance.params
     return check_explanation(
         lm,
         problem,
@@ -240,9 +243,9 @@ def check_result(
         ranking,
         granularity=str(attribution.granularity),
         k=k,
-        operator=operator,
+        operator=check_operator_for(params, operator),
         batch_size=CHECK_BATCH,
-        full_log_prob=_known_full(attribution),
+        full_log_prob=attribution.record.unmasked_log_prob(),
         token=token,
     )
 
@@ -263,15 +266,10 @@ def check_row(attribution: Attribution, token: int) -> list[float]:
     return matrix[token]
 
 
-def _known_full(attribution: Attribution) -> float | None:
-    """log p(target) of the unmasked context when the method scored it already, so the
-    check does not score it again (leave-one-out's baseline, xprompt's empty set)."""
-    record = attribution.record
-    if attribution.method not in REUSES_UNMASKED:
-        return None
-    if record.masked is not None:
-        return record.masked.baseline_log_prob
-    return record.search.baseline_objective if record.search is not None else None
+def check_operator_for(params: Mapping[str, Any], given: str | None) -> str:
+    """How the check removes units: as asked, else as the method masked (its `masking`
+    parameter), else the default; the estimate and the check use this one rule."""
+    return given or str(params.get("masking", DEFAULT_OPERATOR))
 
 
 def _contrast_report(

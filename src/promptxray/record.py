@@ -243,6 +243,13 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def unmasked_log_prob(self) -> float | None:
+        """log p(target) of the unmasked prompt when the method scored it (leave-one-out's
+        baseline, a joint search's empty set), so a check need not score it again."""
+        if self.masked is not None:
+            return self.masked.baseline_log_prob
+        return self.search.baseline_objective if self.search is not None else None
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         """The saved form (format 3) back into its types."""

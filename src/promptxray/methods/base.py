@@ -182,6 +182,10 @@ class MethodSpec:
     # Raised when the algorithm changes what it returns for the same parameters, so
     # stored results (evaluation rows) of the old algorithm are not reused as new.
     version: int = 1
+    # Whether the method scores the unmasked prompt itself and records it (`RunRecord.
+    # unmasked_log_prob`): the faithfulness check then reuses it instead of scoring it again,
+    # and the cost estimate counts one pass less.
+    scores_unmasked: bool = False
 
     @property
     def regroupable(self) -> bool:
@@ -301,10 +305,11 @@ def register(
     signed: bool,
     description: str,
     version: int = 1,
+    scores_unmasked: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
     def wrap(fn: MethodFn) -> MethodFn:
         REGISTRY[name] = MethodSpec(
-            name, family, fn, params, aggregation, signed, description, version
+            name, family, fn, params, aggregation, signed, description, version, scores_unmasked
         )
         return fn
 

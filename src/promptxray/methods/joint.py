@@ -36,6 +36,7 @@ from .joint_search import XPromptParams, run_search, search_cost
         "first by marginal contribution, then the rest by leave-one-out."
     ),
     version=2,  # 2: |g| start, pair-evidence swaps sampled without replacement
+    scores_unmasked=True,
 )
 def xprompt(
     lm: LanguageModel,

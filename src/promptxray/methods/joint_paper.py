@@ -42,6 +42,7 @@ class XPromptPaperParams(JointParams):
         "XPrompt's Algorithm 1 as published (Chang et al. 2024): top-k |gradient| start, "
         "N single-swap iterations drawn from softmax(|g|), zero-embedding masking."
     ),
+    scores_unmasked=True,
 )
 def xprompt_paper(
     lm: LanguageModel,

@@ -82,6 +82,7 @@ class RandomParams(MethodParams):
         "log p(target) minus log p(target) with the unit masked (positive = the unit "
         "supports the target); defined only on the units it masked."
     ),
+    scores_unmasked=True,
 )
 def leave_one_out(
     lm: LanguageModel,
