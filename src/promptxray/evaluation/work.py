@@ -140,6 +140,9 @@ def _evaluate_row(
         n_units = len(problem.units(cfg.granularity))
         checked = cfg.k < n_units
         params = cfg.request(method).params
+        # the method's masking, else the evaluation's: the PR masks with it, and so does the
+        # check, so the check's deletion is the row's PR
+        operator = str(getattr(params, "masking", cfg.masking))
         attribution = attribute(
             lm,
             problem,
@@ -148,11 +151,9 @@ def _evaluate_row(
             params=params,
             check=checked,
             check_k=cfg.k if checked else None,
-            # the check removes units as the evaluation does, so its deletion is the row's PR
-            check_operator=str(getattr(params, "masking", cfg.masking)),
+            check_operator=operator,
         )
-        run, cost = attribution.record.provenance, attribution.record.cost
-        operator = str(run.params.get("masking", cfg.masking))
+        cost = attribution.record.cost
         units = attribution.units
         signature = (operator, tuple(tuple(u.tokens) for u in units))
         if signature not in scorers:
