@@ -186,11 +186,10 @@ def check_explanation(
             f"(0..{quantity.n_rows(problem) - 1}).",
             param="token",
         )
-    k_shown = effective_k(len(units), k) if reason is None else (k or DEFAULT_K)
     if reason is not None:
         return FaithfulnessCheck(
-            k_shown, granularity, operator, seed, f"not checked: {reason}", reason=reason,
-            token=token,
+            k or DEFAULT_K, granularity, operator, seed, f"not checked: {reason}",
+            reason=reason, token=token,
         )  # fmt: skip
     before, started = lm.cost.snapshot(), time.perf_counter()
     known = full_log_prob is not None and token is None
