@@ -116,6 +116,7 @@ def test_off_switch_regroup_and_older_files(tiny_lm, problem):
     assert attr.aggregate("sentence").record.check is None  # recomputed, never relabelled
     assert attr.aggregate("token").record.check is None  # back to the base units too
     assert attr.aggregate("word").record.check == attr.record.check  # the same units
+    assert attr.aggregate("regex", r"\w+").record.check is None  # other units, same count
     again = Attribution.from_json(attr.to_json())
     assert again.record.check == attr.record.check
     saved = attr.to_dict()

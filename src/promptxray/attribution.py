@@ -213,8 +213,8 @@ class Attribution:
         )
         # A check is of the units it removed: at other units it is recomputed, never relabelled.
         check = self.record.check
-        kept = self.record if check is None or check.granularity == granularity else None
-        record = kept or replace(self.record, check=None)
+        here = (granularity, pattern) == (self.granularity, self.pattern)
+        record = self.record if check is None or here else replace(self.record, check=None)
         if same:
             return replace(self, granularity=granularity, pattern=pattern, record=record)
         if not self.regroupable:
