@@ -88,7 +88,7 @@ VALUES: dict[str, Case] = {
     "iterations": Case(5, [("iterations", 5)]),
     "steps": Case(6, [("steps", 6)]),
     "masking": Case("zero", [("masking", "zero")]),
-    "param": Case(["budget=12", "patience=1"], [("budget", "12"), ("patience", "1")]),
+    "param": Case(["budget=12", "seed=1"], [("budget", "12"), ("seed", "1")]),
     "json_path": Case("{tmp}/a.json", check=_written("a.json", FAKE_JSON)),
     "html_path": Case("{tmp}/a.html", [("standalone", True)], check=_written("a.html", FAKE_HTML)),
     "heatmap.out": Case("{tmp}/other.svg", [("path", "{tmp}/other.svg")]),

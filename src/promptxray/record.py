@@ -134,13 +134,16 @@ class Search:
     single_unit_evidence: str | None = None
     accepted_swaps: int | None = None
     gradient: list[float] | None = None
+    # xprompt with k_max: the best set of every size 1..k_max (the joint deletion curve).
+    best_by_k: list[StartSet] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Search:
         starts = {
             name: _known(StartSet, start) for name, start in (data.get("starts") or {}).items()
         }
-        return _known(cls, {**data, "starts": starts})
+        by_k = [_known(StartSet, s) for s in data.get("best_by_k") or []]
+        return _known(cls, {**data, "starts": starts, "best_by_k": by_k})
 
 
 @dataclass(frozen=True)
