@@ -356,10 +356,18 @@ class Service:
         result: dict[str, Any] = {
             # `created`: the explanation's time where there is one (the compare menu's), else
             # the run's, so a side's title and its menu entry show the same time.
-            "a": {"ref": a, "run": {k: run_a[k] for k in RUN_FIELDS}, "view": None,
-                  "created": (exp_a or run_a)["created"]},
-            "b": {"ref": b, "run": {k: run_b[k] for k in RUN_FIELDS}, "view": None,
-                  "created": (exp_b or run_b)["created"]},
+            "a": {
+                "ref": a,
+                "run": {k: run_a[k] for k in RUN_FIELDS},
+                "view": None,
+                "created": (exp_a or run_a)["created"],
+            },
+            "b": {
+                "ref": b,
+                "run": {k: run_b[k] for k in RUN_FIELDS},
+                "view": None,
+                "created": (exp_b or run_b)["created"],
+            },
             "diff": text_diffs(run_a, run_b),
             "shared_scale": False,
             "palette": None,
