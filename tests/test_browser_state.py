@@ -189,8 +189,8 @@ def test_input_errors_are_in_words_under_their_field_and_nothing_is_replaced(pag
     # a body that is not JSON gets a sentence, not "0: JSON decode error"
     answer = page.evaluate(
         """async () => {
-            const r = await fetch('/api/generate', {method: 'POST', body: '{not json',
-                                                     headers: {'Content-Type': 'application/json'}});
+            const headers = {'Content-Type': 'application/json'};
+            const r = await fetch('/api/generate', {method: 'POST', body: '{not', headers});
             return (await r.json()).detail;
         }"""
     )
