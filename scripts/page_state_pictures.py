@@ -43,6 +43,7 @@ def shoot_stale(url: str, path: Path) -> None:
     """Explain, then pick another target and another method without explaining again."""
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=120_000)  # a loaded machine generates slowly
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:

@@ -171,7 +171,8 @@ function renderMeta(view) {
   if (m.seconds !== undefined) parts.push(`${fmt(m.seconds, 2)} s`);
   if (m.forward_passes !== undefined) {
     const backward = m.backward_passes ? ` and ${m.backward_passes} backward` : "";
-    parts.push(`${m.forward_passes} forward passes${backward} to explain`);
+    const n = m.forward_passes;
+    parts.push(`${n} forward pass${n === 1 ? "" : "es"}${backward} to explain`);
   }
   // As the other views' cost summary: the masking operator of methods that mask.
   const masking = m.masking || (m.params || {}).masking;
