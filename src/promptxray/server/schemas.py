@@ -127,6 +127,8 @@ class EstimateView(BaseModel):
     backward_calls: int | None = None
     upper_bound: bool | None = Field(None, description="The passes are a bound, not a count.")
     seconds: float | None = None
+    method_forward: int | None = Field(None, description="Forward passes of the method alone.")
+    check_forward: int | None = Field(None, description="Forward passes of its check.")
 
 
 class MaskRequest(RequestBody):
@@ -375,6 +377,7 @@ class CompareSide(BaseModel):
     ref: str
     run: RunRecord
     view: ExplanationView | None
+    created: float = Field(description="When its explanation (else its run) was made.")
 
 
 class DiffPiece(BaseModel):
@@ -427,3 +430,4 @@ class InfoResponse(BaseModel):
     data_dir: str
     jobs_note: str
     gamma_range: list[float]
+    passes_note: str = Field("", description="What one forward pass is, as every count says.")
