@@ -11,6 +11,12 @@ for the test) and each linear bias's b · dlogit/db (Qwen2's q/k/v biases). Tole
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -300,3 +306,44 @@ def test_an_unsupported_model_is_refused_by_the_method_and_its_estimate():
         request.spec.predict(lm, problem, request.units(problem), request.params)
     with pytest.raises(UnsupportedArchitectureError, match="llama"):
         attribute(lm, problem, "attnlrp", check=False)
+
+
+# ----- against the authors' own implementation -------------------------------------------------
+FAMILIES = ["llama", "qwen2", "gemma3"]
+
+
+@pytest.fixture(scope="module")
+def lxt_relevances(tmp_path_factory) -> dict[str, list[float]]:
+    """lxt 2.1's AttnLRP relevances for each family's tiny model, from one separate process
+    (lxt patches transformers' classes process-wide; see lxt_reference.py for the two
+    shims it needs under transformers 5)."""
+    jobs = []
+    for family in FAMILIES:
+        folder = tmp_path_factory.mktemp(family)
+        tiny_model(family).save_pretrained(folder)
+        ids = _ids()[0].tolist()
+        job = {"family": family, "model_dir": str(folder), "ids": ids}
+        jobs.append({**job, "position": -2, "token": ids[-1]})
+    script = Path(__file__).with_name("lxt_reference.py")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(zip(FAMILIES, json.loads(done.stdout.strip().splitlines()[-1]), strict=True))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lxt") is None, reason="lxt is not installed")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_relevances_match_lxt(family, lxt_relevances):
+    """The same per-token relevances as the authors' package on the same tiny model."""
+    model = tiny_model(family)
+    with attnlrp_rules(model):
+        _, ours, _ = explained(model, _ids())
+    _, plain, _ = explained(model, _ids())
+    theirs = lxt_relevances[family]
+    peak = float(ours.abs().max())
+    assert ours.tolist() == pytest.approx(theirs, abs=1e-6 * peak)
+    assert plain.tolist() != pytest.approx(theirs, abs=1e-2 * peak)  # lxt's rules did apply
