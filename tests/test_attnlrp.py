@@ -291,6 +291,22 @@ def test_a_span_is_the_sum_of_its_rows(tiny_lm, problem):
     assert alone.scores[:n] == pytest.approx(expected, abs=1e-5)
 
 
+def test_bfloat16_agrees_with_float32(tiny_lm, problem):
+    """The rules keep the model's dtypes (norms in float32 as the originals): bfloat16
+    scores within 10% of the largest float32 score, as for the other gradient methods."""
+    import copy
+
+    from promptxray.model import LanguageModel
+
+    half = LanguageModel(copy.deepcopy(tiny_lm.model).to(torch.bfloat16), tiny_lm.tokenizer)
+    full = attribute(tiny_lm, problem, "attnlrp", "word", check=False)
+    half_problem = build_problem(half, PROMPT, target=TARGET)
+    low = attribute(half, half_problem, "attnlrp", "word", check=False)
+    assert low.metadata["dtype"] == "bfloat16"
+    peak = max(abs(s) for s in full.scores)
+    assert low.scores == pytest.approx(full.scores, abs=0.1 * peak + 1e-3)
+
+
 def test_an_unsupported_model_is_refused_by_the_method_and_its_estimate():
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
