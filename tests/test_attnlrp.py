@@ -265,6 +265,21 @@ def test_matrix_rows_sum_to_the_whole_target(tiny_lm, problem):
     assert rows.scores == pytest.approx(whole.scores, abs=1e-5)
 
 
+def test_recomputed_layers_and_one_row_a_backward_give_the_same_matrix(
+    tiny_lm, problem, monkeypatch
+):
+    """Long prompts recompute each layer in the backward: the rules hold there too."""
+    from promptxray.methods import gradient_rows
+    from promptxray.model import memory
+
+    before = attribute(tiny_lm, problem, "attnlrp", "token", matrix=True, check=False)
+    monkeypatch.setattr(memory, "BUDGET_BYTES", 1)
+    assert all(b.recompute for b in gradient_rows.plan_token_blocks(tiny_lm, problem, 4))
+    after = attribute(tiny_lm, problem, "attnlrp", "token", matrix=True, check=False)
+    for row_before, row_after in zip(before.matrix, after.matrix, strict=True):
+        assert row_after == pytest.approx(row_before, abs=1e-5)
+
+
 def test_contrast_is_the_target_minus_the_alternative(tiny_lm):
     other = " He stayed at sea."
     a = attribute(tiny_lm, build_problem(tiny_lm, PROMPT, target=TARGET), "attnlrp", check=False)
