@@ -25,6 +25,8 @@ CASES = [
     ("leave_one_out", "token", {"masking": "replace"}, False),
     ("random", "word", {}, False),
     ("xprompt_paper", "word", {"k": 2, "iterations": 6}, False),
+    ("attnlrp", "word", {}, False),
+    ("attnlrp", "word", {"batch_size": 2}, True),
 ]
 BOUNDED = [
     ("xprompt", "word", {"k": 2}),
