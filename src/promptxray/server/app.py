@@ -51,7 +51,15 @@ _CSP = (
 )
 
 # Methods in the order the page lists them; any other registered method follows.
-_METHOD_ORDER = ("grad_norm", "grad_x_input", "integrated_gradients", "leave_one_out", "xprompt")
+_METHOD_ORDER = (
+    "grad_norm",
+    "grad_x_input",
+    "integrated_gradients",
+    "attnlrp",
+    "leave_one_out",
+    "context_cite",
+    "xprompt",
+)
 
 
 # What the page says about a job whose tab is closed (also in its help text).
