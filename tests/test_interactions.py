@@ -25,6 +25,7 @@ from promptxray.methods.joint_interactions import (
 from promptxray.record import Interaction, Interactions, RunRecord
 from promptxray.render import render_console, render_html
 from promptxray.server.views import explanation_view
+from promptxray.unit_pairs import nats
 
 PROMPT = "The cat sat on the mat. It was warm there."
 E = frozenset()
@@ -244,6 +245,7 @@ def test_the_accessor_resolves_texts_and_words(result):
     assert second.line().startswith("removing either suffices: ")
     assert second.line().endswith("(-1.40 nats below their sum)")
     assert shown.partners() == {1: [3], 3: [1], 0: [2], 2: [0]}
+    assert nats(2.8) == "+2.80" and nats(-0.004) == "-4.0e-03" and nats(0.0) == "+0.00"
     assert shown.note() == (
         "interactions among the top 4 units: 6 of 6 pairs measured "
         "(4 from the search's own sets, 2 extra passes)"

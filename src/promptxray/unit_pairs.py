@@ -16,6 +16,12 @@ from dataclasses import dataclass
 
 from .record import Interactions
 
+
+def nats(value: float) -> str:
+    """A signed value in nats: two decimals, or two significant digits below 0.01."""
+    return f"{value:+.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:+.1e}"
+
+
 # The words for each sign, in one place.
 TOGETHER = "matter together"
 EITHER = "removing either suffices"
@@ -51,8 +57,8 @@ class UnitPair:
         """ "matter together: 'not' + 'never' (+2.31 nats beyond their sum)"."""
         a, b = self.names()
         if self.together:
-            return f"{self.label}: {a} + {b} ({self.value:+.2f} nats beyond their sum)"
-        return f"{self.label}: {a} / {b} ({self.value:+.2f} nats below their sum)"
+            return f"{self.label}: {a} + {b} ({nats(self.value)} nats beyond their sum)"
+        return f"{self.label}: {a} / {b} ({nats(self.value)} nats below their sum)"
 
     def detail(self) -> str:
         """The three drops the value comes from."""

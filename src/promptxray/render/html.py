@@ -13,6 +13,7 @@ from html import escape
 from ..attribution import Attribution
 from ..roles import ROLE_OUTPUT
 from ..segments import Unit
+from ..unit_pairs import nats
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
 
@@ -140,7 +141,7 @@ def _interactions_html(view: _View) -> str:
             f'<li data-units="{a} {b}" data-value="{pair.value:.6g}" '
             f'title="{escape(pair.detail())}">{escape(pair.label)}: {units} '
             f'<span style="color:#555;font-family:ui-monospace,monospace">'
-            f"{escape(f'{pair.value:+.2f}')} nats</span></li>"
+            f"{escape(nats(pair.value))} nats</span></li>"
         )
     body = (
         f'<ul style="margin:2px 0 6px 0;padding-left:20px">{"".join(items)}</ul>' if items else ""
