@@ -34,12 +34,14 @@ from .output_rows import (
 )
 from .record import RunRecord
 from .segments import Unit, check_granularity, group_units
+from .unit_pairs import PairsView, pairs_view
 
 __all__ = [
     "ROW_GROUPINGS",
     "Attribution",
     "MatrixRows",
     "Notes",
+    "PairsView",
     "RankBy",
     "RowsBy",
     "RunRecord",
@@ -265,6 +267,15 @@ class Attribution:
             contrast=record.contrast.line() if record.contrast else None,
             check=f"check: {record.check.verdict}" if record.check else None,
         )
+
+    @property
+    def interactions(self) -> PairsView | None:
+        """The strongest pairwise interactions a joint method measured, with unit texts;
+        None without them, or at units other than the ones they were measured on."""
+        found = self.record.interactions
+        if found is None or self.granularity != self.base_granularity:
+            return None
+        return pairs_view(found, [unit.text for unit in self.units])
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -158,6 +158,7 @@ def run(
             completeness=out.completeness,
             hierarchy=out.hierarchy,
             search=out.search,
+            interactions=out.interactions,
         ),
         provenance=Provenance(
             method_version=spec.version,

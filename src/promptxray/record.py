@@ -9,7 +9,7 @@ results saved before these types (format 2, `metadata`) carried.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -242,6 +242,7 @@ class RunRecord:
     search: Search | None = None
     contrast: ContrastReport | None = None
     check: FaithfulnessCheck | None = None
+    interactions: Interactions | None = None  # a joint method's pairwise interactions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -272,6 +273,7 @@ class RunRecord:
             search=section("search", Search.from_dict),
             contrast=section("contrast", ContrastReport.from_dict),
             check=section("check", lambda d: _known(FaithfulnessCheck, d)),
+            interactions=section("interactions", Interactions.from_dict),
         )
 
     @classmethod
@@ -296,6 +298,9 @@ class RunRecord:
             search=Search.from_dict(meta) if "log_prob_drop" in meta else None,
             contrast=ContrastReport.from_dict(meta["contrast"]) if meta.get("contrast") else None,
             check=_known(FaithfulnessCheck, meta["check"]) if meta.get("check") else None,
+            interactions=(
+                Interactions.from_dict(meta["interactions"]) if meta.get("interactions") else None
+            ),
         )
 
     def flat(self) -> dict[str, Any]:
@@ -320,4 +325,52 @@ class RunRecord:
             out["contrast"] = asdict(self.contrast)
         if self.check is not None:
             out["check"] = asdict(self.check)
+        if self.interactions is not None:
+            out["interactions"] = asdict(self.interactions)
         return out
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How two units act together on log p(target), from the sets a joint method scored.
+
+    With drop(S) = L(∅) − L(S), L the objective with the units of S masked:
+    `drops` = [drop({a}), drop({b})], `pair_drop` = drop({a, b}) and
+    `value` = pair_drop − drop({a}) − drop({b}). value > 0: removing both lowers
+    log p(target) more than the two removals add up to (each alone changes little,
+    e.g. an instruction written twice); value < 0: removing either one already does
+    most of what removing both does (each is needed, e.g. the two parts of a condition).
+    """
+
+    units: list[int]  # the two units, indices into the units the method was given
+    pair_drop: float
+    drops: list[float]
+    value: float
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """The strongest pairwise interactions among a joint result's top units.
+
+    `pairs`: the strongest of each sign, strongest |value| first. `candidates`: the units
+    whose pairs were considered. `measured`: pairs whose three terms were known;
+    `from_scored`: how many of those the search had already scored (no extra pass);
+    `extra_passes`: prompts scored for the rest, outside the search's budget.
+    """
+
+    pairs: list[Interaction]
+    extra_passes: int
+    candidates: list[int]
+    from_scored: int
+    measured: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Interactions:
+        pairs = [_known(Interaction, pair) for pair in data.get("pairs") or []]
+        return _known(cls, {**data, "pairs": pairs})
+
+    def relabel(self, indices: list[int]) -> Interactions:
+        """The same pairs with unit i renamed indices[i]: a search run on a subset of the
+        units (xprompt's coarse pruning) reports them in the caller's numbering."""
+        pairs = [replace(p, units=[indices[u] for u in p.units]) for p in self.pairs]
+        return replace(self, pairs=pairs, candidates=[indices[u] for u in self.candidates])

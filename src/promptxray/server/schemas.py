@@ -346,6 +346,11 @@ class ExplanationView(BaseModel):
         description="The explanation was asked with its check and none is known at these "
         "units yet: POST /api/check computes it (the page does so by itself).",
     )
+    interactions: dict[str, Any] | None = Field(
+        None,
+        description="A joint method's strongest pairwise interactions: note, pairs (units, "
+        "texts, value in nats, line), and each unit's partners; null: none measured.",
+    )
 
 
 class RunSummary(BaseModel):

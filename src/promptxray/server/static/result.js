@@ -7,6 +7,7 @@ import { api, withToken } from "./api.js";
 import { renderCheck } from "./check.js";
 import { $, clear, el, fmt, fmtScore, paletteBar, showError } from "./dom.js";
 import { renderHeatmap } from "./heatmap.js";
+import { renderInteractions } from "./interactions.js";
 import { paintView } from "./paint.js";
 import { methodSpec } from "./params.js";
 import { renderSearch } from "./search.js";
@@ -203,6 +204,7 @@ export function renderView(view) {
   renderTop(view);
   renderHeatmap(view);
   renderSearch(view);
+  renderInteractions(view);
   for (const listener of shownListeners) listener(view);
   const q = `granularity=${encodeURIComponent(view.granularity)}`;
   $("export-json").href = withToken(`/api/explanations/${view.explanation_id}/export?format=json&${q}`);
