@@ -18,11 +18,11 @@ pytestmark = pytest.mark.browser
 
 
 def _with_interactions(view: dict) -> dict:
-    """Two pairs over the view's first units: a "together" (+) and an "either" (−) one."""
+    """Two pairs over the view's first units: an "either" (+) and a "together" (−) one."""
     texts = [u["text"] for u in view["units"]]
     pairs = [
-        {"units": [0, 2], "value": 2.31, "label": "matter together", "together": True},
-        {"units": [1, 3], "value": -1.4, "label": "removing either suffices", "together": False},
+        {"units": [0, 2], "value": 2.31, "label": "either suffices", "together": False},
+        {"units": [1, 3], "value": -1.4, "label": "needed together", "together": True},
     ]
     for pair in pairs:
         a, b = pair["units"]
@@ -70,8 +70,8 @@ def test_the_pairs_are_listed_and_hovering_a_unit_outlines_its_partner(page, ser
     expect(box).to_be_visible()
     expect(box).to_contain_text("Units that act together")
     expect(box.locator("li")).to_have_count(2)
-    expect(box.locator("li.together")).to_contain_text("+2.31 nats")
-    expect(box.locator("li.either")).to_contain_text("−1.40 nats")
+    expect(box.locator("li.either")).to_contain_text("+2.31 nats")
+    expect(box.locator("li.together")).to_contain_text("−1.40 nats")
     unit = '#text-view .unit[data-index="{}"]'.format
     page.hover(unit(0))
     expect(page.locator(unit(2))).to_have_class(re.compile(r"\bpartner\b"))

@@ -174,15 +174,15 @@ def _search_like(value):
 
 
 @pytest.mark.parametrize(
-    ("value", "pair", "together"), [(condition, [2, 5], False), (duplicated, [1, 6], True)]
+    ("value", "pair", "positive"), [(condition, [2, 5], False), (duplicated, [1, 6], True)]
 )
-def test_the_constructed_interaction_is_the_top_one(value, pair, together):
+def test_the_constructed_interaction_is_the_top_one(value, pair, positive):
     objective, selected, scores = _search_like(value)
     spent = objective.spent
     found = interactions_after_search(objective, selected, scores, extra_passes=N)
     assert objective.spent - spent == found.extra_passes <= N
     top = found.pairs[0]
-    assert top.units == pair and (top.value > 0) is together
+    assert top.units == pair and (top.value > 0) is positive
     assert abs(top.value) == pytest.approx(5.0)
     assert all(abs(p.value) < 1e-9 for p in found.pairs[1:])  # the rest add up
 
@@ -237,12 +237,12 @@ def test_the_accessor_resolves_texts_and_words(result):
     shown = result.interactions
     texts = [u.text for u in result.units]
     first, second = shown.pairs
-    assert first.texts == (texts[1], texts[3]) and first.together
+    assert first.texts == (texts[1], texts[3]) and not first.together
     assert first.line() == (
-        f"matter together: {texts[1].strip()!r} + {texts[3].strip()!r} "
+        f"either suffices: {texts[1].strip()!r} / {texts[3].strip()!r} "
         "(+2.80 nats beyond their sum)"
     )
-    assert second.line().startswith("removing either suffices: ")
+    assert second.together and second.line().startswith("needed together: ")
     assert second.line().endswith("(-1.40 nats below their sum)")
     assert shown.partners() == {1: [3], 3: [1], 0: [2], 2: [0]}
     assert nats(2.8) == "+2.80" and nats(-0.004) == "-4.0e-03" and nats(0.0) == "+0.00"
@@ -264,7 +264,7 @@ def test_console_and_html_show_them(result):
     assert re.search(r'<span data-unit="1" data-partners="3"', page)
     assert re.search(r'<span data-unit="2" data-partners="0"', page)
     assert '<li data-units="1 3" data-value="2.8"' in page
-    assert "matter together" in page and "removing either suffices" in page
+    assert "either suffices" in page and "needed together" in page
     # without interactions nothing of them is drawn
     plain = render_html(replace(result, record=RunRecord()))
     assert "data-partners" not in plain and "pxr-interactions" not in plain

@@ -354,3 +354,24 @@ def test_old_saved_search_without_best_by_k_loads():
     assert search.best_by_k == [] and search.starts["gradient"].set == [0, 1]
     new = Search.from_dict({**old, "best_by_k": [{"set": [1], "objective": -1.5}]})
     assert new.best_by_k[0].set == [1] and new.best_by_k[0].objective == -1.5
+
+
+def test_xprompt_records_interactions_that_equal_its_scored_sets(sharp_lm, problem):
+    """Every recorded interaction is I = drop(ab) − drop(a) − drop(b) from sets scored
+    independently; extra passes are counted outside the search's budget."""
+    units = problem.units("token")
+    plain = attribute(sharp_lm, problem, "xprompt", "token", k=2, budget=12, check=False)
+    extra = attribute(
+        sharp_lm, problem, "xprompt", "token", k=2, budget=12, interactions=8, check=False
+    )
+    assert plain.record.search.spent == extra.record.search.spent
+    assert plain.selected == extra.selected
+    found = extra.record.interactions
+    assert 0 < found.extra_passes <= 8 and plain.record.interactions.extra_passes == 0
+    assert len(found.pairs) >= len(plain.record.interactions.pairs)
+    empty = objective(sharp_lm, problem, units, [])
+    for pair in found.pairs:
+        a, b = pair.units
+        drop = {s: empty - objective(sharp_lm, problem, units, list(s)) for s in ((a,), (b,))}
+        both = empty - objective(sharp_lm, problem, units, [a, b])
+        assert pair.value == pytest.approx(both - drop[(a,)] - drop[(b,)], abs=1e-3)

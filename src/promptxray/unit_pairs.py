@@ -5,9 +5,10 @@ turns them into these, so the console, the HTML view and the page say the same w
 and none of them needs to know how the numbers were measured.
 
 The sign convention (see `record.Interaction`): I = drop(a and b) − drop(a) − drop(b),
-drops in nats of log p(target). I > 0 reads "matter together": removing both does more
-than the two removals add up to (each alone changes little). I < 0 reads "removing
-either suffices": removing one already does most of what removing both does.
+drops in nats of log p(target). I < 0 reads "needed together": removing either one
+already does most of what removing both does, so the output needs both (a two-part
+condition). I > 0 reads "either suffices": each alone changes little and only removing
+both does much, so either one is enough for the output (an instruction written twice).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def nats(value: float) -> str:
 
 
 # The words for each sign, in one place.
-TOGETHER = "matter together"
-EITHER = "removing either suffices"
+TOGETHER = "needed together"
+EITHER = "either suffices"
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ class UnitPair:
 
     @property
     def together(self) -> bool:
-        """True for I > 0 (removing both does more than their sum), False for I < 0."""
-        return self.value > 0
+        """True for I < 0 (removing either one already breaks it: both are needed), False
+        for I > 0 (only removing both does much: either one suffices)."""
+        return self.value < 0
 
     @property
     def label(self) -> str:
@@ -54,11 +56,12 @@ class UnitPair:
         return a, b
 
     def line(self) -> str:
-        """ "matter together: 'not' + 'never' (+2.31 nats beyond their sum)"."""
+        """ "needed together: 'if' + 'and' (-2.31 nats below their sum)" or
+        "either suffices: 'Be brief' / 'Be brief' (+3.10 nats beyond their sum)"."""
         a, b = self.names()
         if self.together:
-            return f"{self.label}: {a} + {b} ({nats(self.value)} nats beyond their sum)"
-        return f"{self.label}: {a} / {b} ({nats(self.value)} nats below their sum)"
+            return f"{self.label}: {a} + {b} ({nats(self.value)} nats below their sum)"
+        return f"{self.label}: {a} / {b} ({nats(self.value)} nats beyond their sum)"
 
     def detail(self) -> str:
         """The three drops the value comes from."""

@@ -83,6 +83,7 @@ def _pruned(
         scores=scores,
         selected=[candidates[i] for i in inner.selected or []],
         search=inner.search,
+        interactions=inner.interactions.relabel(candidates) if inner.interactions else None,
         hierarchy=found.hierarchy(len(picked), candidates, passes=1 + len(found.members)),
     )
 

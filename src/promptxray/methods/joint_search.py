@@ -41,6 +41,7 @@ from ..segments import Unit
 from ..targets import Problem
 from . import quantity
 from .base import KEYED_WHEN_SET, Cost, MethodOutput, ProgressFn
+from .joint_interactions import interactions_after_search, interactions_cost
 from .joint_objective import (
     BudgetSpent,
     JointParams,
@@ -78,6 +79,16 @@ class XPromptParams(JointParams):
         description=(
             "Also find the best set of every size 1..k_max (at least k) in the same search, "
             "reusing every scored set: the joint deletion curve. Costs up to k_max budgets."
+        ),
+        json_schema_extra={KEYED_WHEN_SET: True},
+    )
+    interactions: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description=(
+            "Extra prompts scored (at most n, outside the budget) to measure how the top units "
+            "interact in pairs; 0: only from the sets the search scored."
         ),
         json_schema_extra={KEYED_WHEN_SET: True},
     )
@@ -208,7 +219,7 @@ def run_search(
     evidence, kind = _single_evidence(objective, n, baseline, singles, gradient)
     selected = sorted(inside, key=lambda u: (-marginal.get(u, evidence[u]), u))
     scores = [marginal.get(u, evidence[u]) if u in chosen else evidence[u] for u in range(n)]
-    return MethodOutput(
+    output = MethodOutput(
         scores=scores,
         selected=selected,
         search=Search(
@@ -232,6 +243,11 @@ def run_search(
             else [],
         ),
     )
+    # After the search is recorded, so that its `spent` excludes the extra passes.
+    output.interactions = interactions_after_search(
+        objective, selected, scores, params.interactions
+    )
+    return output
 
 
 def _ranking_passes(objective: Objective, chosen: Units, phase) -> None:
@@ -314,4 +330,7 @@ def search_cost(
     tokens = per_prompt.token_rows * budget // max(1, per_prompt.forward_sequences // n_parts)
     gradient = gradient_cost(problem) if searching else Cost(0, 0, 0, 0)
     scored = sequences * n_parts
-    return (Cost(scored, scored, 0, tokens) + gradient).bound()
+    pairs = interactions_cost(
+        lm, problem, units, params.masking, params.batch_size, params.interactions
+    )
+    return (Cost(scored, scored, 0, tokens) + gradient + pairs).bound()

@@ -1,5 +1,5 @@
 // A joint method's strongest pairwise interactions (the server's `interactions`): a short list
-// "matter together: A + B" / "removing either suffices: C / D" with the numbers, and, while a
+// "needed together: A + B" / "either suffices: C / D" with the numbers, and, while a
 // unit of a listed pair is hovered in the text or the list, its partners highlighted.
 
 import { $, clear, el } from "./dom.js";
