@@ -158,6 +158,7 @@ def run(
             completeness=out.completeness,
             hierarchy=out.hierarchy,
             search=out.search,
+            kept=out.kept,
         ),
         provenance=Provenance(
             method_version=spec.version,
