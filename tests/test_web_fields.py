@@ -276,8 +276,9 @@ BODY_CASES: dict[tuple[str, str], Case] = {
     ("/api/retarget", "explanation_id"): Case(
         lambda w: {"explanation_id": cited(w), "span": [4, 11]},
         "retarget",
-        lambda args, _: args["result"].method == "context_cite"
-        and args["result"].prompt == PROMPT_B,
+        lambda args, _: (
+            args["result"].method == "context_cite" and args["result"].prompt == PROMPT_B
+        ),
     ),
     ("/api/retarget", "span"): Case(
         lambda w: {"explanation_id": cited(w), "span": [12, 18]},

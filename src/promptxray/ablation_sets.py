@@ -49,7 +49,9 @@ def rank_agreement(predicted: Sequence[float], actual: Sequence[float]) -> float
     return float(spearmanr(predicted, actual).statistic)
 
 
-def lds(scores: Sequence[float], ablations: list[list[int]], drops: Sequence[float]) -> float | None:
+def lds(
+    scores: Sequence[float], ablations: list[list[int]], drops: Sequence[float]
+) -> float | None:
     """The LDS of additive scores: Spearman(sum of the dropped units' scores, the drop in
     the target's log-probability each ablation caused)."""
     predicted = [sum(scores[i] for i in dropped) for dropped in ablations]

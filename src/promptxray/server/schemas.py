@@ -443,6 +443,7 @@ class RetargetRequest(RequestBody):
 
 class RetargetView(ExplanationView):
     """The re-targeted explanation, stored as a new one (no forward pass was made)."""
+
     retargeted_from: str = Field(description="The explanation whose ablations were fitted.")
     saved: bool = Field(default=True, description="False: kept in memory only (disk full).")
     warning: str | None = None
