@@ -251,6 +251,8 @@ def test_the_retarget_command_writes_the_new_result(cited, tmp_path):
     written = api.Attribution.from_json(out.read_text(encoding="utf-8"))
     assert written.scores == api.retarget(cited, SPAN).scores and written.target == " sky is"
     assert "sky" in result.stdout
+    printed = " ".join(result.stdout.split())
+    assert "on held-out ablations, 4-fold); any span of this output" in printed
     bad = runner.invoke(app, ["retarget", str(saved), "--span", "0:99"])
     assert_user_error(bad, "outside the target")
     missing = runner.invoke(app, ["retarget", str(tmp_path / "none.json"), "--span", "0:3"])
