@@ -195,7 +195,8 @@ def test_methods_name_gives_defaults_ranges_and_flags():
 
 def test_methods_with_an_unknown_name_is_one_line():
     result = runner.invoke(app, ["methods", "bogus"], env={"COLUMNS": "80"})
-    assert_user_error(result, "Unknown method 'bogus'; choose one of grad_norm,")
+    names = ", ".join(sorted(REGISTRY))
+    assert_user_error(result, f"Unknown method 'bogus'; choose one of {names}.")
 
 
 def test_param_reaches_any_declared_parameter(loads):

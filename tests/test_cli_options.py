@@ -61,6 +61,7 @@ BASE: dict[str, dict[str, Any]] = {
     "evaluate": {"data": "{tmp}/data.jsonl", "out_dir": "{tmp}/run"},
     "study": {"data": "{tmp}/data.jsonl", "out_dir": "{tmp}/study"},
     "": {},  # the app itself (--version)
+    "retarget": {"result": "{tmp}/r.json", "span": "0:2"},
 }
 
 RAY = ["--ray"]
@@ -112,6 +113,7 @@ VALUES: dict[str, Case] = {
     "workers": Case(3, [("workers", 3)], extra=RAY),
     "cpus_per_worker": Case(2.0, [("cpus_per_worker", 2.0)], extra=RAY),
     "gpus_per_worker": Case(0.5, [("gpus_per_worker", 0.5)], extra=RAY),
+    "result": Case("{tmp}/other.json", [("result", "{tmp}/other.json")]),
 }
 
 

@@ -63,9 +63,11 @@ class Notes:
     refinement: str | None = None  # which units a coarse pass left unrefined (≈)
     contrast: str | None = None  # why the target rather than the contrast, before and after
     check: str | None = None  # the faithfulness check's verdict, with its figures
+    surrogate: str | None = None  # a fitted surrogate's held-out LDS, and re-targeting
 
     def lines(self) -> list[str]:
-        return [n for n in (self.completeness, self.refinement, self.contrast, self.check) if n]
+        found = (self.completeness, self.refinement, self.contrast, self.check, self.surrogate)
+        return [n for n in found if n]
 
 
 @dataclass
@@ -266,6 +268,7 @@ class Attribution:
             refinement=record.hierarchy.note() if record.hierarchy else None,
             contrast=record.contrast.line() if record.contrast else None,
             check=f"check: {record.check.verdict}" if record.check else None,
+            surrogate=record.kept.note() if record.kept else None,
         )
 
     @property

@@ -159,6 +159,7 @@ def run(
             hierarchy=out.hierarchy,
             search=out.search,
             interactions=out.interactions,
+            kept=out.kept,
         ),
         provenance=Provenance(
             method_version=spec.version,

@@ -243,6 +243,7 @@ class RunRecord:
     contrast: ContrastReport | None = None
     check: FaithfulnessCheck | None = None
     interactions: Interactions | None = None  # a joint method's pairwise interactions
+    kept: KeptAblations | None = None  # context_cite's ablations, kept for other spans
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,6 +275,7 @@ class RunRecord:
             contrast=section("contrast", ContrastReport.from_dict),
             check=section("check", lambda d: _known(FaithfulnessCheck, d)),
             interactions=section("interactions", Interactions.from_dict),
+            kept=section("kept", lambda d: _known(KeptAblations, d)),
         )
 
     @classmethod
@@ -327,6 +329,8 @@ class RunRecord:
             out["check"] = asdict(self.check)
         if self.interactions is not None:
             out["interactions"] = asdict(self.interactions)
+        if self.kept is not None:
+            out["kept_ablations"] = self.kept.summary()
         return out
 
 
@@ -374,3 +378,67 @@ class Interactions:
         units (xprompt's coarse pruning) reports them in the caller's numbering."""
         pairs = [replace(p, units=[indices[u] for u in p.units]) for p in self.pairs]
         return replace(self, pairs=pairs, candidates=[indices[u] for u in self.candidates])
+
+
+class KeptAblations:
+    """A surrogate method's ablations, kept so another span of the output can be explained
+    from them without a forward pass (context_cite).
+
+    `keep[r][i]` is 1 when ablation r kept unit i (0: removed); `log_probs[r]` holds the
+    signed per-row log-probabilities of the target under ablation r (a contrast's rows
+    follow the target's, sign flipped), `unmasked` the same rows with nothing removed.
+    `token_spans` places each target row's token on the output ([start, end) characters),
+    so a span of the output selects rows. `rows` = [start, end) are the rows the scores
+    were fitted on (all target rows, or a re-targeted span), `quantity` what was fitted
+    ("log-odds": of p(those tokens); "contrast": log p(target) − log p(contrast)),
+    `intercept` the surrogate's value with every unit removed, and `lds` its Spearman
+    agreement with ablations it was not fitted on (`folds`-fold cross-validation).
+    """
+
+    keep: list[list[int]]
+    log_probs: list[list[float]]
+    unmasked: list[float]
+    token_spans: list[list[int]]
+    rows: list[int]
+    quantity: str
+    alpha: float
+    folds: int
+    intercept: float
+    lds: float | None = None
+    converged: bool = True
+    pieces: list[str] = field(default_factory=list)  # each target row's token, as views show it
+    # Re-targeted: the characters [start, end) of the output whose run scored the ablations.
+    retargeted_from: list[int] | None = None
+
+    @property
+    def retargetable(self) -> bool:
+        """Whether another span can be fitted from these rows (a contrast's cannot: its
+        quantity spans both texts)."""
+        return self.quantity == "log-odds"
+
+    def note(self) -> str:
+        """One line for the views: how well the surrogate predicts unseen ablations, and
+        that other spans need no forward pass."""
+        fit = "LDS n/a" if self.lds is None else f"LDS {self.lds:+.2f}"
+        line = (
+            f"surrogate fitted on {len(self.keep)} ablations ({fit} on held-out ablations, "
+            f"{self.folds}-fold)"
+        )
+        if self.retargetable:
+            line += "; any span of this output can be explained from them with no forward pass"
+        return line
+
+    def summary(self) -> dict[str, JSONValue]:
+        """The section without its arrays (for the flat metadata views show)."""
+        return {
+            "ablations": len(self.keep),
+            "rows": list(self.rows),
+            "quantity": self.quantity,
+            "alpha": self.alpha,
+            "folds": self.folds,
+            "lds": self.lds,
+            "converged": self.converged,
+            "retargetable": self.retargetable,
+            "retargeted_from": self.retargeted_from,
+            "note": self.note(),
+        }

@@ -145,6 +145,8 @@ def render_console(attr: Attribution, top: int = 10) -> RenderableType:
         parts.append(Text(notes.contrast))
     if notes.check:  # does the model follow this explanation?
         parts.append(Text(notes.check, style=_check_style(attr)))
+    if notes.surrogate:  # context_cite: its fit on unseen ablations; other spans for free
+        parts.append(Text(notes.surrogate, style="dim"))
     return Group(*parts)
 
 

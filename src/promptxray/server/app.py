@@ -243,6 +243,13 @@ def create_app(
         media = "application/json" if format == "json" else "text/html"
         return Response(content, media_type=media, headers=headers)
 
+    @app.post("/api/retarget", response_model=schemas.RetargetView)
+    def retarget(body: schemas.RetargetRequest) -> dict[str, Any]:
+        """Explain another span of a stored explanation's output from the ablations it kept
+        (context_cite): no model call, answered at once, stored as a new explanation."""
+        with naming_fields(body):
+            return service.retarget(body)
+
     @app.get("/api/runs", response_model=list[schemas.RunSummary])
     def runs(limit: int = 100) -> list[dict[str, Any]]:
         """The history, newest first."""

@@ -436,3 +436,23 @@ class InfoResponse(BaseModel):
     jobs_note: str
     gamma_range: list[float]
     passes_note: str = Field("", description="What one forward pass is, as every count says.")
+
+
+class RetargetRequest(RequestBody):
+    """Another span of a stored context_cite explanation's output, from its kept ablations."""
+
+    explanation_id: str = Field(
+        max_length=64, description="A stored explanation that kept its ablations (context_cite)."
+    )
+    span: tuple[int, int] = Field(
+        description="Characters [start, end) of the output to explain, inside its target."
+    )
+    RENAMED: ClassVar[dict[str, str]] = {"result": "explanation_id"}
+
+
+class RetargetView(ExplanationView):
+    """The re-targeted explanation, stored as a new one (no forward pass was made)."""
+
+    retargeted_from: str = Field(description="The explanation whose ablations were fitted.")
+    saved: bool = Field(default=True, description="False: kept in memory only (disk full).")
+    warning: str | None = None

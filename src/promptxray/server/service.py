@@ -30,6 +30,7 @@ from .tasks import (
     explain_job,
     generate_job,
     mask_job,
+    saved,
     supplied_job,
 )
 from .views import explanation_view, export_html, shown_check
@@ -281,6 +282,29 @@ class Service:
         return self.jobs.submit("check", fn)
 
     # ----- stored results (no model calls) ----------------------------------------------
+    def retarget(self, body: schemas.RetargetRequest) -> dict[str, Any]:
+        """Another span of a stored explanation's output from the ablations it kept
+        (`api.retarget`: no model, no forward pass), stored as a new explanation of the
+        same run and answered as an explanation job answers. Its check is not computed
+        here (that needs the model): `check_due` asks the page for it, as for a regroup."""
+        stored = self.explanation(body.explanation_id)
+        run = self.run(stored["run_id"])
+        span = (body.span[0], body.span[1])
+        check_span(run["output"], span)
+        attr = api.retarget(stored["attribution"], span)
+        settings = {
+            **stored["settings"],
+            "span": list(attr.target_span),
+            "retargeted_from": body.explanation_id,
+        }
+        explanation_id, status = saved(
+            lambda: self.store.add_explanation(run["id"], settings, attr), "explanation"
+        )
+        view = explanation_view(
+            explanation_id, run["id"], attr, settings, check_due=bool(settings.get("check", True))
+        )
+        return {**view, "retargeted_from": body.explanation_id, **status}
+
     def later_check(
         self, explanation_id: str, attr: Attribution, settings: dict[str, Any]
     ) -> FaithfulnessCheck | None:
