@@ -380,6 +380,7 @@ class Interactions:
         return replace(self, pairs=pairs, candidates=[indices[u] for u in self.candidates])
 
 
+@dataclass(frozen=True)
 class KeptAblations:
     """A surrogate method's ablations, kept so another span of the output can be explained
     from them without a forward pass (context_cite).
