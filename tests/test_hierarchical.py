@@ -374,3 +374,25 @@ def test_old_hierarchy_records_still_load():
     assert RunRecord.from_flat(again.flat()) == again
     assert "2 skipped: their bound is at most the 5th strongest exact |score| 0.25" in new.note()
     assert "1 skipped: budget of 20 scored prompts spent" in new.note()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"top": 24, "slack": 1e6, "budget": 2.0, "batch_size": 1},  # a run per sentence
+        {"top": 3, "budget": 0.6, "batch_size": 2},
+        {"refine": 2, "top": 5, "budget": 0.3},
+    ],
+)
+def test_the_predicted_passes_bound_the_adaptive_runs(tiny_lm, story_problem, params):
+    from promptxray import api
+
+    request = api.check_request(
+        "leave_one_out", "word", params={"coarse": "sentence", **params}, check=False
+    )
+    units = request.units(story_problem)
+    cost = request.spec.predict(tiny_lm, story_problem, units, request.params, False)
+    meta = api.run(tiny_lm, story_problem, request).metadata
+    assert cost.upper_bound
+    assert meta["forward_passes"] <= cost.forward_sequences
+    assert meta["forward_calls"] <= cost.forward_calls

@@ -284,14 +284,24 @@ def leave_one_out_cost(
     fine = [i for c in least for i in groups[c]]
     runs = 1 if fine else 0
     if params.top > 0:
-        room = budget_prompts(params.budget, len(units)) - 1 - len(groups) - len(fine)
-        rest = [i for c in by_size if c not in least for i in groups[c]][: max(0, room)]
-        fine += rest
-        runs += -(-len(rest) // batch_size)
+        room = budget_prompts(params.budget, len(units)) - 1 - len(groups)
+        rest = [i for c in by_size if c not in least for i in groups[c]]
+        # the fewest units the `refine` strongest can hold leave the most room for
+        # more runs, each of a full batch but the last
+        singles_first = len(groups) - len(by_size)
+        fewest = sum(
+            sorted(len(groups[c]) for c in by_size)[: max(0, params.refine - singles_first)]
+        )
+        more = min(sum(len(groups[c]) for c in by_size) - fewest, max(0, room - fewest))
+        runs += -(-more // batch_size)
+        fine += rest[: max(0, room - len(fine))]
     singles = [mask_context(lm, problem, units, [i], masking) for i in fine]
     second = quantity.rows_cost(lm, problem, singles, batch_size, full)
-    if runs > 1:  # each further run: its own shared prefix, batches of its own
-        prefixes = (runs - 1) * len(quantity.parts(problem))
+    if runs > 1 or len(fine) < sum(len(groups[c]) for c in by_size):
+        # Other units than those predicted may be refined, in several runs: each run
+        # has its own shared prefix, and batches (of rows within 4/3 of each other's
+        # length) no fuller than one row each.
+        prefixes = max(0, runs - 1) * len(quantity.parts(problem))
         sequences = second.forward_sequences + prefixes
         second = Cost(
             sequences, sequences, 0, -(-4 * second.token_rows // 3) + prefixes * len(full.ids)
