@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from promptxray import attribute, build_problem, load_model
+from promptxray.methods import get_method
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = {
@@ -121,7 +122,9 @@ def main() -> None:
     ]
     cache = json.loads(args.cache.read_text()) if args.cache.exists() else {}
     hier_params = {"coarse": args.coarse, **parse_params(args.params)}
-    hier_key = json.dumps(hier_params, sort_keys=True)
+    # keyed by every resolved parameter, so rows of another rule or default never match
+    resolved = get_method("leave_one_out").resolve(hier_params).model_dump(mode="json")
+    hier_key = json.dumps(resolved, sort_keys=True)
     lm = load_model()
     rows = []
     print("| # | set | words | wrapped | exact passes | hier. passes | fewer | top-5 | hier. s |")
@@ -153,6 +156,7 @@ def main() -> None:
                 "passes": hier.metadata["forward_passes"],
                 "seconds": round(time.perf_counter() - started, 1),
                 "hierarchy": hier.metadata.get("hierarchy"),
+                "note": hier.notes.refinement,
             }
             _save(args.cache, cache)
         exact, hier = entry["exact"], hier_rows[hier_key]
