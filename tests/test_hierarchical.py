@@ -5,6 +5,7 @@ drops are known), then on the tiny model against exact leave-one-out."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -396,3 +397,44 @@ def test_the_predicted_passes_bound_the_adaptive_runs(tiny_lm, story_problem, pa
     assert cost.upper_bound
     assert meta["forward_passes"] <= cost.forward_sequences
     assert meta["forward_calls"] <= cost.forward_calls
+
+
+NEW_FIELDS = (
+    "top",
+    "slack",
+    "budget",
+    "threshold",
+    "rounds",
+    "coarse_order",
+    "coarse_bounds",
+    "coarse_status",
+)
+
+
+def test_saved_results_with_the_old_hierarchy_shape_load(tiny_lm, story_problem):
+    from promptxray import Attribution
+
+    attr = attribute(
+        tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=1, top=0
+    )
+    # format 3 as written before: the hierarchy section without the adaptive fields
+    saved = json.loads(attr.to_json())
+    for name in NEW_FIELDS:
+        saved["record"]["hierarchy"].pop(name)
+    old = Attribution.from_dict(saved)
+    assert old.record.hierarchy.coarse_status is None
+    assert old.record.hierarchy.refined == attr.record.hierarchy.refined
+    assert old.inherited == attr.inherited and old.scores == attr.scores
+    assert old.notes.refinement.endswith(
+        f"(1 of 4 sentences refined, {len(attr.record.hierarchy.refined)} units scored exactly)"
+    )
+    # format 2: flat metadata, `refined` beside the hierarchy
+    flat = {k: v for k, v in saved.items() if k != "record"}
+    flat["format"] = 2
+    flat["metadata"] = {k: v for k, v in attr.metadata.items()}
+    flat["metadata"]["hierarchy"] = {
+        k: v for k, v in flat["metadata"]["hierarchy"].items() if k not in NEW_FIELDS
+    }
+    older = Attribution.from_dict(json.loads(json.dumps(flat)))
+    assert older.record.hierarchy == old.record.hierarchy
+    assert older.inherited == attr.inherited
