@@ -4,9 +4,9 @@ Each case is a prompt with a supplied answer y and two word units built to inter
 
 - `duplicated`: the same instruction written twice. Either copy keeps it, so removing
   one changes little and removing both a lot: I = drop(both) − drop(a) − drop(b) > 0
-  ("matter together").
+  ("either suffices").
 - `condition`: an answer that needs both parts of a condition. Removing either part
-  already loses it: I < 0 ("removing either suffices").
+  already loses it: I < 0 ("needed together").
 - `negation`: a double negation. Removing either "not" flips the statement, removing
   both restores it: I < 0.
 
