@@ -78,7 +78,7 @@ def test_the_pairs_are_listed_and_hovering_a_unit_outlines_its_partner(page, ser
     expect(page.locator(unit(3))).not_to_have_class(re.compile(r"\bpartner\b"))
     page.mouse.move(0, 0)
     expect(page.locator(unit(2))).not_to_have_class(re.compile(r"\bpartner\b"))
-    box.locator("li.either").hover()
+    box.locator("li.together").hover()
     for index in (1, 3):
         expect(page.locator(unit(index))).to_have_class(re.compile(r"\bpartner\b"))
     page.locator("#result-card").screenshot(path=str(tmp_path / "interactions.png"))
