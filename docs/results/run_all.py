@@ -38,6 +38,8 @@ from promptxray.evaluation.store import DB_NAME, ResultStore
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[2] / "shared" / "data"
 METHODS = ["random", "leave_one_out", "xprompt"]
+# single-pass and surrogate methods beside them (issue 30): run with `run RUN STEP M,...`
+EXTRA = ["grad_norm", "grad_x_input", "integrated_gradients", "attnlrp", "context_cite"]
 PAPER = "xprompt_paper"
 SETS = ("instructions", "counseling")
 RUNS = [f"{s}_{g}" for s in SETS for g in ("word", "token")]
@@ -134,7 +136,7 @@ def run(runs: list[str], step: int, methods: list[str]) -> None:
     lm = load_model()
     for limit in range(step, N_PROMPTS + step, step):
         for name in runs:
-            jobs = [("spread60", [m for m in METHODS if m in methods], min(limit, N_PROMPTS))]
+            jobs = [("spread60", [m for m in methods if m != PAPER], min(limit, N_PROMPTS))]
             if limit <= N_PROMPTS and PAPER in methods:
                 jobs.append(("spread20", [PAPER], min(limit // 3, N_PAPER)))
             for suffix, job_methods, cap in jobs:
@@ -156,18 +158,45 @@ def run(runs: list[str], step: int, methods: list[str]) -> None:
                 )
 
 
+def run20(runs: list[str], methods: list[str]) -> None:
+    """Fill the 20-prompt sets (every third rank of the 60) with `methods`, one prompt
+    at a time round-robin over the runs, so a stop leaves equal prefixes."""
+    from promptxray import load_model
+
+    torch.set_num_threads(1)
+    lm = load_model()
+    for cap in range(1, N_PAPER + 1):
+        for name in runs:
+            started = time.time()
+            report = run_evaluation(
+                data_file(name, "spread20"),
+                HERE / name,
+                config_for(name, methods, cap),
+                lm=lm,
+                show_progress=False,
+            )
+            print(
+                f"{time.strftime('%H:%M:%S')} {name} spread20 {methods} limit={cap}: "
+                f"{report.computed} computed, {report.reused} reused, "
+                f"{len(report.errors)} errors, {time.time() - started:.0f} s",
+                flush=True,
+            )
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args == ["sample"]:
         sample()
     elif args == ["tables"]:
         tables()
+    elif args and args[0] == "run20":
+        run20(args[1].split(","), args[2].split(","))
     elif args and args[0] == "run":
         step = int(args[2]) if len(args) > 2 else 10
         methods = args[3].split(",") if len(args) > 3 else [*METHODS, PAPER]
-        unknown = set(methods) - {*METHODS, PAPER}
+        unknown = set(methods) - {*METHODS, *EXTRA, PAPER}
         if unknown:
-            sys.exit(f"unknown methods {sorted(unknown)}; choose from {[*METHODS, PAPER]}")
+            sys.exit(f"unknown methods {sorted(unknown)}; choose from {[*METHODS, *EXTRA, PAPER]}")
         run(args[1].split(","), step, methods)
     else:
         sys.exit(__doc__)
