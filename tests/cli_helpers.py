@@ -98,6 +98,7 @@ def record_library_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dic
         )
 
     record(api, "explain", explained)
+    record(api, "retarget", lambda arguments: FakeAttribution())
     record(api, "load_model", lambda arguments: FakeLM())
     record(api, "provision_default_model", lambda arguments: Path("/cache/model"))
     record(promptxray.evaluation, "run_evaluation", evaluated)

@@ -236,7 +236,7 @@ def _export_backgrounds(server_url: str, explanation_id: str) -> tuple[dict[int,
     return colours, html.unescape(caption)
 
 
-@pytest.mark.parametrize("method", ["grad_x_input", "grad_norm"])  # signed, unsigned
+@pytest.mark.parametrize("method", ["grad_x_input", "grad_norm", "attnlrp"])  # signed, unsigned
 def test_page_colours_units_as_the_html_export_does(page, server_url, method):
     from playwright.sync_api import expect
 
@@ -261,7 +261,7 @@ def test_page_colours_units_as_the_html_export_does(page, server_url, method):
     # the legend says the same words, scaled to the same peak
     expect(page.locator("#legend-caption")).to_have_text(caption)
     signed = "red raises p(target), blue lowers it"
-    assert (signed in caption) == (method == "grad_x_input")
+    assert (signed in caption) == (method != "grad_norm")
 
     # heatmap cells: the page's colour rule on the server's palette = the Python scale
     url = f"{server_url}/api/explanations/{explanation_id}/export?format=json&granularity=word"

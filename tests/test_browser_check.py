@@ -41,7 +41,7 @@ def assert_agrees(shown: dict, check: dict) -> None:
     assert shown["kept"] == check["sufficiency_ratio"]
     n, sets = len(check["random_ratios"]), f"{check['k']}-{check['granularity']} sets"
     assert f"more than {check['beats_random']} of {n} random {sets}" in shown["figures"]
-    assert f"{check['forward_passes']} extra forward passes" in shown["figures"]
+    assert f"{check['forward_passes']} forward passes to check" in shown["figures"]
 
 
 def test_the_check_agrees_with_the_json_follows_the_units_and_checks_a_row(page, server_url):

@@ -40,6 +40,7 @@ def slow_lm():
         ("leave_one_out", {}),
         ("xprompt", {"k": 2}),
         ("integrated_gradients", {"steps": 64}),
+        ("context_cite", {}),
     ],
 )
 def test_a_cancelled_job_stops_within_seconds(slow_lm, method, params):

@@ -195,19 +195,20 @@ def test_methods_name_gives_defaults_ranges_and_flags():
 
 def test_methods_with_an_unknown_name_is_one_line():
     result = runner.invoke(app, ["methods", "bogus"], env={"COLUMNS": "80"})
-    assert_user_error(result, "Unknown method 'bogus'; choose one of grad_norm,")
+    names = ", ".join(sorted(REGISTRY))
+    assert_user_error(result, f"Unknown method 'bogus'; choose one of {names}.")
 
 
 def test_param_reaches_any_declared_parameter(loads):
     result = runner.invoke(
         app,
         ["explain", "Name three colours.", "-m", "xprompt", "-g", "token", "--max-new-tokens", "3"]
-        + ["--k", "2", "--param", "budget=12", "-p", "patience=1", "--json", "-"],
+        + ["--k", "2", "--param", "budget=12", "-p", "seed=1", "--json", "-"],
     )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["record"]
     params = record["provenance"]["params"]
-    assert params["k"] == 2 and params["budget"] == 12 and params["patience"] == 1
+    assert params["k"] == 2 and params["budget"] == 12 and params["seed"] == 1
     assert record["search"]["spent"] <= 12
 
 

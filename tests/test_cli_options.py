@@ -61,6 +61,7 @@ BASE: dict[str, dict[str, Any]] = {
     "evaluate": {"data": "{tmp}/data.jsonl", "out_dir": "{tmp}/run"},
     "study": {"data": "{tmp}/data.jsonl", "out_dir": "{tmp}/study"},
     "": {},  # the app itself (--version)
+    "retarget": {"result": "{tmp}/r.json", "span": "0:2"},
 }
 
 RAY = ["--ray"]
@@ -88,7 +89,7 @@ VALUES: dict[str, Case] = {
     "iterations": Case(5, [("iterations", 5)]),
     "steps": Case(6, [("steps", 6)]),
     "masking": Case("zero", [("masking", "zero")]),
-    "param": Case(["budget=12", "patience=1"], [("budget", "12"), ("patience", "1")]),
+    "param": Case(["budget=12", "seed=1"], [("budget", "12"), ("seed", "1")]),
     "json_path": Case("{tmp}/a.json", check=_written("a.json", FAKE_JSON)),
     "html_path": Case("{tmp}/a.html", [("standalone", True)], check=_written("a.html", FAKE_HTML)),
     "heatmap.out": Case("{tmp}/other.svg", [("path", "{tmp}/other.svg")]),
@@ -112,6 +113,7 @@ VALUES: dict[str, Case] = {
     "workers": Case(3, [("workers", 3)], extra=RAY),
     "cpus_per_worker": Case(2.0, [("cpus_per_worker", 2.0)], extra=RAY),
     "gpus_per_worker": Case(0.5, [("gpus_per_worker", 0.5)], extra=RAY),
+    "result": Case("{tmp}/other.json", [("result", "{tmp}/other.json")]),
 }
 
 

@@ -25,6 +25,10 @@ CASES = [
     ("leave_one_out", "token", {"masking": "replace"}, False),
     ("random", "word", {}, False),
     ("xprompt_paper", "word", {"k": 2, "iterations": 6}, False),
+    ("attnlrp", "word", {}, False),
+    ("attnlrp", "word", {"batch_size": 2}, True),
+    ("context_cite", "word", {"ablations": 9, "batch_size": 4}, True),
+    ("context_cite", "sentence", {"masking": "replace"}, False),
 ]
 BOUNDED = [
     ("xprompt", "word", {"k": 2}),

@@ -127,7 +127,9 @@ def test_serve_prints_the_address_with_its_token(tmp_path):
     from promptxray.server import start_message
 
     text = start_message("m", "0.0.0.0", 8000, tmp_path, "abc")
-    assert "http://0.0.0.0:8000/?token=abc" in text and "access token" in text
+    # a wildcard bind is printed as addresses a browser can open, never as 0.0.0.0
+    assert "?token=abc" in text and "access token" in text and "0.0.0.0:8000" not in text
+    assert "--allowed-host" in text
     assert JOBS_OUTLIVE_THE_PAGE.lower() in text
     local = start_message("m", "127.0.0.1", 8000, tmp_path, None)
     assert "http://127.0.0.1:8000/\n" in local and "token" not in local

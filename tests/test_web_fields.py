@@ -35,6 +35,7 @@ SPIED = (
     "estimate",
     "ablate",
     "check_result",
+    "retarget",
 )
 
 
@@ -183,6 +184,17 @@ def explain_cases(matrix_call: str) -> dict[str, Case]:
     }
 
 
+CITED: dict[str, str] = {}
+
+
+def cited(w: World) -> str:
+    """A context_cite explanation of run B (made once): what /api/retarget re-fits."""
+    if "b" not in CITED:
+        body = {"run_id": w.run_b, "method": "context_cite", "params": {"ablations": 8}}
+        CITED["b"] = run_job(w.client, "/api/explain", body)["result"]["explanation_id"]
+    return CITED["b"]
+
+
 def sentence_texts(w: World) -> list[str]:
     view = w.client.get(f"/api/explanations/{w.explanation_a}", params={"granularity": "sentence"})
     return [u["text"] for u in view.json()["units"]]
@@ -260,6 +272,18 @@ BODY_CASES: dict[tuple[str, str], Case] = {
         lambda w: {**explanation(w), "top_k": 2},
         "ablate",
         lambda args, w: sorted(args["chosen"]) == sorted(removal(w)[:2]),
+    ),
+    ("/api/retarget", "explanation_id"): Case(
+        lambda w: {"explanation_id": cited(w), "span": [4, 11]},
+        "retarget",
+        lambda args, _: (
+            args["result"].method == "context_cite" and args["result"].prompt == PROMPT_B
+        ),
+    ),
+    ("/api/retarget", "span"): Case(
+        lambda w: {"explanation_id": cited(w), "span": [12, 18]},
+        "retarget",
+        lambda args, _: tuple(args["span"]) == (12, 18),
     ),
     ("/api/mask", "operator"): Case(
         lambda w: {**explanation(w), "units": [0], "operator": "zero"},

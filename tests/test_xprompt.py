@@ -109,23 +109,6 @@ def brute_force(lm, problem, units, k, operator="delete") -> dict:
     }
 
 
-def greedy_by_hand(lm, problem, units, k, operator="delete") -> tuple[tuple, float]:
-    """Forward selection, one plain sequence at a time: the reference for the batched greedy."""
-    chosen: tuple = ()
-    value = None
-    for _ in range(k):
-        options = {
-            tuple(sorted(chosen + (u,))): objective(
-                lm, problem, units, list(chosen) + [u], operator
-            )
-            for u in range(len(units))
-            if u not in chosen
-        }
-        chosen = min(options, key=lambda c: (options[c], c))
-        value = options[chosen]
-    return chosen, value
-
-
 @pytest.mark.parametrize("operator", ["delete", "zero"])
 def test_exhaustive_equals_brute_force(sharp_lm, problem, operator):
     units = problem.units("token")
@@ -139,19 +122,7 @@ def test_exhaustive_equals_brute_force(sharp_lm, problem, operator):
     assert attr.metadata["spent"] == 1 + 28 + 2  # baseline, every pair, the two leave-outs
 
 
-def test_greedy_equals_forward_selection_by_hand(sharp_lm, problem):
-    """With a budget for full rounds, the batched greedy picks what plain greedy picks."""
-    units = problem.units("token")
-    for k in (2, 3):
-        chosen, value = greedy_by_hand(sharp_lm, problem, units, k)
-        attr = attribute(sharp_lm, problem, "xprompt", "token", k=k, budget=1000, patience=1)
-        assert attr.metadata["passes_by_phase"]["greedy"] > 0
-        greedy = attr.metadata["starts"]["greedy"]
-        assert tuple(greedy["set"]) == chosen
-        assert greedy["objective"] == pytest.approx(value, abs=1e-3)
-
-
-def test_greedy_reaches_the_optimum_on_small_prompts(sharp_lm, problem):
+def test_search_reaches_the_optimum_on_small_prompts(sharp_lm, problem):
     units = problem.units("token")
     for k in (2, 3):
         values = brute_force(sharp_lm, problem, units, k)
@@ -171,8 +142,7 @@ def test_budget_is_respected_exactly_and_never_worse_than_a_start(sharp_lm, prob
     trajectory = meta["trajectory"]
     assert all(b[1] <= a[1] for a, b in zip(trajectory, trajectory[1:], strict=False))
     assert all(b[0] > a[0] for a, b in zip(trajectory, trajectory[1:], strict=False))
-    if budget >= 1 + 1 + 8 + 1:  # leave-one-out and its start fit
-        assert "leave_one_out" in meta["starts"]
+    assert meta["passes_by_phase"]["search"] >= 1  # the gradient start at least
 
 
 def test_the_ranking_puts_the_set_first_by_marginal_contribution(sharp_lm, problem):
@@ -244,7 +214,9 @@ def test_k_equal_to_all_units(sharp_lm, problem):
         ({"k": 9}, "only 8 units"),
         ({"k": 0}, "k .*greater than or equal to 1"),
         ({"budget": 1}, "budget"),
-        ({"proposals_per_step": 0}, "proposals_per_step"),
+        ({"k": 3, "k_max": 2}, "k_max = 2 must lie between k = 3"),
+        ({"k_max": 9}, "k_max = 9 must lie between"),
+        ({"k_max": 3, "strategy": "exhaustive"}, "k_max works with strategy=search"),
         ({"k": 2.5}, "k .*integer"),
         ({"masking": "erase"}, "delete, replace, zero"),
         ({"iterations": 5}, "takes no parameter 'iterations'"),
@@ -292,3 +264,114 @@ def test_pruning_searches_inside_the_strongest_sentence_only(tiny_lm, story_prob
     assert cost.upper_bound
     counted = (pruned.metadata["forward_passes"], pruned.metadata["forward_calls"])
     assert counted[0] <= cost.forward_sequences and counted[1] <= cost.forward_calls
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_larger_budget_scores_a_longer_prefix_and_is_never_worse(sharp_lm, problem, seed):
+    """The schedule is one sequence that the budget truncates: each budget's trajectory is
+    the start of the next one's, and its set is never better than a larger budget's."""
+    runs = [
+        attribute(sharp_lm, problem, "xprompt", "token", k=3, budget=b, seed=seed, check=False)
+        for b in (6, 9, 14, 22, 40)
+    ]
+    for small, large in zip(runs, runs[1:], strict=False):
+        assert large.metadata["objective"] <= small.metadata["objective"] + 1e-9
+        searched = small.metadata["passes_by_phase"]["search"] + 1  # and the baseline
+        curve = [p for p in small.metadata["trajectory"] if p[0] <= searched]
+        prefix = large.metadata["trajectory"][: len(curve)]
+        assert [p[0] for p in curve] == [p[0] for p in prefix]
+        assert [p[1] for p in curve] == pytest.approx([p[1] for p in prefix], abs=1e-6)
+
+
+def test_larger_budget_never_worse_on_other_tiny_models():
+    """The same invariant on differently seeded tiny models, words and tokens."""
+    from conftest import make_tiny_lm
+
+    for model_seed in (2, 3):
+        lm = make_tiny_lm(seed=model_seed)
+        with torch.no_grad():
+            for name, param in lm.model.named_parameters():
+                if "norm" not in name:
+                    param.mul_(16)
+        p = build_problem(
+            lm, "Write a short story about the doctor and his patient", target=" Once"
+        )
+        for granularity in ("word", "token"):
+            values = [
+                attribute(
+                    lm, p, "xprompt", granularity, k=2, budget=b, seed=model_seed, check=False
+                ).metadata["objective"]
+                for b in (5, 8, 12, 20)
+            ]
+            assert values == sorted(values, reverse=True)
+
+
+def test_k_max_finds_the_optimum_of_every_size(sharp_lm, problem):
+    """With a budget that lets each size's schedule score every set, the best set of each
+    size equals brute force; the main result is k's."""
+    units = problem.units("token")
+    attr = attribute(sharp_lm, problem, "xprompt", "token", k=2, k_max=3, budget=200, check=False)
+    by_k = attr.metadata["best_by_k"]
+    assert [len(s["set"]) for s in by_k] == [1, 2, 3]
+    for size, found in zip((1, 2, 3), by_k, strict=True):
+        values = brute_force(sharp_lm, problem, units, size)
+        best = min(values, key=lambda s: (values[s], s))
+        assert tuple(found["set"]) == best
+        assert found["objective"] == pytest.approx(values[best], abs=1e-3)
+    assert sorted(attr.selected) == by_k[1]["set"]
+    assert attr.metadata["spent"] <= 3 * 200
+
+
+def test_k_max_budget_is_per_size_and_exact(sharp_lm, problem):
+    with CountingLM(sharp_lm) as counter:
+        attr = attribute(
+            sharp_lm, problem, "xprompt", "token", k=2, k_max=3, budget=10, check=False
+        )
+    meta = attr.metadata
+    assert counter.rows == meta["spent"] <= 3 * 10 == meta["budget"]
+    assert sum(meta["passes_by_phase"].values()) == meta["spent"]
+    assert [len(s["set"]) for s in meta["best_by_k"]] == [1, 2, 3]
+    request_cost = __import__("promptxray").api.check_request(
+        "xprompt", "token", params={"k": 2, "k_max": 3, "budget": 10}
+    )
+    cost = request_cost.spec.predict(
+        sharp_lm, problem, problem.units("token"), request_cost.params, False
+    )
+    assert meta["forward_passes"] <= cost.forward_sequences
+
+
+def test_old_saved_search_without_best_by_k_loads():
+    from promptxray.record import Search
+
+    old = {
+        "objective": -3.0,
+        "baseline_objective": -1.0,
+        "log_prob_drop": 2.0,
+        "spent": 9,
+        "starts": {"gradient": {"set": [0, 1], "objective": -2.0}},
+    }
+    search = Search.from_dict(old)
+    assert search.best_by_k == [] and search.starts["gradient"].set == [0, 1]
+    new = Search.from_dict({**old, "best_by_k": [{"set": [1], "objective": -1.5}]})
+    assert new.best_by_k[0].set == [1] and new.best_by_k[0].objective == -1.5
+
+
+def test_xprompt_records_interactions_that_equal_its_scored_sets(sharp_lm, problem):
+    """Every recorded interaction is I = drop(ab) − drop(a) − drop(b) from sets scored
+    independently; extra passes are counted outside the search's budget."""
+    units = problem.units("token")
+    plain = attribute(sharp_lm, problem, "xprompt", "token", k=2, budget=12, check=False)
+    extra = attribute(
+        sharp_lm, problem, "xprompt", "token", k=2, budget=12, interactions=8, check=False
+    )
+    assert plain.record.search.spent == extra.record.search.spent
+    assert plain.selected == extra.selected
+    found = extra.record.interactions
+    assert 0 < found.extra_passes <= 8 and plain.record.interactions.extra_passes == 0
+    assert len(found.pairs) >= len(plain.record.interactions.pairs)
+    empty = objective(sharp_lm, problem, units, [])
+    for pair in found.pairs:
+        a, b = pair.units
+        drop = {s: empty - objective(sharp_lm, problem, units, list(s)) for s in ((a,), (b,))}
+        both = empty - objective(sharp_lm, problem, units, [a, b])
+        assert pair.value == pytest.approx(both - drop[(a,)] - drop[(b,)], abs=1e-3)

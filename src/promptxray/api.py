@@ -9,6 +9,7 @@ where a result and its metadata are put together.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .ablation import Ablation, MarkedText, Reference, ablate, reference
@@ -19,6 +20,7 @@ from .distributed import RayOptions
 from .errors import EmptyTargetError, InvalidParameterError
 from .methods import REGISTRY as METHODS
 from .methods.base import MethodParams, ProgressFn
+from .methods.context_cite import retarget as _retarget
 from .methods.costs import Estimate
 from .model import (
     DEFAULT_MODEL,
@@ -79,6 +81,7 @@ __all__ = [
     "reference",
     "require_one_source",
     "resolve_placement",
+    "retarget",
     "run",
     "segment",
     "turn_label",
@@ -297,3 +300,34 @@ def attribute(
         check_operator=check_operator,
     )
     return run(lm, problem, request, matrix=matrix, progress=progress)
+
+
+def retarget(result: Attribution | str | Path, span: Span) -> Attribution:
+    """Explain another span of a result's output from the ablations it kept (context_cite):
+    the same units, new scores and LDS, no model and no forward pass.
+
+    `result` is an `Attribution` or the path of one saved as JSON (`--json`); `span` is
+    (start, end) in characters of the output, as `explain(span=)` takes it. A result
+    without kept ablations, a contrast result, or a span outside the target its ablations
+    scored is refused in one line. The result carries no check (`check_result` adds one).
+    """
+    if not isinstance(result, Attribution):
+        result = _read_result(Path(result))
+    return _retarget(result, span)
+
+
+def _read_result(path: Path) -> Attribution:
+    """A result saved as JSON, or one line saying why it cannot be read."""
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"Cannot read the result {str(path)!r}: {exc.strerror or exc}.", param="result"
+        ) from None
+    try:
+        return Attribution.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidParameterError(
+            f"{str(path)!r} is not a saved promptxray result (JSON from --json): {exc}.",
+            param="result",
+        ) from None

@@ -34,12 +34,14 @@ from .output_rows import (
 )
 from .record import RunRecord
 from .segments import Unit, check_granularity, group_units
+from .unit_pairs import PairsView, pairs_view
 
 __all__ = [
     "ROW_GROUPINGS",
     "Attribution",
     "MatrixRows",
     "Notes",
+    "PairsView",
     "RankBy",
     "RowsBy",
     "RunRecord",
@@ -61,9 +63,11 @@ class Notes:
     refinement: str | None = None  # which units a coarse pass left unrefined (≈)
     contrast: str | None = None  # why the target rather than the contrast, before and after
     check: str | None = None  # the faithfulness check's verdict, with its figures
+    surrogate: str | None = None  # a fitted surrogate's held-out LDS, and re-targeting
 
     def lines(self) -> list[str]:
-        return [n for n in (self.completeness, self.refinement, self.contrast, self.check) if n]
+        found = (self.completeness, self.refinement, self.contrast, self.check, self.surrogate)
+        return [n for n in found if n]
 
 
 @dataclass
@@ -264,7 +268,17 @@ class Attribution:
             refinement=record.hierarchy.note() if record.hierarchy else None,
             contrast=record.contrast.line() if record.contrast else None,
             check=f"check: {record.check.verdict}" if record.check else None,
+            surrogate=record.kept.note() if record.kept else None,
         )
+
+    @property
+    def interactions(self) -> PairsView | None:
+        """The strongest pairwise interactions a joint method measured, with unit texts;
+        None without them, or at units other than the ones they were measured on."""
+        found = self.record.interactions
+        if found is None or self.granularity != self.base_granularity:
+            return None
+        return pairs_view(found, [unit.text for unit in self.units])
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -20,15 +20,15 @@ counts the same variants before a run, so the check's cost is part of every esti
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import time
 from dataclasses import dataclass
 
 import torch
-from scipy.stats import spearmanr
 
+from .ablation_sets import half_ablations, seeded
+from .ablation_sets import lds as ablation_lds
 from .errors import InvalidParameterError
 from .masking import DEFAULT_OPERATOR, keep_only, mask_context
 from .methods import quantity
@@ -93,8 +93,7 @@ def why_not(problem: Problem, units: list[Unit]) -> str | None:
 def _rng(problem: Problem, units: list[Unit], seed: int, what: str) -> random.Random:
     """A generator seeded by the prompt and its units (never by the method), so every
     method of one prompt is checked against the same random sets and ablations."""
-    key = f"{seed}|{what}|{problem.ids}|{[u.tokens for u in units]}".encode()
-    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+    return seeded(problem.ids, units, seed, what)
 
 
 def _random_sets(rng: random.Random, n: int, k: int, count: int, top: list[int]) -> list[list[int]]:
@@ -109,16 +108,6 @@ def _random_sets(rng: random.Random, n: int, k: int, count: int, top: list[int])
             seen.add(candidate)
             chosen.append(list(candidate))
     return chosen
-
-
-def _ablations(rng: random.Random, n: int, count: int) -> list[list[int]]:
-    """Random half-ablations: each unit dropped with probability ½, none empty or whole."""
-    found: list[list[int]] = []
-    while len(found) < count:
-        dropped = [i for i in range(n) if rng.random() < 0.5]
-        if 0 < len(dropped) < n:
-            found.append(dropped)
-    return found
 
 
 def plan_check(
@@ -139,7 +128,7 @@ def plan_check(
     k_used = effective_k(n, k)
     top = list(ranking[:k_used])
     sets = _random_sets(_rng(problem, units, seed, "sets"), n, k_used, random_sets, top)
-    ablations = _ablations(_rng(problem, units, seed, "lds"), n, lds_ablations)
+    ablations = half_ablations(_rng(problem, units, seed, "lds"), n, lds_ablations)
     full = mask_context(lm, problem, units, [], operator)
     removed = [top[:j] for j in range(1, k_used + 1)]  # the curve; its last is the deletion
     variants = [mask_context(lm, problem, units, r, operator) for r in removed]
@@ -219,7 +208,7 @@ def check_explanation(
     ablated = totals[k_used + n_sets + 1 :]
     deletion = curve[-1]
     beats = sum(1 for r in random_ratios if r > deletion)
-    lds = _lds(scores, plan.ablations, [full - t for t in ablated])
+    lds = ablation_lds(scores, plan.ablations, [full - t for t in ablated])
     after = lm.cost.snapshot()
     return FaithfulnessCheck(
         k=k_used,
@@ -239,15 +228,6 @@ def check_explanation(
         seconds=time.perf_counter() - started,
         token=token,
     )
-
-
-def _lds(scores: list[float], ablations: list[list[int]], drops: list[float]) -> float | None:
-    """Spearman(sum of the dropped units' scores, the drop they cause); None when either
-    side is constant (no ranking to agree with)."""
-    predicted = [sum(scores[i] for i in dropped) for dropped in ablations]
-    if len(set(predicted)) < 2 or len(set(drops)) < 2:
-        return None
-    return float(spearmanr(predicted, drops).statistic)
 
 
 def is_faithful(beats: int, n_sets: int, lds: float | None) -> bool:

@@ -158,6 +158,8 @@ def run(
             completeness=out.completeness,
             hierarchy=out.hierarchy,
             search=out.search,
+            interactions=out.interactions,
+            kept=out.kept,
         ),
         provenance=Provenance(
             method_version=spec.version,

@@ -9,7 +9,7 @@ results saved before these types (format 2, `metadata`) carried.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -134,13 +134,16 @@ class Search:
     single_unit_evidence: str | None = None
     accepted_swaps: int | None = None
     gradient: list[float] | None = None
+    # xprompt with k_max: the best set of every size 1..k_max (the joint deletion curve).
+    best_by_k: list[StartSet] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Search:
         starts = {
             name: _known(StartSet, start) for name, start in (data.get("starts") or {}).items()
         }
-        return _known(cls, {**data, "starts": starts})
+        by_k = [_known(StartSet, s) for s in data.get("best_by_k") or []]
+        return _known(cls, {**data, "starts": starts, "best_by_k": by_k})
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,8 @@ class RunRecord:
     search: Search | None = None
     contrast: ContrastReport | None = None
     check: FaithfulnessCheck | None = None
+    interactions: Interactions | None = None  # a joint method's pairwise interactions
+    kept: KeptAblations | None = None  # context_cite's ablations, kept for other spans
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -269,6 +274,8 @@ class RunRecord:
             search=section("search", Search.from_dict),
             contrast=section("contrast", ContrastReport.from_dict),
             check=section("check", lambda d: _known(FaithfulnessCheck, d)),
+            interactions=section("interactions", Interactions.from_dict),
+            kept=section("kept", lambda d: _known(KeptAblations, d)),
         )
 
     @classmethod
@@ -293,6 +300,9 @@ class RunRecord:
             search=Search.from_dict(meta) if "log_prob_drop" in meta else None,
             contrast=ContrastReport.from_dict(meta["contrast"]) if meta.get("contrast") else None,
             check=_known(FaithfulnessCheck, meta["check"]) if meta.get("check") else None,
+            interactions=(
+                Interactions.from_dict(meta["interactions"]) if meta.get("interactions") else None
+            ),
         )
 
     def flat(self) -> dict[str, Any]:
@@ -317,4 +327,119 @@ class RunRecord:
             out["contrast"] = asdict(self.contrast)
         if self.check is not None:
             out["check"] = asdict(self.check)
+        if self.interactions is not None:
+            out["interactions"] = asdict(self.interactions)
+        if self.kept is not None:
+            out["kept_ablations"] = self.kept.summary()
         return out
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How two units act together on log p(target), from the sets a joint method scored.
+
+    With drop(S) = L(∅) − L(S), L the objective with the units of S masked:
+    `drops` = [drop({a}), drop({b})], `pair_drop` = drop({a, b}) and
+    `value` = pair_drop − drop({a}) − drop({b}). value > 0: removing both lowers
+    log p(target) more than the two removals add up to (each alone changes little,
+    e.g. an instruction written twice); value < 0: removing either one already does
+    most of what removing both does (each is needed, e.g. the two parts of a condition).
+    """
+
+    units: list[int]  # the two units, indices into the units the method was given
+    pair_drop: float
+    drops: list[float]
+    value: float
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """The strongest pairwise interactions among a joint result's top units.
+
+    `pairs`: the strongest of each sign, strongest |value| first. `candidates`: the units
+    whose pairs were considered. `measured`: pairs whose three terms were known;
+    `from_scored`: how many of those the search had already scored (no extra pass);
+    `extra_passes`: prompts scored for the rest, outside the search's budget.
+    """
+
+    pairs: list[Interaction]
+    extra_passes: int
+    candidates: list[int]
+    from_scored: int
+    measured: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Interactions:
+        pairs = [_known(Interaction, pair) for pair in data.get("pairs") or []]
+        return _known(cls, {**data, "pairs": pairs})
+
+    def relabel(self, indices: list[int]) -> Interactions:
+        """The same pairs with unit i renamed indices[i]: a search run on a subset of the
+        units (xprompt's coarse pruning) reports them in the caller's numbering."""
+        pairs = [replace(p, units=[indices[u] for u in p.units]) for p in self.pairs]
+        return replace(self, pairs=pairs, candidates=[indices[u] for u in self.candidates])
+
+
+@dataclass(frozen=True)
+class KeptAblations:
+    """A surrogate method's ablations, kept so another span of the output can be explained
+    from them without a forward pass (context_cite).
+
+    `keep[r][i]` is 1 when ablation r kept unit i (0: removed); `log_probs[r]` holds the
+    signed per-row log-probabilities of the target under ablation r (a contrast's rows
+    follow the target's, sign flipped), `unmasked` the same rows with nothing removed.
+    `token_spans` places each target row's token on the output ([start, end) characters),
+    so a span of the output selects rows. `rows` = [start, end) are the rows the scores
+    were fitted on (all target rows, or a re-targeted span), `quantity` what was fitted
+    ("log-odds": of p(those tokens); "contrast": log p(target) − log p(contrast)),
+    `intercept` the surrogate's value with every unit removed, and `lds` its Spearman
+    agreement with ablations it was not fitted on (`folds`-fold cross-validation).
+    """
+
+    keep: list[list[int]]
+    log_probs: list[list[float]]
+    unmasked: list[float]
+    token_spans: list[list[int]]
+    rows: list[int]
+    quantity: str
+    alpha: float
+    folds: int
+    intercept: float
+    lds: float | None = None
+    converged: bool = True
+    pieces: list[str] = field(default_factory=list)  # each target row's token, as views show it
+    # Re-targeted: the characters [start, end) of the output whose run scored the ablations.
+    retargeted_from: list[int] | None = None
+
+    @property
+    def retargetable(self) -> bool:
+        """Whether another span can be fitted from these rows (a contrast's cannot: its
+        quantity spans both texts)."""
+        return self.quantity == "log-odds"
+
+    def note(self) -> str:
+        """One line for the views: how well the surrogate predicts unseen ablations, and
+        that other spans need no forward pass."""
+        fit = "LDS n/a" if self.lds is None else f"LDS {self.lds:+.2f}"
+        line = (
+            f"surrogate fitted on {len(self.keep)} ablations ({fit} on held-out ablations, "
+            f"{self.folds}-fold)"
+        )
+        if self.retargetable:
+            line += "; any span of this output can be explained from them with no forward pass"
+        return line
+
+    def summary(self) -> dict[str, JSONValue]:
+        """The section without its arrays (for the flat metadata views show)."""
+        return {
+            "ablations": len(self.keep),
+            "rows": list(self.rows),
+            "quantity": self.quantity,
+            "alpha": self.alpha,
+            "folds": self.folds,
+            "lds": self.lds,
+            "converged": self.converged,
+            "retargetable": self.retargetable,
+            "retargeted_from": self.retargeted_from,
+            "note": self.note(),
+        }

@@ -1,4 +1,5 @@
-"""Command line: `promptxray explain | heatmap | methods | serve | evaluate | study | provision`.
+"""Command line: `promptxray explain | heatmap | methods | serve | evaluate | study | provision
+| retarget`.
 
 One module per command group; this one builds the typer `app` from them (the entry
 point `promptxray.cli:app` and `python -m promptxray`). The commands call only the API,
@@ -17,6 +18,7 @@ from .evaluate import evaluate
 from .explain import explain, heatmap
 from .methods import methods
 from .provision import provision
+from .retarget import retarget
 from .serve import serve
 from .study import study_cmd
 
@@ -54,5 +56,6 @@ app.command("provision")(provision)
 app.command("serve")(serve)
 app.command("evaluate")(evaluate)
 app.command("study")(study_cmd)
+app.command("retarget")(retarget)
 
 __all__ = ["app"]

@@ -21,7 +21,10 @@ def serve(
     host: Annotated[
         str,
         typer.Option(
-            "--host", help="Address to bind; the default is reachable from this machine only."
+            "--host",
+            help="Address to bind; the default is reachable from this machine only. With "
+            "0.0.0.0 other machines reach it by this machine's names and addresses (printed, "
+            "with the access token).",
         ),
     ] = "127.0.0.1",
     data_dir: Annotated[
@@ -38,7 +41,8 @@ def serve(
         typer.Option(
             "--allowed-host",
             metavar="NAME",
-            help="Another Host name to answer to (a proxy or machine name); repeatable.",
+            help="Another Host name to answer to (a name behind a proxy or a DNS alias; this "
+            "machine's own names need none); repeatable.",
             show_default=False,
         ),
     ] = None,

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..aggregation import Aggregation, combine
 from ..errors import InvalidParameterError, UnknownMethodError
 from ..model import LanguageModel
-from ..record import Completeness, Hierarchy, MaskedScores, Search
+from ..record import (
+    Completeness,
+    Hierarchy,
+    Interactions,
+    KeptAblations,
+    MaskedScores,
+    Search,
+)
 from ..segments import Unit
 from ..targets import Problem
 
@@ -68,6 +75,8 @@ class MethodOutput:
     completeness: Completeness | None = None
     hierarchy: Hierarchy | None = None
     search: Search | None = None
+    interactions: Interactions | None = None
+    kept: KeptAblations | None = None
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,11 @@ def _simple_gradient(
     matrix: bool,
     batch_size: int,
     progress: ProgressFn | None,
+    logits: bool = False,
 ) -> MethodOutput:
-    """Gradients of the quantity (log p(target), or minus log p(contrast) too): each part's
-    rows run on its own sequence; only the shared context's positions are kept, signed."""
+    """Gradients of the quantity (log p(target), or minus log p(contrast) too; with `logits`
+    the target tokens' logits instead): each part's rows run on its own sequence; only the
+    shared context's positions are kept, signed."""
     context = problem.target_start
     split = quantity.split_progress(progress, len(quantity.parts(problem)))
     blocks: list[torch.Tensor] = []
@@ -121,7 +123,8 @@ def _simple_gradient(
         n_target = len(part.target_ids)
         rows: list[Row] = [(1.0, j) for j in range(n_target)] if matrix else [(1.0, None)]
         per_row = torch.zeros(len(rows), context)
-        for indices, grads, inputs in gradient_rows(lm, part, rows, batch_size, split(k)):
+        found = gradient_rows(lm, part, rows, batch_size, split(k), logits=logits)
+        for indices, grads, inputs in found:
             signed, kept = sign * grads[:, :context], inputs[:, :context]
             per_row[indices] = _reduce(kind, signed, kept).cpu()
             g = signed.sum(0, keepdim=True)

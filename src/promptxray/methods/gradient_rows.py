@@ -31,8 +31,13 @@ def gradient_rows(
     rows: list[Row],
     batch_size: int,
     progress: ProgressFn | None,
+    *,
+    logits: bool = False,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Yield (row indices, grads [B, T, H], scaled inputs [B, T, H]) batch by batch.
+
+    What is differentiated is each target token's log-probability, or with `logits` its
+    logit before the softmax (what relevance propagation explains).
 
     Rows for the whole target (token None) each need their own forward; rows for
     one target token (the heatmap) share forwards, see `_token_rows`. The model
@@ -46,11 +51,21 @@ def gradient_rows(
     ids = torch.tensor([problem.ids], device=lm.device)
     with lm.lock:
         base = lm.embed(ids).detach().float()
-        yield from _summed_rows(
-            lm, problem, ids, base, [(i, rows[i][0]) for i in summed], batch_size, counter
-        )
+        summed_rows = [(i, rows[i][0]) for i in summed]
+        yield from _summed_rows(lm, problem, ids, base, summed_rows, batch_size, counter, logits)
         tokens = [(i, rows[i][0], rows[i][1]) for i in per_token]
-        yield from _token_rows(lm, problem, ids, base, tokens, batch_size, counter)
+        yield from _token_rows(lm, problem, ids, base, tokens, batch_size, counter, logits)
+
+
+def _target_scores(
+    lm: LanguageModel, ids: torch.Tensor, start: int, inputs: torch.Tensor, logits: bool
+) -> torch.Tensor:
+    """Per target token: log p (teacher-forced), or the logit of that token: [B, n_target]."""
+    if not logits:
+        return lm.target_logprobs(ids, start, inputs_embeds=inputs)
+    n = ids.shape[1] - start
+    out = lm.forward_last(n + 1, inputs_embeds=inputs).logits[:, -(n + 1) : -1, :].float()
+    return out.gather(-1, ids[:, start:].unsqueeze(-1)).squeeze(-1)
 
 
 class _Progress:
@@ -81,6 +96,7 @@ def _summed_rows(
     rows: list[tuple[int, float]],
     batch_size: int,
     counter: _Progress,
+    logits: bool = False,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Rows differentiating the summed log p(target): one copy of the sequence each,
     batched as `plan_backward` allows."""
@@ -89,10 +105,10 @@ def _summed_rows(
         chunk = rows[first : first + step]
         inputs = _scaled(base, problem, [a for _, a in chunk]).to(lm.dtype).requires_grad_(True)
         with lm.recomputing_layers(recompute):
-            logprobs = lm.target_logprobs(
-                ids.expand(len(chunk), -1), problem.target_start, inputs_embeds=inputs
+            scores = _target_scores(
+                lm, ids.expand(len(chunk), -1), problem.target_start, inputs, logits
             )
-            (grads,) = torch.autograd.grad(logprobs.sum(), inputs)
+            (grads,) = torch.autograd.grad(scores.sum(), inputs)
         lm.count_backward()
         yield [i for i, _ in chunk], grads.detach().float(), inputs.detach().float()
         counter.add(len(chunk))
@@ -142,6 +158,7 @@ def _token_rows(
     rows: list[tuple[int, float, int]],
     batch_size: int,
     counter: _Progress,
+    logits: bool = False,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Rows differentiating one target token's log-prob each (the heatmap), by blocks.
 
@@ -160,9 +177,7 @@ def _token_rows(
                 continue
             inputs = scaled[:, : block.length].to(lm.dtype).requires_grad_(True)
             with lm.recomputing_layers(block.recompute):
-                logprobs = lm.target_logprobs(ids[:, : block.length], start, inputs_embeds=inputs)[
-                    0
-                ]
+                logprobs = _target_scores(lm, ids[:, : block.length], start, inputs, logits)[0]
                 for k in range(0, len(wanted), block.step):
                     chunk = wanted[k : k + block.step]
                     last = k + block.step >= len(wanted)

@@ -7,8 +7,9 @@ log-probability with the units of S masked. The joint methods are split by job:
 
 - `joint_objective`: L(S) itself, scored in shared-prefix batches, remembered and
   budgeted, and its gradient dL/dm (the starts of both searches);
-- `joint_search`: xprompt's budgeted search (starts, greedy, swaps, or every k-set)
-  and the ranking of its result;
+- `joint_schedule`: xprompt's anytime schedule (which k-set to score next);
+- `joint_search`: xprompt's budgeted search (the schedule per set size, or every
+  k-set) and the ranking of its result;
 - `joint_paper`: `xprompt_paper`, the published Algorithm 1, as the reference;
 - here: the `xprompt` method as callers see it, the whole prompt searched or, for
   long prompts, only the strongest coarse units (`coarse`), and its cost.
@@ -31,11 +32,13 @@ from .joint_search import XPromptParams, run_search, search_cost
     aggregation=Aggregation.FIXED,
     signed=True,
     description=(
-        "The k units whose joint masking lowers log p(target) most: budgeted search "
-        "(gradient and leave-one-out starts, greedy selection, batched swaps); the set "
-        "first by marginal contribution, then the rest by leave-one-out."
+        "The k units whose joint masking lowers log p(target) most: anytime budgeted "
+        "search (gradient start, then swaps and jumps proposed by a surrogate fitted to "
+        "every scored set); the set first by marginal contribution; k_max: every size."
     ),
-    version=2,  # 2: |g| start, pair-evidence swaps sampled without replacement
+    # 2: |g| start, pair-evidence swaps sampled without replacement;
+    # 3: the anytime schedule (one surrogate-guided k-set per pass), k_max
+    version=3,
     scores_unmasked=True,
 )
 def xprompt(
@@ -80,6 +83,7 @@ def _pruned(
         scores=scores,
         selected=[candidates[i] for i in inner.selected or []],
         search=inner.search,
+        interactions=inner.interactions.relabel(candidates) if inner.interactions else None,
         hierarchy=found.hierarchy(len(picked), candidates, passes=1 + len(found.members)),
     )
 

@@ -4,34 +4,21 @@ Every masked prompt it scores counts against `budget` (the unmasked prompt
 included), scores are remembered, and batches share the KV cache of the prefix
 they have in common (all three are the `Objective`'s). In order:
 
-1. *Starts.* One gradient g = dL/dm (m_u scales unit u's embeddings) gives the
-   first start: the k largest |g_u| (masking takes m_u from 1 to 0, too far for the
-   sign of a first-order term to be trusted; the magnitude ranks the optimum's
-   units better on the benchmark prompts, and is what the paper uses). If the
-   budget allows, every single unit is scored masked alone — that is
-   leave-one-out, and also greedy's first round — and its top k is a second start.
-2. *Greedy forward selection.* Round r adds to the chosen set the unit that, masked
-   together with it, lowers L most. Each round scores the set plus every candidate
-   in one batch. Candidates are the units ranked best by the evidence so far (all
-   of them when the budget allows; otherwise the top of the ranking, sized so the
-   rounds take about two thirds of what the starts left over). Each round re-ranks
-   the units it scored by how they did *with* the set: pair evidence.
-3. *Swap refinement* from the best start: each step scores a batch of B swaps (one
-   unit out of S, one in) and keeps the best if it lowers L; it stops after
-   `patience` steps without improvement or when the budget is spent. The B swaps
-   are drawn without replacement among the neighbours not yet scored, with
-   *rank-based* weights 1 / ((1 + rank in) (1 + rank out)): the unit to add by its
-   rank in the latest evidence (greedy's pair evidence, else leave-one-out, else
-   |g|), the unit to drop by its rank from the weakest marginal contribution.
-   Unlike softmax(|g|), whose raw magnitudes make it nearly one-hot (the same
-   proposal over and over), rank weights keep every unit reachable whatever the
-   scale of the scores; drawing without replacement puts the likeliest swaps into
-   even a small batch and never spends a pass on a repeat.
-4. *Ranking.* The chosen set comes first, ordered by each unit's marginal
-   contribution L(S \\ {u}) − L(S); the other units follow by their best
-   single-unit evidence (their leave-one-out drop, or the gradient when singles
-   were not affordable). So "mask top-k", comprehensiveness and sufficiency mean
-   something for xprompt too.
+1. *The anytime schedule* (`joint_schedule`): the gradient's top-k |g| set first
+   (what the paper starts from), then one k-set per pass, each proposed by Thompson
+   sampling from an additive surrogate fitted to every set scored so far: a swap
+   neighbour of the best set or the sampled top k. Every pass can improve the best,
+   and the schedule is a fixed sequence that the budget truncates, so more budget
+   never ends on a worse set.
+2. *Ranking.* The chosen set comes first, ordered by each unit's marginal
+   contribution L(S \\ {u}) − L(S) (its leave-one-out sets are reserved in the
+   budget); the other units follow by their leave-one-out drop when the budget
+   leaves room to score them after the search has scored every k-set, else by the
+   surrogate's estimate of their drop (the additive model fitted to every scored set).
+   So "mask top-k", comprehensiveness and sufficiency mean something for xprompt too.
+3. *Every k up to `k_max`* (optional): the schedule runs for each size 1..k_max in
+   turn, each with `budget` new passes and all sharing the scored sets (the
+   surrogate learns from every size), and the best set of each size is recorded.
 
 `strategy="exhaustive"` scores every k-set instead (refused above
 `EXHAUSTIVE_LIMIT` sets): the optimum, for tests and benchmarks.
@@ -41,10 +28,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
-from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from ..errors import InvalidParameterError
@@ -55,6 +41,7 @@ from ..segments import Unit
 from ..targets import Problem
 from . import quantity
 from .base import KEYED_WHEN_SET, Cost, MethodOutput, ProgressFn
+from .joint_interactions import interactions_after_search, interactions_cost
 from .joint_objective import (
     BudgetSpent,
     JointParams,
@@ -63,12 +50,10 @@ from .joint_objective import (
     gradient_cost,
     unit_gradient,
 )
+from .joint_schedule import Surrogate, gradient_start, run_schedule
 
 # The most k-sets the exhaustive strategy will score (C(20, 3) = 1140, C(30, 3) = 4060).
 EXHAUSTIVE_LIMIT = 5000
-
-# Called after each phase with its name and `spent` before it.
-PhaseFn = Callable[[str, int], None]
 
 
 class XPromptParams(JointParams):
@@ -78,17 +63,34 @@ class XPromptParams(JointParams):
         le=1_000_000,
         description=(
             "Most prompts scored, the unmasked one included (default: twice "
-            "leave-one-out's count, 2 (n + 1); exhaustive: all it needs)."
+            "leave-one-out's count, 2 (n + 1); exhaustive: all it needs); with k_max, "
+            "per set size."
         ),
     )
     strategy: Literal["search", "exhaustive"] = Field(
-        "search", description="search: starts, greedy, swaps; exhaustive: every k-set."
+        "search",
+        description="search: the anytime schedule (gradient start, surrogate-guided swaps); "
+        "exhaustive: every k-set.",
     )
-    proposals_per_step: int = Field(
-        8, ge=1, le=256, description="Swaps proposed and scored together per refinement step."
+    k_max: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description=(
+            "Also find the best set of every size 1..k_max (at least k) in the same search, "
+            "reusing every scored set: the joint deletion curve. Costs up to k_max budgets."
+        ),
+        json_schema_extra={KEYED_WHEN_SET: True},
     )
-    patience: int = Field(
-        2, ge=1, le=1000, description="Refinement steps without improvement before stopping."
+    interactions: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description=(
+            "Extra prompts scored (at most n, outside the budget) to measure how the top units "
+            "interact in pairs; 0: only from the sets the search scored."
+        ),
+        json_schema_extra={KEYED_WHEN_SET: True},
     )
     masking: Operator = Field(DEFAULT_OPERATOR, description="How a unit is removed.")
     coarse: Literal["none", "sentence", "line", "paragraph"] = Field(
@@ -118,6 +120,21 @@ class XPromptParams(JointParams):
             return 1 + math.comb(n_units, self.k) + self.k
         return 2 * (n_units + 1)
 
+    def sizes(self) -> list[int]:
+        """The set sizes searched: k alone, or 1..k_max."""
+        return [self.k] if self.k_max is None else list(range(1, self.k_max + 1))
+
+    def check_units(self, n_units: int) -> None:
+        super().check_units(n_units)
+        if self.k_max is not None and not self.k <= self.k_max <= n_units:
+            raise InvalidParameterError(
+                f"k_max = {self.k_max} must lie between k = {self.k} and the prompt's "
+                f"{n_units} units.",
+                param="k_max",
+            )
+        if self.k_max is not None and self.strategy == "exhaustive":
+            raise InvalidParameterError("k_max works with strategy=search only.", param="k_max")
+
 
 def initial_selection(gradient: list[float], k: int) -> list[int]:
     """The k units with the largest |dL/dm|: the gradient's guess at what matters most.
@@ -128,12 +145,7 @@ def initial_selection(gradient: list[float], k: int) -> list[int]:
     that the first-order drop would use. So, as in the paper, the magnitude is the
     evidence. Ties go to the earlier unit.
     """
-    return sorted(magnitude_order(gradient)[:k])
-
-
-def magnitude_order(gradient: list[float]) -> list[int]:
-    """Units by |gradient|, largest first (ties: earlier unit first)."""
-    return sorted(range(len(gradient)), key=lambda u: (-abs(gradient[u]), u))
+    return sorted(gradient_start(gradient, k))
 
 
 def run_search(
@@ -145,74 +157,138 @@ def run_search(
 ) -> MethodOutput:
     """xprompt on `units`: the baseline, the search (or every k-set), then the ranking.
 
-    The result's `search` records what the search did (starts, passes per phase,
-    trajectory), so a benchmark or a user can see where the budget went.
+    The result's `search` records what the search did (passes per phase, the
+    trajectory, the best set of every size with k_max), so a benchmark or a user can
+    see where the budget went.
     """
     n, k = len(units), params.k
     params.check_units(n)
     budget = params.budget_for(n)
+    sizes = params.sizes()
     objective = Objective(
-        lm, problem, units, params.masking, params.batch_size, k, budget, progress=progress
+        lm,
+        problem,
+        units,
+        params.masking,
+        params.batch_size,
+        k,
+        budget * len(sizes),
+        progress=progress,
     )
     phases: dict[str, int] = {}
 
     def phase(name: str, before: int) -> None:
         phases[name] = phases.get(name, 0) + objective.spent - before
         if progress:
-            progress(min(objective.spent, budget), budget)
+            progress(min(objective.spent, objective.budget), objective.budget)
 
-    empty: Units = frozenset()
-    (baseline,) = objective([empty])
+    (baseline,) = objective([frozenset()])
     phase("baseline", 0)
-
+    gradient: list[float] | None = None
+    best_by_k: dict[int, Units] = {}
     if params.strategy == "exhaustive":
-        chosen, value, start_won = _exhaustive(objective, n, k)
+        chosen, value = _exhaustive(objective, n, k)
         phase("exhaustive", 1)
-        singles, gradient, starts = None, None, {"exhaustive": chosen}
+        starts = {"exhaustive": chosen}
     else:
         gradient = unit_gradient(lm, problem, units).tolist()
-        chosen, value, start_won, singles, starts = search(objective, n, k, gradient, params, phase)
-
-    # Marginal contributions inside the set (ranking), as far as the budget allows.
-    before = objective.spent
+        starts = {"gradient": gradient_start(gradient, k)}
+        for size in sizes:
+            before = objective.spent
+            cap = budget - (1 if size == sizes[0] else 0)  # the baseline is the first size's
+            try:
+                best_by_k[size] = run_schedule(
+                    objective, n, size, gradient, baseline, params.seed, cap, size == k
+                )
+            except BudgetSpent:
+                raise InvalidParameterError(
+                    "budget is too small to score even one k-set.", param="budget"
+                ) from None
+            phase("search" if size == k else f"search_k{size}", before)
+            if size == k:  # the ranking's passes were reserved inside this size's budget
+                _ranking_passes(objective, best_by_k[k], phase)
+        chosen = best_by_k[k]
+        value = objective.known[chosen]
+    if params.strategy == "exhaustive":
+        _ranking_passes(objective, chosen, phase)
+    singles = _singles_if_affordable(objective, n, k, phase)
     inside = sorted(chosen)
-    leave_out = [chosen - {u} for u in inside]
-    values = objective(objective.fit(leave_out), reference=chosen)
-    phase("ranking", before)
-    marginal = {u: v - value for u, v in zip(inside, values, strict=False)}
-    evidence = _single_evidence(n, baseline, singles, gradient)
+    marginal = {
+        u: objective.known[chosen - {u}] - value for u in inside if chosen - {u} in objective.known
+    }
+    evidence, kind = _single_evidence(objective, n, baseline, singles, gradient)
     selected = sorted(inside, key=lambda u: (-marginal.get(u, evidence[u]), u))
     scores = [marginal.get(u, evidence[u]) if u in chosen else evidence[u] for u in range(n)]
-    return MethodOutput(
+    output = MethodOutput(
         scores=scores,
         selected=selected,
         search=Search(
             objective=value,
             baseline_objective=baseline,
             log_prob_drop=baseline - value,
-            start=start_won,
+            start=min(starts, key=lambda name: (objective.known[starts[name]], name)),
             starts={name: StartSet(sorted(s), objective.known[s]) for name, s in starts.items()},
-            budget=budget,
+            budget=objective.budget,
             spent=objective.spent,
             passes_by_phase=phases,
             trajectory=objective.finite_trajectory(),
             marginal_contributions=[marginal.get(u) for u in selected],
-            single_unit_evidence="leave_one_out" if singles is not None else "gradient",
+            single_unit_evidence=kind,
             gradient=gradient,
+            best_by_k=[
+                StartSet(sorted(best_by_k[j]), objective.known[best_by_k[j]])
+                for j in sorted(best_by_k)
+            ]
+            if params.k_max is not None
+            else [],
         ),
     )
+    # After the search is recorded, so that its `spent` excludes the extra passes.
+    output.interactions = interactions_after_search(
+        objective, selected, scores, params.interactions
+    )
+    return output
+
+
+def _ranking_passes(objective: Objective, chosen: Units, phase) -> None:
+    """L(S - u) for every u in the set, as far as the budget allows (marginal contributions)."""
+    before = objective.spent
+    objective(objective.fit([chosen - {u} for u in sorted(chosen)]), reference=chosen)
+    phase("ranking", before)
+
+
+def _singles_if_affordable(objective: Objective, n: int, k: int, phase) -> bool:
+    """Leave-one-out for the ranking of the other units, when the budget has room for it
+    after the search stopped early (every k-set scored); True when every single is known."""
+    singles = [frozenset({u}) for u in range(n)]
+    missing = objective.unknown(singles)
+    if missing and k > 1 and len(missing) <= objective.left:
+        before = objective.spent
+        objective(missing, reference=frozenset())
+        phase("leave_one_out", before)
+    return not objective.unknown(singles)
 
 
 def _single_evidence(
-    n: int, baseline: float, singles: dict[int, float] | None, gradient: list[float] | None
-) -> list[float]:
-    """Each unit's best single-unit evidence: its leave-one-out drop, else its gradient."""
-    if singles is not None and len(singles) == n:
-        return [baseline - singles[u] for u in range(n)]
-    return list(gradient) if gradient is not None else [0.0] * n
+    objective: Objective,
+    n: int,
+    baseline: float,
+    singles: bool,
+    gradient: list[float] | None,
+) -> tuple[list[float], str]:
+    """Each unit's single-unit evidence: its leave-one-out drop when every single was
+    scored, else the additive surrogate's estimate of its drop (fitted to every scored
+    set, prior 0), else (exhaustive with no singles) nothing."""
+    if singles:
+        return [baseline - objective.known[frozenset({u})] for u in range(n)], "leave_one_out"
+    if gradient is None:
+        return [0.0] * n, "none"
+    scale = max(abs(baseline - objective.best) / objective.k, 1e-3)
+    mean, _ = Surrogate(n, baseline, np.zeros(n), scale).posterior(objective.known)
+    return [float(v) for v in mean], "surrogate"
 
 
-def _exhaustive(objective: Objective, n: int, k: int) -> tuple[Units, float, str]:
+def _exhaustive(objective: Objective, n: int, k: int) -> tuple[Units, float]:
     count = math.comb(n, k)
     if count > EXHAUSTIVE_LIMIT:
         raise InvalidParameterError(
@@ -229,159 +305,23 @@ def _exhaustive(objective: Objective, n: int, k: int) -> tuple[Units, float, str
     sets = [frozenset(c) for c in itertools.combinations(range(n), k)]
     values = objective(sets, reference=frozenset())
     best = min(range(len(sets)), key=lambda i: (values[i], sorted(sets[i])))
-    return sets[best], values[best], "exhaustive"
-
-
-def search(
-    objective: Objective,
-    n: int,
-    k: int,
-    gradient: list[float],
-    params: XPromptParams,
-    phase: PhaseFn,
-) -> tuple[Units, float, str, dict[int, float] | None, dict[str, Units]]:
-    """Starts, greedy, then swaps: (best set, its L, the start that won, singles, starts)."""
-    empty: Units = frozenset()
-    starts: dict[str, Units] = {"gradient": frozenset(initial_selection(gradient, k))}
-    before = objective.spent
-    try:
-        objective([starts["gradient"]], reference=empty)
-    except BudgetSpent:
-        raise InvalidParameterError(
-            "budget is too small to score even one k-set.", param="budget"
-        ) from None
-    phase("gradient_start", before)
-
-    singles: dict[int, float] | None = None
-    single_sets = [frozenset({u}) for u in range(n)]
-    # Leave-one-out (= greedy round 1) only if it leaves room for its own top-k set.
-    if len(objective.unknown(single_sets)) + 1 <= objective.left:
-        before = objective.spent
-        values = objective(single_sets, reference=empty)
-        singles = dict(enumerate(values))
-        by_drop = sorted(range(n), key=lambda u: (singles[u], u))  # lowest L first
-        starts["leave_one_out"] = frozenset(by_drop[:k])
-        objective([starts["leave_one_out"]], reference=empty)
-        phase("leave_one_out", before)
-        before = objective.spent
-        greedy, evidence_order = _greedy(objective, n, k, by_drop)
-        phase("greedy", before)
-        if greedy is not None:
-            starts["greedy"] = greedy
-    else:
-        evidence_order = magnitude_order(gradient)
-
-    won = min(starts, key=lambda name: (objective.known[starts[name]], name))
-    chosen = starts[won]
-    value = objective.known[chosen]
-    before = objective.spent
-    chosen, value = _refine(objective, n, chosen, value, evidence_order, params)
-    phase("swaps", before)
-    return chosen, value, won, singles, starts
-
-
-def _greedy(
-    objective: Objective, n: int, k: int, by_drop: list[int]
-) -> tuple[Units | None, list[int]]:
-    """Forward selection from the best single: (the k-set or None if the budget ran out,
-    the units ranked by the latest evidence).
-
-    Rounds 2..k each score the set plus one candidate. With the budget for it every
-    remaining unit is a candidate; otherwise the best-ranked ones, so the rounds
-    take about two thirds of what is left (the rest goes to swaps and the ranking).
-    The ranking starts as the single-unit order and each round re-ranks the units it
-    scored by how much they lowered L *together with the set*: pair evidence, which
-    is what a swap needs (a unit that only matters alongside others ranks low alone).
-    """
-    chosen: Units = frozenset({by_drop[0]})
-    ranking = by_drop
-    rounds = k - 1
-    if rounds == 0:
-        return chosen, ranking
-    share = max(0, int((objective.left - k) * 2 / 3))
-    # Candidates per round: pool - r for r = 1..rounds, summed <= share.
-    pool = n
-    while pool > k and sum(max(0, pool - r) for r in range(1, rounds + 1)) > share:
-        pool -= 1
-    for _ in range(rounds):
-        candidates = [u for u in ranking[:pool] if u not in chosen]
-        if not candidates:
-            candidates = [u for u in ranking if u not in chosen][:1]
-        sets = objective.fit([chosen | {u} for u in candidates])
-        if not sets:
-            return None, ranking
-        values = objective(sets, reference=chosen)
-        best = min(range(len(sets)), key=lambda i: (values[i], sorted(sets[i])))
-        scored = {next(iter(s - chosen)): v for s, v in zip(sets, values, strict=True)}
-        ranking = sorted(scored, key=lambda u: (scored[u], u)) + [
-            u for u in ranking if u not in scored
-        ]
-        chosen = sets[best]
-    return chosen, ranking
-
-
-def _refine(
-    objective: Objective,
-    n: int,
-    chosen: Units,
-    value: float,
-    evidence_order: list[int],
-    params: XPromptParams,
-) -> tuple[Units, float]:
-    """Batched swap search with rank-based proposals; stops on patience or budget.
-
-    Each step draws B distinct unscored neighbours (one unit out, one in) without
-    replacement, with weight 1 / ((1 + rank of the unit added) (1 + rank of the
-    unit dropped)): added units ranked by `evidence_order`, dropped ones from the
-    weakest marginal contribution L(S - u) - L(S). Sampling without replacement
-    (Efraimidis-Spirakis keys U^(1/w)) never spends a pass on a repeat and, unlike
-    independent draws from flat weights, puts the likeliest swaps into a small
-    batch first while every neighbour stays reachable.
-    """
-    rng = random.Random(params.seed)
-    add_rank = {u: r for r, u in enumerate(evidence_order)}
-    reserve = len(chosen)  # the ranking's leave-one-out-of-the-set passes come after
-    stale = 0
-    while stale < params.patience and objective.left > reserve:
-        inside = sorted(chosen)
-        # The unit to drop: weakest marginal contribution L(S - u) - L(S) first when known.
-        drop_order = sorted(inside, key=lambda u: (objective.known.get(chosen - {u}, math.inf), u))
-        drop_rank = {u: r for r, u in enumerate(drop_order)}
-        keyed = []
-        for drop in inside:
-            for add in range(n):
-                candidate = (chosen - {drop}) | {add}
-                if add in chosen or candidate in objective.known:
-                    continue
-                weight = 1.0 / ((1 + add_rank[add]) * (1 + drop_rank[drop]))
-                keyed.append((rng.random() ** (1.0 / weight), sorted(candidate), candidate))
-        if not keyed:
-            break  # every neighbour of the current set has been scored
-        keyed.sort(key=lambda item: (-item[0], item[1]))
-        want = min(params.proposals_per_step, objective.left - reserve)
-        proposals = [candidate for *_, candidate in keyed[:want]]
-        values = objective(proposals, reference=chosen)
-        best = min(range(len(proposals)), key=lambda i: values[i])
-        if values[best] < value:
-            chosen, value = proposals[best], values[best]
-            stale = 0
-        else:
-            stale += 1
-    return chosen, value
+    return sets[best], values[best]
 
 
 def search_cost(
     lm: LanguageModel, problem: Problem, units: list[Unit], params: XPromptParams
 ) -> Cost:
-    """An upper bound: the search stops early when patience runs out.
+    """An upper bound: the search stops early once every k-set is scored.
 
-    Every scored prompt counts against the budget; a scoring call with two or more
-    new prompts may add one forward of the shared prefix, and such calls spend at
-    least two, so at most (budget - 1) // 2 of them follow the single baseline. The
-    search adds one forward and one backward for the gradient. Seconds: the budget
-    at leave-one-out's average tokens per prompt.
+    A pass is one masked prompt scored (the unmasked one included); the search spends
+    at most `budget` of them, and with `k_max` at most `budget` per set size, so
+    k_max budgets in all. The schedule scores one proposal per call; a call with two
+    or more new prompts (exhaustive, the ranking, leave-one-out) may add one forward
+    of the shared prefix, and such calls spend at least two, so the forwards are at
+    most budget + (budget - 1) // 2. The search adds one forward and one backward for
+    the gradient. Seconds: the budget at leave-one-out's average tokens per prompt.
     """
-    budget = params.budget_for(len(units))
+    budget = params.budget_for(len(units)) * len(params.sizes())
     searching = params.strategy == "search"
     sequences = budget + (budget - 1) // 2  # per part of the quantity
     singles = [mask_context(lm, problem, units, [i], params.masking) for i in range(len(units))]
@@ -390,4 +330,7 @@ def search_cost(
     tokens = per_prompt.token_rows * budget // max(1, per_prompt.forward_sequences // n_parts)
     gradient = gradient_cost(problem) if searching else Cost(0, 0, 0, 0)
     scored = sequences * n_parts
-    return (Cost(scored, scored, 0, tokens) + gradient).bound()
+    pairs = interactions_cost(
+        lm, problem, units, params.masking, params.batch_size, params.interactions
+    )
+    return (Cost(scored, scored, 0, tokens) + gradient + pairs).bound()

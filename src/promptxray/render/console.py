@@ -129,6 +129,9 @@ def render_console(attr: Attribution, top: int = 10) -> RenderableType:
     parts.append(_legend(scale, attr.selected is not None))
     if top > 0 and attr.units:
         parts.append(_table(attr, min(top, len(attr.units)), scale, scores, chosen))
+    interactions = _interactions(attr)
+    if interactions is not None:
+        parts.append(interactions)
     meta = Text(style="dim")
     for n, (label, value) in enumerate(cost_summary(attr)):
         meta.append((" · " if n else "") + f"{label} {value}")
@@ -142,7 +145,24 @@ def render_console(attr: Attribution, top: int = 10) -> RenderableType:
         parts.append(Text(notes.contrast))
     if notes.check:  # does the model follow this explanation?
         parts.append(Text(notes.check, style=_check_style(attr)))
+    if notes.surrogate:  # context_cite: its fit on unseen ablations; other spans for free
+        parts.append(Text(notes.surrogate, style="dim"))
     return Group(*parts)
+
+
+def _interactions(attr: Attribution) -> Text | None:
+    """A joint method's strongest pairwise interactions, one line each, with the numbers."""
+    found = attr.interactions
+    if found is None:
+        return None
+    text = Text("Units that act together", style="bold")
+    text.append(f"  {found.note()}", style="dim")
+    if not found.pairs:
+        text.append("\n  none measured: no pair had all of its terms scored", style="dim")
+    for pair in found.pairs:
+        text.append("\n  " + pair.line())
+        text.append(f"  ({pair.detail()})", style="dim")
+    return text
 
 
 def _check_style(attr: Attribution) -> str:

@@ -13,6 +13,7 @@ from html import escape
 from ..attribution import Attribution
 from ..roles import ROLE_OUTPUT
 from ..segments import Unit
+from ..unit_pairs import nats
 from .palette import TARGET, Scale, css, scale_for, text_color
 from .pieces import Section, cost_summary, role_pieces, source_sections, unit_place, visible
 
@@ -41,6 +42,7 @@ class _View:
     scores: list[float]
     scale: Scale
     chosen: set[int]
+    partners: dict[int, list[int]]  # units in a shown interaction, and their partners
 
 
 def _unit_span(text: str, index: int, view: _View) -> str:
@@ -51,8 +53,12 @@ def _unit_span(text: str, index: int, view: _View) -> str:
     if index in view.chosen:
         style += ";" + _SELECTED
         title += " · selected"
+    partners = ""
+    if index in view.partners:
+        partners = f' data-partners="{" ".join(str(p) for p in view.partners[index])}"'
     return (
-        f'<span data-unit="{index}" style="{style}" title="{escape(title)}">{escape(text)}</span>'
+        f'<span data-unit="{index}"{partners} style="{style}" title="{escape(title)}">'
+        f"{escape(text)}</span>"
     )
 
 
@@ -118,6 +124,35 @@ def _top_list(view: _View, top: int) -> str:
     )
 
 
+def _interactions_html(view: _View) -> str:
+    """A joint method's strongest pairwise interactions (empty without them): each pair's
+    units as in the text, its line and the drops it comes from."""
+    found = view.attr.interactions
+    if found is None:
+        return ""
+    items = []
+    for pair in found.pairs:
+        a, b = pair.units
+        units = _unit_span(visible(pair.texts[0], 30), a, view) + (
+            " + " if pair.together else " / "
+        )
+        units += _unit_span(visible(pair.texts[1], 30), b, view)
+        items.append(
+            f'<li data-units="{a} {b}" data-value="{pair.value:.6g}" '
+            f'title="{escape(pair.detail())}">{escape(pair.label)}: {units} '
+            f'<span style="color:#555;font-family:ui-monospace,monospace">'
+            f"{escape(nats(pair.value))} nats</span></li>"
+        )
+    body = (
+        f'<ul style="margin:2px 0 6px 0;padding-left:20px">{"".join(items)}</ul>' if items else ""
+    )
+    return (
+        f'<div class="pxr-interactions" style="font-size:12px;margin-top:4px">'
+        f'<div style="{_HEADING}">Units that act together</div>'
+        f'<div style="color:#666">{escape(found.note())}</div>{body}</div>'
+    )
+
+
 def _note_html(note: str | None, kind: str, dim: bool = True) -> str:
     """One of the result's notes as a line (empty without it): the completeness gap, the
     refinement of a coarse pass, a contrast's two log-probabilities."""
@@ -148,7 +183,9 @@ def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> s
     """The attribution as HTML; `standalone=True` gives a whole page instead of a fragment."""
     scores = attr.scores
     scale = scale_for(scores, signed=attr.signed)
-    view = _View(attr, attr.units, scores, scale, set(attr.selected or []))
+    shown = attr.interactions
+    partners = shown.partners() if shown is not None else {}
+    view = _View(attr, attr.units, scores, scale, set(attr.selected or []), partners)
     sections = []
     for section in source_sections(attr):
         draw = _output_html if section.role == ROLE_OUTPUT else _role_html
@@ -169,6 +206,7 @@ def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> s
         + _note_html(attr.notes.refinement, "refinement")
         + _note_html(attr.notes.contrast, "contrast", dim=False)
         + _check_html(attr)
+        + _interactions_html(view)
         + "</div>"
     )
     if not standalone:

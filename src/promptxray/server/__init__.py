@@ -13,7 +13,7 @@ from ..api import LanguageModel
 from ..errors import InvalidParameterError
 from .app import JOBS_OUTLIVE_THE_PAGE, create_app, default_data_dir
 from .background import serve_in_thread
-from .security import is_loopback
+from .security import is_loopback, open_addresses
 from .store import check_data_dir
 
 __all__ = [
@@ -81,18 +81,20 @@ def serve(
 
 
 def start_message(model: str, host: str, port: int, folder: Path, token: str | None) -> str:
-    """What `serve` prints: the address to open (with the token), history, job policy."""
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/"
-    if token is not None:
-        url += f"?token={quote(token)}"
-    lines = [
-        f"promptxray: serving {model} at {url}",
-        f"  history in {folder}; {JOBS_OUTLIVE_THE_PAGE.lower()} Ctrl+C stops.",
-    ]
+    """What `serve` prints: the addresses to open (with the token), history, job policy.
+
+    Every address printed opens the page as printed: a wildcard bind (0.0.0.0) is
+    shown as this machine's name and addresses, never as 0.0.0.0.
+    """
+    query = f"?token={quote(token)}" if token is not None else ""
+    urls = [url + query for url in open_addresses(host, port)]
+    lines = [f"promptxray: serving {model} at {urls[0]}"]
+    lines += [f"  also at {url}" for url in urls[1:]]
+    lines.append(f"  history in {folder}; {JOBS_OUTLIVE_THE_PAGE.lower()} Ctrl+C stops.")
     if not is_loopback(host):
         lines.append(
             f"  note: {host} is reachable from other machines; the API answers only "
-            "requests that carry the access token in the address above."
+            "requests that carry the access token in the address above. Reached through "
+            "another name (a proxy, a DNS alias)? Start with --allowed-host NAME."
         )
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
@@ -33,7 +33,8 @@ from ..render.palette import GAMMA_RANGE
 from . import schemas
 from .answers import FieldError, naming_fields, query_field, validation_detail, validation_line
 from .jobs import JobQueue
-from .security import Guard, allowed_names, is_loopback, new_token
+from .method_words import PASS_NOTE, method_words
+from .security import Guard, allowed_names, is_loopback, new_token, refusal_page
 from .service import NotFoundError, Service
 from .store import HistoryStore, check_data_dir
 
@@ -50,7 +51,15 @@ _CSP = (
 )
 
 # Methods in the order the page lists them; any other registered method follows.
-_METHOD_ORDER = ("grad_norm", "grad_x_input", "integrated_gradients", "leave_one_out", "xprompt")
+_METHOD_ORDER = (
+    "grad_norm",
+    "grad_x_input",
+    "integrated_gradients",
+    "attnlrp",
+    "leave_one_out",
+    "context_cite",
+    "xprompt",
+)
 
 
 # What the page says about a job whose tab is closed (also in its help text).
@@ -144,6 +153,7 @@ def create_app(
                 "signed": METHODS[n].signed,
                 "token_level": METHODS[n].regroupable,
                 "description": METHODS[n].description,
+                **method_words(METHODS[n]),
                 "params": [p.as_dict() for p in METHODS[n].param_info()],
             }
             for n in names
@@ -156,6 +166,7 @@ def create_app(
             "data_dir": str(store.path.parent),
             "jobs_note": JOBS_OUTLIVE_THE_PAGE,
             "gamma_range": list(GAMMA_RANGE),
+            "passes_note": PASS_NOTE,
         }
 
     # ----- jobs ---------------------------------------------------------------------
@@ -232,6 +243,13 @@ def create_app(
         media = "application/json" if format == "json" else "text/html"
         return Response(content, media_type=media, headers=headers)
 
+    @app.post("/api/retarget", response_model=schemas.RetargetView)
+    def retarget(body: schemas.RetargetRequest) -> dict[str, Any]:
+        """Explain another span of a stored explanation's output from the ablations it kept
+        (context_cite): no model call, answered at once, stored as a new explanation."""
+        with naming_fields(body):
+            return service.retarget(body)
+
     @app.get("/api/runs", response_model=list[schemas.RunSummary])
     def runs(limit: int = 100) -> list[dict[str, Any]]:
         """The history, newest first."""
@@ -278,6 +296,9 @@ def _install_guards(app: FastAPI, guard: Guard) -> None:
         host = request.headers.get("host")
         refusal = guard.host_refusal(host)
         if refusal is not None:
+            # A person who typed the address gets a page saying what to do; API clients JSON.
+            if "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(refusal_page(refusal), status_code=400)
             return JSONResponse({"detail": refusal}, status_code=400)
         if guard.cross_origin(request.method, request.headers.get("origin"), host):
             detail = "Cross-origin requests are refused: use the page this server serves."

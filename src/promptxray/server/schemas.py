@@ -127,6 +127,8 @@ class EstimateView(BaseModel):
     backward_calls: int | None = None
     upper_bound: bool | None = Field(None, description="The passes are a bound, not a count.")
     seconds: float | None = None
+    method_forward: int | None = Field(None, description="Forward passes of the method alone.")
+    check_forward: int | None = Field(None, description="Forward passes of its check.")
 
 
 class MaskRequest(RequestBody):
@@ -344,6 +346,11 @@ class ExplanationView(BaseModel):
         description="The explanation was asked with its check and none is known at these "
         "units yet: POST /api/check computes it (the page does so by itself).",
     )
+    interactions: dict[str, Any] | None = Field(
+        None,
+        description="A joint method's strongest pairwise interactions: note, pairs (units, "
+        "texts, value in nats, line), and each unit's partners; null: none measured.",
+    )
 
 
 class RunSummary(BaseModel):
@@ -375,6 +382,7 @@ class CompareSide(BaseModel):
     ref: str
     run: RunRecord
     view: ExplanationView | None
+    created: float = Field(description="When its explanation (else its run) was made.")
 
 
 class DiffPiece(BaseModel):
@@ -427,3 +435,24 @@ class InfoResponse(BaseModel):
     data_dir: str
     jobs_note: str
     gamma_range: list[float]
+    passes_note: str = Field("", description="What one forward pass is, as every count says.")
+
+
+class RetargetRequest(RequestBody):
+    """Another span of a stored context_cite explanation's output, from its kept ablations."""
+
+    explanation_id: str = Field(
+        max_length=64, description="A stored explanation that kept its ablations (context_cite)."
+    )
+    span: tuple[int, int] = Field(
+        description="Characters [start, end) of the output to explain, inside its target."
+    )
+    RENAMED: ClassVar[dict[str, str]] = {"result": "explanation_id"}
+
+
+class RetargetView(ExplanationView):
+    """The re-targeted explanation, stored as a new one (no forward pass was made)."""
+
+    retargeted_from: str = Field(description="The explanation whose ablations were fitted.")
+    saved: bool = Field(default=True, description="False: kept in memory only (disk full).")
+    warning: str | None = None

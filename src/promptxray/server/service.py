@@ -21,6 +21,7 @@ from . import schemas
 from .checks import check_k_fits, checks_on
 from .compare import score_changes, shared_scale, text_diffs
 from .jobs import Job, JobQueue
+from .method_words import estimate_line
 from .store import HistoryStore
 from .tasks import (
     RunPrompt,
@@ -29,6 +30,7 @@ from .tasks import (
     explain_job,
     generate_job,
     mask_job,
+    saved,
     supplied_job,
 )
 from .views import explanation_view, export_html, shown_check
@@ -224,11 +226,24 @@ class Service:
             }
         try:
             predicted = api.estimate(self.lm, problem, request, matrix=body.matrix)
+            alone = predicted
+            if request.check:  # the same prediction without the check: its share
+                alone = api.estimate(
+                    self.lm,
+                    problem,
+                    replace(request, check=False),
+                    matrix=body.matrix,
+                    per_token=predicted.seconds_per_token,
+                )
         finally:
             self.lm.lock.release()
+        method = alone.cost.forward_sequences
         return {
             "available": True,
             **predicted.as_dict(),
+            "line": estimate_line(predicted, method),
+            "method_forward": method,
+            "check_forward": predicted.cost.forward_sequences - method,
             "confirm": predicted.seconds > CONFIRM_SECONDS,
         }
 
@@ -267,6 +282,29 @@ class Service:
         return self.jobs.submit("check", fn)
 
     # ----- stored results (no model calls) ----------------------------------------------
+    def retarget(self, body: schemas.RetargetRequest) -> dict[str, Any]:
+        """Another span of a stored explanation's output from the ablations it kept
+        (`api.retarget`: no model, no forward pass), stored as a new explanation of the
+        same run and answered as an explanation job answers. Its check is not computed
+        here (that needs the model): `check_due` asks the page for it, as for a regroup."""
+        stored = self.explanation(body.explanation_id)
+        run = self.run(stored["run_id"])
+        span = (body.span[0], body.span[1])
+        check_span(run["output"], span)
+        attr = api.retarget(stored["attribution"], span)
+        settings = {
+            **stored["settings"],
+            "span": list(attr.target_span),
+            "retargeted_from": body.explanation_id,
+        }
+        explanation_id, status = saved(
+            lambda: self.store.add_explanation(run["id"], settings, attr), "explanation"
+        )
+        view = explanation_view(
+            explanation_id, run["id"], attr, settings, check_due=bool(settings.get("check", True))
+        )
+        return {**view, "retargeted_from": body.explanation_id, **status}
+
     def later_check(
         self, explanation_id: str, attr: Attribution, settings: dict[str, Any]
     ) -> FaithfulnessCheck | None:
@@ -340,8 +378,20 @@ class Service:
         """Two runs (or explanations) side by side: diffs, one colour scale, score changes."""
         (run_a, exp_a), (run_b, exp_b) = self.side(a), self.side(b)
         result: dict[str, Any] = {
-            "a": {"ref": a, "run": {k: run_a[k] for k in RUN_FIELDS}, "view": None},
-            "b": {"ref": b, "run": {k: run_b[k] for k in RUN_FIELDS}, "view": None},
+            # `created`: the explanation's time where there is one (the compare menu's), else
+            # the run's, so a side's title and its menu entry show the same time.
+            "a": {
+                "ref": a,
+                "run": {k: run_a[k] for k in RUN_FIELDS},
+                "view": None,
+                "created": (exp_a or run_a)["created"],
+            },
+            "b": {
+                "ref": b,
+                "run": {k: run_b[k] for k in RUN_FIELDS},
+                "view": None,
+                "created": (exp_b or run_b)["created"],
+            },
             "diff": text_diffs(run_a, run_b),
             "shared_scale": False,
             "palette": None,

@@ -177,6 +177,31 @@ def search_detail(attr: Attribution) -> dict[str, Any] | None:
     return detail
 
 
+def interactions_view(attr: Attribution) -> dict[str, Any] | None:
+    """A joint method's strongest pairwise interactions as the page lists them: each pair's
+    units, texts, numbers and line (`Attribution.interactions`' words), and for each unit
+    in a pair its partners, which hovering the unit highlights."""
+    found = attr.interactions
+    if found is None:
+        return None
+    pairs = [
+        {
+            "units": list(pair.units),
+            "texts": list(pair.texts),
+            "value": pair.value,
+            "pair_drop": pair.pair_drop,
+            "drops": list(pair.drops),
+            "together": pair.together,
+            "label": pair.label,
+            "line": pair.line(),
+            "detail": pair.detail(),
+        }
+        for pair in found.pairs
+    ]
+    partners = {str(unit): others for unit, others in found.partners().items()}
+    return {"note": found.note(), "pairs": pairs, "partners": partners}
+
+
 def explanation_view(
     explanation_id: str,
     run_id: str,
@@ -248,6 +273,7 @@ def explanation_view(
         "settings": settings,
         "metadata": attr.metadata,
         "search": search_detail(attr),
+        "interactions": interactions_view(attr),
         "completeness": attr.notes.completeness,
         "contrast": attr.notes.contrast,
         "refinement": attr.notes.refinement,

@@ -8,7 +8,9 @@ import { $, showError } from "./dom.js";
 import { loadHistory, refreshRunDetail, renderRunResults } from "./history.js";
 import { renderEdit } from "./mask.js";
 import { renderOutput, setSpan, showOutputSource } from "./output.js";
-import { methodSpec, onMethodChange, readParams, setParams } from "./params.js";
+import { showFieldError } from "./fields.js";
+import { currentEstimate, explainBody } from "./freshness.js";
+import { methodSpec, onMethodChange, setParams } from "./params.js";
 import { renderView, resetResults, viewPath } from "./result.js";
 import { setBusy, state } from "./state.js";
 
@@ -36,9 +38,12 @@ export async function maskAndRegenerate(body) {
 }
 
 async function startRun(response) {
-  const body = { ...promptBody(), max_new_tokens: Number($("max-new").value) || 64 };
+  // Sent as typed: 0 or 99999 is the server's to refuse, under this field, never replaced.
+  const typed = $("max-new").value.trim();
+  const body = { ...promptBody(), max_new_tokens: typed === "" ? null : Number(typed) };
   if (body.prompt !== undefined && !body.prompt.trim()) {
-    showError("The prompt is empty: type some text first.");
+    const message = "The prompt is empty: type some text first.";
+    if (!showFieldError({ field: "prompt", message })) showError(message);
     return;
   }
   if (response !== undefined) body.response = response;
@@ -72,31 +77,9 @@ export function useResponse() {
   return startRun($("response").value);
 }
 
-// The "instead of…" field: a contrast when anything is typed (spaces count: " Red").
-function contrastValue() {
-  const value = $("contrast").value;
-  return value === "" ? null : value;
-}
-
-// The faithfulness check's switch and its k (empty: the library's default).
-function checkFields() {
-  const k = $("check-k").value.trim();
-  return { check: $("check-on").checked, check_k: k === "" ? null : Number(k) };
-}
-
 export async function explain() {
   if (!state.run) return;
-  const method = $("method").value;
-  const body = {
-    run_id: state.run.id,
-    span: state.span,
-    method,
-    granularity: $("granularity").value,
-    matrix: $("matrix").checked,
-    params: readParams(method),
-    contrast: contrastValue(),
-    ...checkFields(),
-  };
+  const body = explainBody();
   if (!(await costAccepted(body))) return;
   await explainWith(body);
 }
@@ -106,12 +89,11 @@ export async function explain() {
 async function costAccepted(body) {
   let estimate;
   try {
-    estimate = await api("POST", "/api/estimate", body);
+    estimate = await currentEstimate(body);
   } catch (err) {
     $("estimate").textContent = "";
     return true;
   }
-  $("estimate").textContent = estimate.line;
   if (!estimate.confirm) return true;
   return window.confirm(`${estimate.line}.\nStart it?`);
 }

@@ -2,6 +2,7 @@
 // submits, polls and cancels (the model work runs in the server's queue).
 
 import { $, showError, showNotice } from "./dom.js";
+import { clearFieldErrors, showFieldError } from "./fields.js";
 import { setBusy, state } from "./state.js";
 
 // ----- access token ------------------------------------------------------------------
@@ -64,6 +65,7 @@ export async function api(method, path, body) {
     const detail = data && data.detail ? data.detail : `${response.status} ${response.statusText}`;
     const error = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
     error.status = response.status;
+    error.field = data && data.field ? data.field : null;
     if (response.status === 401) askForToken(error.message);
     throw error;
   }
@@ -76,6 +78,7 @@ class JobCancelledError extends Error {}
 export async function runJob(path, body, label, onPartial) {
   showError("");
   showNotice("");
+  clearFieldErrors();
   setBusy(true);
   const box = $("job");
   const bar = $("job-progress");
@@ -128,9 +131,10 @@ export async function pollJob(path, body) {
 }
 
 // A cancelled job is the user's choice, not a failure: a neutral notice, not a red error.
+// An error about one input goes under that input; any other in the page's error box.
 export function reportFailure(err) {
   if (err instanceof JobCancelledError) showNotice(err.message);
-  else showError(err.message);
+  else if (!showFieldError(err)) showError(err.message);
 }
 
 export async function cancelJob() {

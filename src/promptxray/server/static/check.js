@@ -132,7 +132,7 @@ export function checkFigures(check) {
     `drops p more than ${check.beats_random} of ${n} random ${k}-${check.granularity} sets`,
     `only the top ${k} kept: ${ratio(check.sufficiency_ratio)}`,
     `LDS ${check.lds === null ? "n/a" : fmt(check.lds, 2)} over ${check.lds_ablations} ablations`,
-    `${check.forward_passes} extra forward passes, ${fmt(check.seconds, 2)} s`,
+    `${check.forward_passes} forward passes to check, ${fmt(check.seconds, 2)} s`,
   ];
   return el("p", { class: "check-figures" }, parts.join(" · "));
 }

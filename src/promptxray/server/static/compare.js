@@ -66,7 +66,8 @@ function renderCompareSide(side, key) {
   const view = side.view;
   const run = side.run;
   const title = view ? settingsLabel(view.settings) : "run (not explained)";
-  $(`cmp-${key}-title`).textContent = `${key.toUpperCase()}: ${title} · ${when(run.created)}`;
+  // The explanation's time (the menu's), not its run's: one entry, one time.
+  $(`cmp-${key}-title`).textContent = `${key.toUpperCase()}: ${title} · ${when(side.created ?? run.created)}`;
   const boxes = { system: $(`cmp-${key}-system`), prompt: $(`cmp-${key}-prompt`), output: $(`cmp-${key}-output`) };
   $(`cmp-${key}-system-block`).hidden = !run.system_prompt || !!(view && view.messages);
   if (view) {

@@ -42,11 +42,28 @@ export async function loadHistory() {
         class: "history-delete",
         title: "Delete this run",
         "aria-label": "Delete this run",
-        onclick: () => deleteRun(run.id),
+        onclick: () => askToDelete(item, run),
       }, "×"),
     );
     list.append(item);
   }
+}
+
+// The × asks first, in the list itself: a run takes all its explanations and mask
+// experiments with it, and nothing brings them back.
+function askToDelete(item, run) {
+  if (item.querySelector(".history-confirm")) return;
+  const n = run.n_explanations || 0;
+  const what = n ? ` and its ${n} explanation${n === 1 ? "" : "s"}` : "";
+  const box = el(
+    "div",
+    { class: "history-confirm", role: "group" },
+    `Delete this run${what}? This cannot be undone.`,
+    el("button", { type: "button", class: "danger history-confirm-delete", onclick: () => deleteRun(run.id) }, "Delete"),
+    el("button", { type: "button", class: "ghost history-confirm-keep", onclick: () => box.remove() }, "Keep"),
+  );
+  item.append(box);
+  box.querySelector(".history-confirm-keep").focus();
 }
 
 async function deleteRun(runId) {

@@ -8,26 +8,39 @@ import { closeCompare, loadCompare, openCompare } from "./compare.js";
 import { addTurn, renumberTurns } from "./conversation.js";
 import { $, el, showError } from "./dom.js";
 import { loadHistory, newRun, openRun, renderRunResults } from "./history.js";
-import { onOutputClick, onOutputMouseDown, onOutputSelect, setSpan } from "./output.js";
-import { onMethodChange } from "./params.js";
+import { formChanged, markFreshness } from "./freshness.js";
+import { chooseSpan, onOutputClick, onOutputMouseDown, onOutputSelect } from "./output.js";
+import { fillMethods, onMethodChange } from "./params.js";
 import { clearPicked, onGammaInput, onViewShown, regroupRows, renderRemoval, showTab } from "./result.js";
 import { state } from "./state.js";
 
 async function init() {
   onViewShown(renderRunResults);
+  onViewShown(markFreshness);
   $("generate").addEventListener("click", generate);
   $("use-response").addEventListener("click", useResponse);
   $("add-turn").addEventListener("click", () => addTurn().querySelector(".turn-text").focus());
   $("system").addEventListener("input", renumberTurns);
   $("explain").addEventListener("click", explain);
   $("job-cancel").addEventListener("click", cancelJob);
-  $("whole-output").addEventListener("click", () => setSpan(null));
+  $("whole-output").addEventListener("click", () => chooseSpan(null));
   $("output").addEventListener("mousedown", onOutputMouseDown);
   $("output").addEventListener("mouseup", onOutputSelect);
   $("output").addEventListener("click", onOutputClick);
   $("output").addEventListener("keyup", onOutputSelect);
-  $("granularity").addEventListener("change", regroup);
-  $("method").addEventListener("change", onMethodChange);
+  // Every change of what Explain would ask re-marks the shown result and re-asks the estimate.
+  $("granularity").addEventListener("change", () => {
+    formChanged();
+    regroup();
+  });
+  $("method").addEventListener("change", () => {
+    onMethodChange();
+    formChanged();
+  });
+  $("params").addEventListener("change", formChanged);
+  $("params").addEventListener("input", formChanged);
+  for (const id of ["matrix", "check-on"]) $(id).addEventListener("change", formChanged);
+  for (const id of ["check-k", "contrast"]) $(id).addEventListener("input", formChanged);
   $("mask-top").addEventListener("click", () => maskAndRegenerate({ top_k: Number($("mask-k").value) || 3 }));
   $("mask-k").addEventListener("input", renderRemoval);
   $("mask-picked").addEventListener("click", () => maskAndRegenerate({ units: [...state.picked] }));
@@ -51,13 +64,14 @@ async function init() {
   try {
     state.info = await api("GET", "/api/info");
   } catch (err) {
-    showError(`Cannot reach the promptxray server: ${err.message}`);
+    showServerState(err);
     return;
   }
   $("model-name").textContent = state.info.model;
+  $("model-name").dataset.state = "ready";
   $("jobs-note").textContent = state.info.jobs_note;
   $("prompt").maxLength = 200000;
-  for (const m of state.info.methods) $("method").append(el("option", { value: m.name }, m.name));
+  fillMethods($("method"), state.info.methods);
   for (const g of state.info.granularities) $("granularity").append(el("option", { value: g }, g));
   $("method").value = "grad_norm";
   $("granularity").value = "word";
@@ -70,6 +84,24 @@ async function init() {
   }
   const match = /run=([0-9a-f]+)/.exec(location.hash);
   if (match) openRun(match[1]);
+}
+
+// The badge and the message say what the server answered: a token asked for (the token box
+// says so), another refusal in its own words, or no answer at all.
+function showServerState(err) {
+  const badge = $("model-name");
+  if (err.status === 401) {
+    badge.textContent = "access token needed";
+    badge.dataset.state = "token";
+  } else if (err.status) {
+    badge.textContent = "server refused";
+    badge.dataset.state = "error";
+    showError(`The promptxray server answered ${err.status}: ${err.message}`);
+  } else {
+    badge.textContent = "no connection";
+    badge.dataset.state = "offline";
+    showError(`Cannot reach the promptxray server: ${err.message}`);
+  }
 }
 
 document.addEventListener("DOMContentLoaded", init);

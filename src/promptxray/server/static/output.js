@@ -2,6 +2,7 @@
 // extend; and the note that a pasted response was supplied, not generated.
 
 import { $, clear, el, showError } from "./dom.js";
+import { formChanged, refreshForm } from "./freshness.js";
 import { state } from "./state.js";
 
 const WORD = /\S+/g;
@@ -61,6 +62,13 @@ export function setSpan(span) {
   }
   $("whole-output").hidden = !span;
   renderOutput(output, span);
+  refreshForm();
+}
+
+// The user picked another target: the last action's messages no longer apply.
+export function chooseSpan(span) {
+  setSpan(span);
+  formChanged();
 }
 
 // The selection inside #output as {raw: [start, end), span: trimmed or null}; null when
@@ -92,8 +100,7 @@ export function onOutputSelect() {
     showError("The selection is only whitespace: select or click a word of the output to explain.");
     return;
   }
-  showError("");
-  setSpan(picked.span);
+  chooseSpan(picked.span);
 }
 
 // Click a word: it becomes the target. Shift-click: the target grows to reach that word.
@@ -109,8 +116,7 @@ export function onOutputClick(event) {
   if (event.shiftKey && state.span) {
     span = [Math.min(span[0], state.span[0]), Math.max(span[1], state.span[1])];
   }
-  showError("");
-  setSpan(span);
+  chooseSpan(span);
 }
 
 // Shift-click must not start the browser's own selection extension.

@@ -4,8 +4,10 @@
 import { $, clear, el } from "./dom.js";
 import { state } from "./state.js";
 
-// Parameters that change only memory use, not the result, are not offered.
-const HIDDEN_PARAMS = new Set(["batch_size"]);
+// Parameters that change only time or memory use, not the result, are not offered:
+// batch sizes, and grad_x_input's unit_heatmap (the same heatmap numbers, computed at
+// the units where that is cheaper), so the Heatmap checkbox is the one heatmap control.
+export const HIDDEN_PARAMS = new Set(["batch_size", "unit_heatmap"]);
 
 export function methodSpec(name) {
   return state.info ? state.info.methods.find((m) => m.name === name) : undefined;
@@ -79,12 +81,16 @@ export function setParams(params) {
   }
 }
 
-// A method chosen: its parameter fields and its description.
+// A method chosen: its parameter fields and its help, all in the server's words (the
+// method's description and how its results regroup, from /api/info).
 export function onMethodChange() {
   const method = $("method").value;
   renderParams(method);
   const spec = methodSpec(method);
-  $("method-help").textContent = spec
-    ? spec.description + (spec.token_level ? "" : " Computed on whole units: it can be regrouped coarser, not finer.")
-    : "";
+  $("method-help").textContent = spec ? [spec.description, spec.regrouping].filter(Boolean).join(" ") : "";
+}
+
+// The method menu, from the served specs: every registered method, its summary on hover.
+export function fillMethods(select, methods) {
+  for (const m of methods) select.append(el("option", { value: m.name, title: m.summary || m.description }, m.name));
 }

@@ -7,7 +7,9 @@ import { api, withToken } from "./api.js";
 import { renderCheck } from "./check.js";
 import { $, clear, el, fmt, fmtScore, paletteBar, showError } from "./dom.js";
 import { renderHeatmap } from "./heatmap.js";
+import { renderInteractions } from "./interactions.js";
 import { paintView } from "./paint.js";
+import { methodSpec } from "./params.js";
 import { renderSearch } from "./search.js";
 import { state, updatePicked } from "./state.js";
 
@@ -78,7 +80,8 @@ function signWord(unit, signed) {
 // kept, near-zero units left out. A click finds the unit in the text; "pick" marks it.
 function renderTop(view) {
   const list = clear($("top-list"));
-  $("top-order").textContent = view.signed ? "(by |score|)" : "";
+  const spec = methodSpec(view.method);
+  $("top-order").textContent = spec && spec.ranking ? `(${spec.ranking})` : "";
   const shown = view.listed.slice(0, 12);
   const max = view.palette.peak || 1;
   for (const index of shown) {
@@ -137,7 +140,8 @@ export function renderRemoval() {
   const view = state.view;
   if (!view) return;
   const k = Math.max(0, Math.min(Number($("mask-k").value) || 0, view.removal.length));
-  const what = view.signed ? "the units that raise p(target) most" : "the strongest units";
+  const spec = methodSpec(view.method);
+  const what = spec && spec.removal ? spec.removal : "the first units of the ranking";
   box.append(`Top-${k} removes ${what}: `);
   for (const index of view.removal.slice(0, k)) {
     const unit = view.units[index];
@@ -166,7 +170,11 @@ function renderMeta(view) {
     `${view.units.length} units`,
   ];
   if (m.seconds !== undefined) parts.push(`${fmt(m.seconds, 2)} s`);
-  if (m.forward_passes !== undefined) parts.push(`${m.forward_passes} forward, ${m.backward_passes} backward passes`);
+  if (m.forward_passes !== undefined) {
+    const backward = m.backward_passes ? ` and ${m.backward_passes} backward` : "";
+    const n = m.forward_passes;
+    parts.push(`${n} forward pass${n === 1 ? "" : "es"}${backward} to explain`);
+  }
   // As the other views' cost summary: the masking operator of methods that mask.
   const masking = m.masking || (m.params || {}).masking;
   if (masking && m.family && m.family !== "gradient") parts.push(`masking: ${masking}`);
@@ -178,6 +186,7 @@ function renderMeta(view) {
   // A pasted response is scored by this model, not written by it: say so.
   if (view.output_source === "given") parts.push("response supplied, not generated");
   $("result-meta").textContent = parts.join(" · ");
+  $("result-meta").title = state.info ? state.info.passes_note : "";
 }
 
 export function renderView(view) {
@@ -195,11 +204,12 @@ export function renderView(view) {
   renderTop(view);
   renderHeatmap(view);
   renderSearch(view);
+  renderInteractions(view);
   for (const listener of shownListeners) listener(view);
   const q = `granularity=${encodeURIComponent(view.granularity)}`;
   $("export-json").href = withToken(`/api/explanations/${view.explanation_id}/export?format=json&${q}`);
   $("export-html").href = withToken(`/api/explanations/${view.explanation_id}/export?format=html&${q}`);
-  $("mask-top").disabled = !!state.job;
+  $("mask-top").disabled = !!state.job || state.stale;
   $("mask-k").max = String(view.units.length);
   renderRemoval();
   updatePicked();

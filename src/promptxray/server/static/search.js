@@ -15,8 +15,17 @@ export function renderSearch(view) {
   const fact = (name, value) => facts.append(el("dt", {}, name), el("dd", {}, value));
   if (search.chosen) fact("chosen together", search.chosen.map((t) => t.trim()).join(" + ") || "–");
   if (search.start) fact("best start", search.start);
+  // The budget counts prompts scored, each one forward pass; the result's count (meta line)
+  // also has the passes outside the budget: the gradient's forward, shared prefixes.
   if (search.spent !== undefined) {
-    fact("passes", search.budget !== undefined ? `${search.spent} of a budget of ${search.budget}` : String(search.spent));
+    const budget = search.budget !== undefined ? ` of a budget of ${search.budget}` : "";
+    const total = (view.metadata || {}).forward_passes;
+    const outside = total !== undefined && total > search.spent ? total - search.spent : 0;
+    fact(
+      "prompts scored",
+      `${search.spent}${budget} (one forward pass each)` +
+        (outside ? `; the ${total} forward passes of this result also count ${outside} outside the budget (the gradient's forward, shared prefixes)` : ""),
+    );
   }
   if (search.passes_by_phase) {
     fact("by phase", Object.entries(search.passes_by_phase).map(([k, v]) => `${k} ${v}`).join(" · "));

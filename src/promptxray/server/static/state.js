@@ -15,6 +15,7 @@ export const state = {
   rows: "token", // how the server groups the heatmap's rows: token, word, sentence, line
   runDetail: null, // the open run with all its explanations and mask experiments
   dragged: false, // a mouse drag just set the target (the click that follows is ignored)
+  stale: false, // the shown result is of another request than the form's (freshness.js)
 };
 
 // ----- the action buttons --------------------------------------------------------------
@@ -28,7 +29,7 @@ export function setBusy(busy) {
     $("generate").disabled = false;
     $("use-response").disabled = false;
     $("explain").disabled = !state.run;
-    $("mask-top").disabled = !state.view;
+    $("mask-top").disabled = !state.view || state.stale;
     updatePicked();
   }
 }
@@ -37,6 +38,6 @@ export function setBusy(busy) {
 export function updatePicked() {
   const n = state.picked.size;
   $("mask-picked").textContent = `Remove picked (${n})`;
-  $("mask-picked").disabled = n === 0 || !!state.job;
+  $("mask-picked").disabled = n === 0 || !!state.job || state.stale;
   $("clear-picked").disabled = n === 0;
 }
