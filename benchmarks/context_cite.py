@@ -52,6 +52,9 @@ LONG_FROM = 101  # words, section b
 K = 3
 
 
+SECTION_A = ("context_cite", "leave_one_out", "grad_norm", "grad_x_input", "attnlrp")
+
+
 def data_dir() -> Path:
     """../shared/data from the repository (or a worktree of it) up."""
     for parent in Path(__file__).resolve().parents:
@@ -105,7 +108,13 @@ def retarget_ms(result, reps: int) -> tuple[float, float]:
 
 
 def section_a(lm, rows: list[dict], args, out: dict) -> None:
-    params = {"context_cite": {"ablations": args.ablations}, "leave_one_out": {}, "grad_norm": {}}
+    params = {
+        "context_cite": {"ablations": args.ablations},
+        "leave_one_out": {},
+        "grad_norm": {},
+        "grad_x_input": {},
+        "attnlrp": {},
+    }
     for row in rows:
         started = time.perf_counter()
         problem = build_problem(lm, row["prompt"], max_new_tokens=args.max_new_tokens)
@@ -157,14 +166,14 @@ def summary(out: dict) -> dict:
             "prompts": len(items),
             **{
                 f"median {m} LDS": median([i[f"{m}_lds"] for i in items])
-                for m in ("context_cite", "leave_one_out", "grad_norm")
+                for m in SECTION_A
             },
             "median context_cite out-of-fold LDS": median(
                 [i["context_cite_own_lds"] for i in items]
             ),
             **{
                 f"mean {m} passes": statistics.mean(i[f"{m}_passes"] for i in items)
-                for m in ("context_cite", "leave_one_out", "grad_norm")
+                for m in SECTION_A
             },
         }
     if out["b"]:

@@ -52,7 +52,7 @@ from joint_tables import (
 
 from promptxray import attribute, build_problem, load_model
 
-CHECKPOINTS = (10, 20, 30, 42, 60, 100, 150, 202)
+CHECKPOINTS = (5, 10, 15, 20, 30, 42, 60, 100, 150, 202)
 CURVES = ("xprompt v3", "xprompt v2", "xprompt_paper", "greedy")
 
 

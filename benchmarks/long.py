@@ -9,7 +9,7 @@ finds exact's strongest words (top-5 and top-10 recall by |score|, Spearman over
 all words).
 
     .venv/bin/python benchmarks/long.py [--sizes 300 600 1200] [--prompts 3]
-        [--coarse sentence] [--refine 3 4 6] [--first 0] [--json FILE]
+        [--coarse sentence] [--refine 3 4 6] [--top 0] [--first 0] [--json FILE]
 
 Exact leave-one-out runs once per prompt; hierarchical once per --refine value.
 """
@@ -60,6 +60,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=3, help="prompts per size")
     parser.add_argument("--coarse", default="sentence")
     parser.add_argument("--refine", type=int, nargs="+", default=[3, 4, 6])
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=0,
+        help="0: the fixed rule (only the `refine` strongest); k: the adaptive rule "
+        "protecting the top k (benchmarks/hierarchy.py measures that one)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
         "--first", type=int, default=0, help="skip this many prompts of each size (resume a run)"
@@ -92,6 +99,7 @@ def main() -> None:
                     "word",
                     coarse=args.coarse,
                     refine=refine,
+                    top=args.top,
                     **common,
                 )
                 row = {

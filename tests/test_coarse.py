@@ -12,7 +12,9 @@ def test_hierarchical_leave_one_out_and_xprompt_get_the_same_coarse_scores(tiny_
     units = story_problem.units("word")
     found = coarse_pass(tiny_lm, story_problem, units, "sentence", "delete", 16, None)
     assert len(found.members) == 4
-    loo = attribute(tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=1)
+    loo = attribute(
+        tiny_lm, story_problem, "leave_one_out", "word", coarse="sentence", refine=1, top=0
+    )
     xp = attribute(tiny_lm, story_problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
     # one routine, one run's numbers: equal, not merely close
     assert loo.metadata["hierarchy"]["coarse_scores"] == found.scores
@@ -39,3 +41,21 @@ def test_strongest_takes_refine_by_magnitude_then_enough_units():
     assert strongest(members, strength, 0, at_least=2) == [1, 2]
     # the cost bounds rank by size: the largest coarse units first
     assert strongest(members, sizes(members), 2) == [2, 0]
+
+
+def test_the_spread_bounds_the_score_and_is_the_rows_in_magnitude(tiny_lm, story_problem):
+    units = story_problem.units("word")
+    found = coarse_pass(tiny_lm, story_problem, units, "sentence", "delete", 16, None)
+    by_hand = [sum(abs(v) for v in row) for row in found.drop.tolist()]
+    assert found.spread == pytest.approx(by_hand, rel=1e-6)
+    assert all(s >= abs(c) - 1e-6 for s, c in zip(found.spread, found.scores, strict=True))
+    assert any(s > abs(c) + 1e-6 for s, c in zip(found.spread, found.scores, strict=True))
+
+
+def test_xprompt_pruning_keeps_its_rule_and_records_no_adaptive_fields(tiny_lm, story_problem):
+    xp = attribute(tiny_lm, story_problem, "xprompt", "word", k=2, coarse="sentence", refine=1)
+    hierarchy = xp.record.hierarchy
+    assert hierarchy.coarse_status is None and hierarchy.top is None
+    assert hierarchy.note().endswith(
+        f"(1 of 4 sentences refined, {len(hierarchy.refined)} units scored exactly)"
+    )

@@ -4,6 +4,7 @@ line naming its parameter."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -279,3 +280,15 @@ def test_the_retarget_route_answers_and_stores_a_new_explanation(client):
         "/api/retarget", json={"explanation_id": first["explanation_id"], "span": [0, 99]}
     )
     assert bad.status_code == 400 and bad.json()["field"] == "span"
+
+
+def test_every_view_tells_the_surrogate_note(cited):
+    """The console, the HTML view and the page's view carry the same held-out LDS line."""
+    from promptxray.render import render_html
+    from promptxray.server.views import explanation_view
+
+    note = cited.notes.surrogate
+    assert note and "held-out ablations" in note
+    assert html.escape(note) in render_html(cited)
+    view = explanation_view("e1", "r1", cited, {"method": "context_cite"}, check_due=False)
+    assert view["surrogate"] == note

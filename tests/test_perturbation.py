@@ -57,7 +57,10 @@ def test_leave_one_out_through_the_api(tiny_lm, problem):
         "masking": "replace",
         "batch_size": 16,
         "coarse": "none",
-        "refine": 6,
+        "refine": 0,
+        "top": 5,
+        "slack": 1.0,
+        "budget": 0.3,
     }
     assert attr.base_granularity == "word"
     assert attr.matrix is not None

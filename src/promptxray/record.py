@@ -82,13 +82,47 @@ class Hierarchy:
     coarse_scores: list[float]
     refined: list[int]  # the units scored exactly (indices into the base units)
     coarse_passes: int | None = None
+    # Adaptive refinement (hierarchical leave-one-out; None in results saved before it):
+    top: int | None = None  # the k whose top k the refinement protects (0: fixed `refine`)
+    slack: float | None = None  # bound: slack x the coarse unit's |drop| summed over tokens
+    budget: int | None = None  # most prompts (unmasked and masked) the run could score
+    threshold: float | None = None  # k-th strongest exact |score| when refinement stopped
+    rounds: int | None = None  # scoring runs the refinement made
+    coarse_order: list[int] | None = None  # coarse units refined, in the order refined
+    coarse_bounds: list[float] | None = None  # per coarse unit: the most |score| inside it
+    # per coarse unit: "refined", "one unit" (exact already), "bound" (its bound was at or
+    # below `threshold`), "budget" (it could hold a top-k unit; budget spent), "fixed"
+    coarse_status: list[str] | None = None
 
     def note(self) -> str:
         return (
             f"≈ marks units not refined: they share their {self.coarse}'s score equally "
-            f"({self.coarse_refined} of {self.coarse_units} {self.coarse}s refined, "
-            f"{len(self.refined)} units scored exactly)"
+            f"({self.coarse_refined} of {self.coarse_units} {self.coarse}s refined"
+            f"{self._skipped()}, {len(self.refined)} units scored exactly)"
         )
+
+    def _skipped(self) -> str:
+        """Why the coarse units not refined could be skipped, counted by reason."""
+        status = self.coarse_status or []
+        parts = []
+        below, spent = status.count("bound"), status.count("budget")
+        if below:
+            threshold = f" {self.threshold:.3g}" if self.threshold is not None else ""
+            parts.append(
+                f"{below} skipped: their bound is at most the {_ordinal(self.top or 0)} "
+                f"strongest exact |score|{threshold}"
+            )
+        if spent:
+            parts.append(f"{spent} skipped: budget of {self.budget} scored prompts spent")
+        if status.count("fixed"):
+            parts.append(f"{status.count('fixed')} not among the strongest (fixed rule)")
+        return "".join(f"; {part}" for part in parts)
+
+
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,14 @@ class CoarsePass:
         """Each coarse unit's drop summed over the target rows (its leave-one-out score)."""
         return self.drop.sum(1).tolist()
 
+    @property
+    def spread(self) -> list[float]:
+        """Each coarse unit's drop summed in magnitude over the target rows: at least
+        |score|, and what no unit inside it exceeds if no unit moves any target token's
+        log-probability more than the whole coarse unit does (hierarchical
+        leave-one-out's bound; see `refinement`)."""
+        return self.drop.abs().sum(1).tolist()
+
     def strongest(self, refine: int, at_least: int = 0) -> list[int]:
         """The coarse units to look into, strongest |score| first (see `strongest`)."""
         return strongest(self.members, self.drop.sum(1).abs().tolist(), refine, at_least)

@@ -5,9 +5,10 @@ included), scores are remembered, and batches share the KV cache of the prefix
 they have in common (all three are the `Objective`'s). In order:
 
 1. *The anytime schedule* (`joint_schedule`): the gradient's top-k |g| set first
-   (what the paper starts from), then one k-set per pass, each proposed by Thompson
-   sampling from an additive surrogate fitted to every set scored so far: a swap
-   neighbour of the best set or the sampled top k. Every pass can improve the best,
+   (what the paper starts from), then one k-set per pass, each proposed from an
+   additive surrogate fitted to every set scored so far (its posterior mean for the
+   first n / 2 passes, then Thompson draws): a swap neighbour of the best set or the
+   top k under the surrogate. Every pass can improve the best,
    and the schedule is a fixed sequence that the budget truncates, so more budget
    never ends on a worse set.
 2. *Ranking.* The chosen set comes first, ordered by each unit's marginal

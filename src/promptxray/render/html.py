@@ -205,6 +205,7 @@ def render_html(attr: Attribution, standalone: bool = False, top: int = 10) -> s
         + _note_html(attr.notes.completeness, "completeness")
         + _note_html(attr.notes.refinement, "refinement")
         + _note_html(attr.notes.contrast, "contrast", dim=False)
+        + _note_html(attr.notes.surrogate, "surrogate")
         + _check_html(attr)
         + _interactions_html(view)
         + "</div>"

@@ -335,6 +335,9 @@ class ExplanationView(BaseModel):
     refinement: str | None = Field(
         None, description="Hierarchical leave-one-out: how many units were refined exactly."
     )
+    surrogate: str | None = Field(
+        None, description="context_cite: its surrogate's held-out LDS; other spans for free."
+    )
     matrix_note: str | None = Field(
         None, description="Why a heatmap computed at other units is not shown at these."
     )

@@ -294,7 +294,7 @@ class Service:
         attr = api.retarget(stored["attribution"], span)
         settings = {
             **stored["settings"],
-            "span": list(attr.target_span),
+            "span": list(span),  # as asked, like an explanation (the problem snaps it again)
             "retargeted_from": body.explanation_id,
         }
         explanation_id, status = saved(

@@ -277,6 +277,7 @@ def explanation_view(
         "completeness": attr.notes.completeness,
         "contrast": attr.notes.contrast,
         "refinement": attr.notes.refinement,
+        "surrogate": attr.notes.surrogate,
         "check": check_view(shown),
         "check_due": check_due and shown is None,
     }

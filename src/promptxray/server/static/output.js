@@ -3,6 +3,7 @@
 
 import { $, clear, el, showError } from "./dom.js";
 import { formChanged, refreshForm } from "./freshness.js";
+import { canRetarget, retarget } from "./retarget.js";
 import { state } from "./state.js";
 
 const WORD = /\S+/g;
@@ -65,10 +66,12 @@ export function setSpan(span) {
   refreshForm();
 }
 
-// The user picked another target: the last action's messages no longer apply.
+// The user picked another target: the last action's messages no longer apply. A result
+// that kept its ablations answers the new span at once.
 export function chooseSpan(span) {
   setSpan(span);
   formChanged();
+  if (canRetarget(span)) retarget(span);
 }
 
 // The selection inside #output as {raw: [start, end), span: trimmed or null}; null when

@@ -183,6 +183,7 @@ function renderMeta(view) {
   // A contrast: both log-probabilities and their difference, before and after masking.
   if (view.contrast) parts.push(view.contrast);
   if (view.refinement) parts.push(view.refinement);
+  if (view.surrogate) parts.push(view.surrogate);
   // A pasted response is scored by this model, not written by it: say so.
   if (view.output_source === "given") parts.push("response supplied, not generated");
   $("result-meta").textContent = parts.join(" · ");
