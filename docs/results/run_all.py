@@ -129,6 +129,44 @@ def tables() -> None:
     (HERE / "TABLES.md").write_text("\n".join(sections), encoding="utf-8")
 
 
+ALL20 = [
+    "random",
+    "grad_norm",
+    "grad_x_input",
+    "integrated_gradients",
+    "attnlrp",
+    "leave_one_out",
+    "context_cite",
+    "xprompt",
+]
+
+
+def tables20() -> None:
+    """The 20-prompt tables of the word runs with every method (issue 30) and xprompt v3
+    beside xprompt_paper (issue 31), over the prompts where all of them have a row;
+    appended to TABLES.md (the 60-prompt tables above stay those of xprompt v2)."""
+    from promptxray.api import DEFAULT_MODEL
+    from promptxray.evaluation.runner import _table, write_table
+
+    sections = []
+    for run in ("instructions_word", "counseling_word"):
+        for methods, folder in ((ALL20, "all_methods"), ([*ALL20[-3:], PAPER], "with_paper")):
+            done = complete_records(run, "spread20", methods)
+            if not done:
+                continue
+            store = ResultStore(HERE / run / DB_NAME)
+            config = config_for(run, methods, None)
+            table = _table(store, done, DEFAULT_MODEL, config, str(data_file(run, "spread20")))
+            store.close()
+            write_table(table, HERE / run / folder)
+            sections.append(f"## `{run}/{folder}` ({len(done)} prompts)\n\n{table.to_markdown()}\n")
+            print(f"{run} {folder}: {len(done)} complete prompts")
+    text = (HERE / "TABLES.md").read_text(encoding="utf-8").split("\n# Every method")[0]
+    head = "# Every method on the 20-prompt sets (xprompt v3)\n\nBy `run_all.py tables20`.\n"
+    out = text.rstrip() + "\n\n" + head + "\n" + "\n".join(sections)
+    (HERE / "TABLES.md").write_text(out, encoding="utf-8")
+
+
 def run(runs: list[str], step: int, methods: list[str]) -> None:
     from promptxray import load_model
 
@@ -189,6 +227,8 @@ def main() -> None:
         sample()
     elif args == ["tables"]:
         tables()
+    elif args == ["tables20"]:
+        tables20()
     elif args and args[0] == "run20":
         run20(args[1].split(","), args[2].split(","))
     elif args and args[0] == "run":
