@@ -38,6 +38,8 @@ from promptxray.evaluation.store import DB_NAME, ResultStore
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[2] / "shared" / "data"
 METHODS = ["random", "leave_one_out", "xprompt"]
+# single-pass and surrogate methods beside them (issue 30): run with `run RUN STEP M,...`
+EXTRA = ["grad_norm", "grad_x_input", "integrated_gradients", "attnlrp", "context_cite"]
 PAPER = "xprompt_paper"
 SETS = ("instructions", "counseling")
 RUNS = [f"{s}_{g}" for s in SETS for g in ("word", "token")]
@@ -127,6 +129,44 @@ def tables() -> None:
     (HERE / "TABLES.md").write_text("\n".join(sections), encoding="utf-8")
 
 
+ALL20 = [
+    "random",
+    "grad_norm",
+    "grad_x_input",
+    "integrated_gradients",
+    "attnlrp",
+    "leave_one_out",
+    "context_cite",
+    "xprompt",
+]
+
+
+def tables20() -> None:
+    """The 20-prompt tables of the word runs with every method (issue 30) and xprompt v3
+    beside xprompt_paper (issue 31), over the prompts where all of them have a row;
+    appended to TABLES.md (the 60-prompt tables above stay those of xprompt v2)."""
+    from promptxray.api import DEFAULT_MODEL
+    from promptxray.evaluation.runner import _table, write_table
+
+    sections = []
+    for run in ("instructions_word", "counseling_word"):
+        for methods, folder in ((ALL20, "all_methods"), ([*ALL20[-3:], PAPER], "with_paper")):
+            done = complete_records(run, "spread20", methods)
+            if not done:
+                continue
+            store = ResultStore(HERE / run / DB_NAME)
+            config = config_for(run, methods, None)
+            table = _table(store, done, DEFAULT_MODEL, config, str(data_file(run, "spread20")))
+            store.close()
+            write_table(table, HERE / run / folder)
+            sections.append(f"## `{run}/{folder}` ({len(done)} prompts)\n\n{table.to_markdown()}\n")
+            print(f"{run} {folder}: {len(done)} complete prompts")
+    text = (HERE / "TABLES.md").read_text(encoding="utf-8").split("\n# Every method")[0]
+    head = "# Every method on the 20-prompt sets (xprompt v3)\n\nBy `run_all.py tables20`.\n"
+    out = text.rstrip() + "\n\n" + head + "\n" + "\n".join(sections)
+    (HERE / "TABLES.md").write_text(out, encoding="utf-8")
+
+
 def run(runs: list[str], step: int, methods: list[str]) -> None:
     from promptxray import load_model
 
@@ -134,7 +174,7 @@ def run(runs: list[str], step: int, methods: list[str]) -> None:
     lm = load_model()
     for limit in range(step, N_PROMPTS + step, step):
         for name in runs:
-            jobs = [("spread60", [m for m in METHODS if m in methods], min(limit, N_PROMPTS))]
+            jobs = [("spread60", [m for m in methods if m != PAPER], min(limit, N_PROMPTS))]
             if limit <= N_PROMPTS and PAPER in methods:
                 jobs.append(("spread20", [PAPER], min(limit // 3, N_PAPER)))
             for suffix, job_methods, cap in jobs:
@@ -156,18 +196,47 @@ def run(runs: list[str], step: int, methods: list[str]) -> None:
                 )
 
 
+def run20(runs: list[str], methods: list[str]) -> None:
+    """Fill the 20-prompt sets (every third rank of the 60) with `methods`, one prompt
+    at a time round-robin over the runs, so a stop leaves equal prefixes."""
+    from promptxray import load_model
+
+    torch.set_num_threads(1)
+    lm = load_model()
+    for cap in range(1, N_PAPER + 1):
+        for name in runs:
+            started = time.time()
+            report = run_evaluation(
+                data_file(name, "spread20"),
+                HERE / name,
+                config_for(name, methods, cap),
+                lm=lm,
+                show_progress=False,
+            )
+            print(
+                f"{time.strftime('%H:%M:%S')} {name} spread20 {methods} limit={cap}: "
+                f"{report.computed} computed, {report.reused} reused, "
+                f"{len(report.errors)} errors, {time.time() - started:.0f} s",
+                flush=True,
+            )
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args == ["sample"]:
         sample()
     elif args == ["tables"]:
         tables()
+    elif args == ["tables20"]:
+        tables20()
+    elif args and args[0] == "run20":
+        run20(args[1].split(","), args[2].split(","))
     elif args and args[0] == "run":
         step = int(args[2]) if len(args) > 2 else 10
         methods = args[3].split(",") if len(args) > 3 else [*METHODS, PAPER]
-        unknown = set(methods) - {*METHODS, PAPER}
+        unknown = set(methods) - {*METHODS, *EXTRA, PAPER}
         if unknown:
-            sys.exit(f"unknown methods {sorted(unknown)}; choose from {[*METHODS, PAPER]}")
+            sys.exit(f"unknown methods {sorted(unknown)}; choose from {[*METHODS, *EXTRA, PAPER]}")
         run(args[1].split(","), step, methods)
     else:
         sys.exit(__doc__)
