@@ -164,10 +164,7 @@ def summary(out: dict) -> dict:
         items = [i for i in out["a"] if i["set"] == name]
         found["a"][name] = {
             "prompts": len(items),
-            **{
-                f"median {m} LDS": median([i[f"{m}_lds"] for i in items])
-                for m in SECTION_A
-            },
+            **{f"median {m} LDS": median([i[f"{m}_lds"] for i in items]) for m in SECTION_A},
             "median context_cite out-of-fold LDS": median(
                 [i["context_cite_own_lds"] for i in items]
             ),
