@@ -205,6 +205,26 @@ def method_params(params: list[str] | None = None, **options: Any) -> dict[str, 
 # ----- output -------------------------------------------------------------------------------------
 
 
+def check_result_outputs(top: int, json_path: str | None, html_path: str | None) -> None:
+    """The result-output options checked before any work: at most one of them on stdout."""
+    check_at_least("--top", top, 0)
+    if json_path == "-" and html_path == "-":
+        raise InvalidParameterError("Only one of --json and --html can write to stdout (-).")
+
+
+def show_result(attr: Any, top: int, json_path: str | None, html_path: str | None) -> None:
+    """Draw one result as every result-yielding command does: the console view unless
+    stdout carries a file, then the JSON and HTML files asked for."""
+    from .. import render
+
+    if "-" not in (json_path, html_path):
+        Console().print(render.render_console(attr, top=top))
+    if json_path is not None:
+        write_output(json_path, attr.to_json(indent=2), "JSON")
+    if html_path is not None:
+        write_output(html_path, render.render_html(attr, standalone=True, top=top), "HTML")
+
+
 def write_output(path: str, text: str, what: str) -> None:
     """Write `text` to a file, or to stdout for `-`."""
     if path == "-":

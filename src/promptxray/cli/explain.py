@@ -18,12 +18,13 @@ from ..errors import InvalidParameterError
 from . import common
 from .common import (
     check_at_least,
+    check_result_outputs,
     err_console,
     method_params,
     read_prompt,
     read_source,
+    show_result,
     user_errors,
-    write_output,
 )
 from .options import (
     CheckKOpt,
@@ -32,7 +33,9 @@ from .options import (
     DeviceOpt,
     DtypeOpt,
     GranularityOpt,
+    HtmlOutOpt,
     IterationsOpt,
+    JsonOutOpt,
     KOpt,
     MaskingOpt,
     MaxTokensOpt,
@@ -46,6 +49,7 @@ from .options import (
     StepsOpt,
     SystemOpt,
     TargetOpt,
+    TopOpt,
 )
 
 # Jobs predicted to take longer than this are announced before they start.
@@ -148,7 +152,7 @@ def explain(
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
-    top: Annotated[int, typer.Option("--top", help="How many top units to list.")] = 10,
+    top: TopOpt = 10,
     k: KOpt = None,
     iterations: IterationsOpt = None,
     steps: StepsOpt = None,
@@ -156,27 +160,13 @@ def explain(
     param: ParamOpt = None,
     check: CheckOpt = True,
     check_k: CheckKOpt = None,
-    json_path: Annotated[
-        str | None,
-        typer.Option(
-            "--json", metavar="FILE", help="Also write the result as JSON to FILE ('-' for stdout)."
-        ),
-    ] = None,
-    html_path: Annotated[
-        str | None,
-        typer.Option(
-            "--html",
-            metavar="FILE",
-            help="Also write a standalone HTML page to FILE ('-' for stdout).",
-        ),
-    ] = None,
+    json_path: JsonOutOpt = None,
+    html_path: HtmlOutOpt = None,
 ) -> None:
     """Explain which parts of PROMPT drive the model's output (or --target / --span of it)."""
     with user_errors("explain"):
-        check_at_least("--top", top, 0)
+        check_result_outputs(top, json_path, html_path)
         params = method_params(param, k=k, iterations=iterations, steps=steps, masking=masking)
-        if json_path == "-" and html_path == "-":
-            raise InvalidParameterError("Only one of --json and --html can write to stdout (-).")
         attr = compute(
             read_source(prompt, system_prompt, messages),
             model=model,
@@ -194,14 +184,7 @@ def explain(
             device=device,
             dtype=dtype,
         )
-        from .. import render
-
-        if "-" not in (json_path, html_path):
-            Console().print(render.render_console(attr, top=top))
-        if json_path is not None:
-            write_output(json_path, attr.to_json(indent=2), "JSON")
-        if html_path is not None:
-            write_output(html_path, render.render_html(attr, standalone=True, top=top), "HTML")
+        show_result(attr, top, json_path, html_path)
 
 
 def heatmap(

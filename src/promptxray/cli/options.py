@@ -163,6 +163,22 @@ ParamOpt = Annotated[
         show_default=False,
     ),
 ]
+# How a command that yields one result shows it (explain, retarget): declared once.
+TopOpt = Annotated[int, typer.Option("--top", help="How many top units to list.")]
+JsonOutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--json", metavar="FILE", help="Also write the result as JSON to FILE ('-' for stdout)."
+    ),
+]
+HtmlOutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--html",
+        metavar="FILE",
+        help="Also write a standalone HTML page to FILE ('-' for stdout).",
+    ),
+]
 LimitOpt = Annotated[
     int | None, typer.Option("--limit", metavar="N", help="Use only the first N rows.")
 ]

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from .. import api
-from ..errors import InvalidParameterError
-from .common import check_at_least, user_errors, write_output
+from .common import check_result_outputs, show_result, user_errors
+from .options import HtmlOutOpt, JsonOutOpt, TopOpt
 
 
 def retarget(
@@ -36,33 +35,12 @@ def retarget(
             show_default=False,
         ),
     ],
-    top: Annotated[int, typer.Option("--top", help="How many top units to list.")] = 10,
-    json_path: Annotated[
-        str | None,
-        typer.Option(
-            "--json", metavar="FILE", help="Also write the result as JSON to FILE ('-' for stdout)."
-        ),
-    ] = None,
-    html_path: Annotated[
-        str | None,
-        typer.Option(
-            "--html",
-            metavar="FILE",
-            help="Also write a standalone HTML page to FILE ('-' for stdout).",
-        ),
-    ] = None,
+    top: TopOpt = 10,
+    json_path: JsonOutOpt = None,
+    html_path: HtmlOutOpt = None,
 ) -> None:
     """Explain another span of a saved context_cite result's output, with no forward pass."""
     with user_errors("retarget"):
-        check_at_least("--top", top, 0)
-        if json_path == "-" and html_path == "-":
-            raise InvalidParameterError("Only one of --json and --html can write to stdout (-).")
+        check_result_outputs(top, json_path, html_path)
         attr = api.retarget(result, api.parse_span(span))
-        from .. import render
-
-        if "-" not in (json_path, html_path):
-            Console().print(render.render_console(attr, top=top))
-        if json_path is not None:
-            write_output(json_path, attr.to_json(indent=2), "JSON")
-        if html_path is not None:
-            write_output(html_path, render.render_html(attr, standalone=True, top=top), "HTML")
+        show_result(attr, top, json_path, html_path)
