@@ -67,14 +67,20 @@ def stored_rows(out: Path) -> dict[tuple, dict]:
     return rows
 
 
-def test_ray_rows_equal_single_process_rows(local_ray, data, tmp_path):
+@pytest.mark.parametrize(
+    "methods",
+    [CONFIG["methods"], ["attnlrp", "context_cite"]],  # the methods of issue 30 too
+    ids=["loo-grad_norm", "attnlrp-context_cite"],
+)
+def test_ray_rows_equal_single_process_rows(local_ray, data, tmp_path, methods):
+    config = {**CONFIG, "methods": methods}
     single = run_evaluation(
-        data, tmp_path / "one", EvalConfig(**CONFIG), lm=tiny_loader, show_progress=False
+        data, tmp_path / "one", EvalConfig(**config), lm=tiny_loader, show_progress=False
     )
     spread = run_evaluation(
         data,
         tmp_path / "ray",
-        EvalConfig(**CONFIG),
+        EvalConfig(**config),
         lm=tiny_loader,
         show_progress=False,
         ray=RayOptions(workers=2),
@@ -195,25 +201,3 @@ def test_a_running_head_passes_the_address_probe(local_ray):
     address = ray.get_runtime_context().gcs_address
     check_reachable(address)
     check_reachable(f"127.0.0.1:{address.rsplit(':', 1)[1]}")
-
-
-def test_attnlrp_and_context_cite_rows_on_ray_equal_single_process_rows(local_ray, data, tmp_path):
-    """The methods of issue 30 take the Ray road too: the same rows as one process."""
-    config = {**CONFIG, "methods": ["attnlrp", "context_cite"]}
-    single = run_evaluation(
-        data, tmp_path / "one", EvalConfig(**config), lm=tiny_loader, show_progress=False
-    )
-    spread = run_evaluation(
-        data,
-        tmp_path / "ray",
-        EvalConfig(**config),
-        lm=tiny_loader,
-        show_progress=False,
-        ray=RayOptions(workers=2),
-    )
-    assert single.computed == spread.computed == 12 and not spread.errors
-    one, two = stored_rows(tmp_path / "one"), stored_rows(tmp_path / "ray")
-    assert one.keys() == two.keys()
-    for key in one:
-        assert one[key]["masked_units"] == two[key]["masked_units"]
-        assert two[key]["pr"] == pytest.approx(one[key]["pr"], abs=1e-5), key
