@@ -17,9 +17,7 @@ same two moments of that code. The default model is used (greedy, so the same ea
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,16 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / "docs" / "images"
+# The browser, viewport, folder and PNG shrinking of the README's pictures (a sibling
+# script, importable because Python puts this script's folder first on the path).
+from readme_pictures import CHROMIUM_ARGS, IMAGES, VIEWPORT, _chromium, shrink_png
+
 PROMPT = "Answer in one sentence: why is the sky blue?"
-VIEWPORT = {"width": 1200, "height": 900}
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-sync"]
-
-
-def _chromium() -> str | None:
-    wanted = os.environ.get("PROMPTXRAY_CHROMIUM", "/usr/bin/chromium")
-    return wanted if Path(wanted).exists() or shutil.which(wanted) else None
 
 
 def shoot_stale(url: str, path: Path) -> None:
@@ -107,14 +100,6 @@ def shoot_remote(path: Path) -> str:
         finally:
             server.terminate()
             server.wait(30)
-
-
-def shrink_png(path: Path) -> None:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    small.save(path, optimize=True)
 
 
 def main() -> None:
