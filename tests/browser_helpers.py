@@ -100,3 +100,16 @@ def drag_select(page, selector: str, start: int, end: int) -> None:
     page.mouse.move(last["x"] + last["w"] / 2, last["y"], steps=5)
     page.mouse.move(last["x"] + last["w"] - 0.5, last["y"], steps=2)
     page.mouse.up()
+
+
+def explain_in_page(page, method: str, **params) -> None:
+    """Pick a method, fill its parameters, click Explain, and wait for a fresh result."""
+    from playwright.sync_api import expect
+
+    page.select_option("#method", method)
+    for name, value in params.items():
+        page.fill(f"#param-{name}", str(value))
+    page.click("#explain")
+    expect(page.locator("#result-meta")).to_contain_text(f"{method} · ")
+    expect(page.locator("#job")).to_be_hidden()
+    expect(page.locator("#stale-banner")).to_be_hidden()

@@ -7,22 +7,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_helpers import generate_in_page, open_page
+from browser_helpers import explain_in_page, generate_in_page, open_page
 
 pytestmark = pytest.mark.browser
 
 PROMPT = "Red apples grow on tall trees. Bananas are yellow. Name a fruit."
-
-
-def _explain(page, method: str, **params) -> None:
-    from playwright.sync_api import expect
-
-    page.select_option("#method", method)
-    for name, value in params.items():
-        page.fill(f"#param-{name}", str(value))
-    page.click("#explain")
-    expect(page.locator("#result-meta")).to_contain_text(f"{method} · ")
-    expect(page.locator("#job")).to_be_hidden()
 
 
 @pytest.mark.parametrize("method", ["attnlrp", "context_cite"])
@@ -34,7 +23,7 @@ def test_each_new_method_explains_from_the_menu(page, server_url, method):
     expect(option).to_have_count(1)
     assert option.get_attribute("title")  # its one-line description, from the spec
     generate_in_page(page, PROMPT, 6)
-    _explain(page, method, **({"ablations": 16} if method == "context_cite" else {}))
+    explain_in_page(page, method, **({"ablations": 16} if method == "context_cite" else {}))
     expect(page.locator("#text-view .unit")).not_to_have_count(0)
     expect(page.locator("#stale-banner")).to_be_hidden()
 
@@ -44,7 +33,7 @@ def test_a_click_re_explains_a_context_cite_result_from_its_ablations(page, serv
 
     open_page(page, server_url)
     generate_in_page(page, PROMPT, 6)
-    _explain(page, "context_cite", ablations=16)
+    explain_in_page(page, "context_cite", ablations=16)
     first = page.locator("#result-card").get_attribute("data-explanation")
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if r.method == "POST" else None)

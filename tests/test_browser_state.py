@@ -16,7 +16,15 @@ import sqlite3
 from urllib.parse import urlsplit
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, call, generate_in_page, job, open_page
+from browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    call,
+    explain_in_page,
+    generate_in_page,
+    job,
+    open_page,
+)
 from server_helpers import make_wordy_lm
 
 from promptxray.methods import REGISTRY
@@ -33,18 +41,6 @@ def specs(base: str) -> dict[str, dict]:
 
 def words_of(page) -> list:
     return page.locator("#output .out-word").all()
-
-
-def explain_in_page(page, method: str, **params) -> None:
-    from playwright.sync_api import expect
-
-    page.select_option("#method", method)
-    for name, value in params.items():
-        page.fill(f"#param-{name}", str(value))
-    page.click("#explain")
-    expect(page.locator("#result-meta")).to_contain_text(f"{method} · ")
-    expect(page.locator("#job")).to_be_hidden()
-    expect(page.locator("#stale-banner")).to_be_hidden()
 
 
 # ----- 1. remote use as printed ------------------------------------------------------------
