@@ -62,11 +62,16 @@ class Estimate:
     seconds: float
     seconds_per_token: float
 
-    def line(self) -> str:
-        """One line for the user: "leave_one_out: about 327 forward passes, ~40 s"."""
+    def line(self, method_forward: int | None = None) -> str:
+        """One line for the user: "leave_one_out: about 327 forward passes, ~40 s". With
+        `method_forward` (the method's own share, when the estimate includes a check), the
+        passes are told apart as the result tells them: "(30 to explain, 21 to check)"."""
         c = self.cost
         amount = "at most" if c.upper_bound else "about"
         passes = f"{amount} {c.forward_sequences} forward passes"
+        if method_forward is not None and c.forward_sequences != method_forward:
+            checking = c.forward_sequences - method_forward
+            passes += f" ({method_forward} to explain, {checking} to check)"
         if c.backward_calls:
             passes += f" and {c.backward_calls} backward"
         return f"{self.method}: {passes}, ~{_seconds(self.seconds)}"

@@ -13,7 +13,6 @@ from typing import Any
 
 from ..aggregation import Aggregation
 from ..methods.base import Family, MethodSpec
-from ..methods.costs import Estimate
 
 # One pass, as every count the page shows (estimate, result, search) counts it.
 PASS_NOTE = (
@@ -59,25 +58,3 @@ def method_words(spec: MethodSpec) -> dict[str, Any]:
         "ranking": ranking_words(spec),
         "removal": removal_words(spec),
     }
-
-
-def estimate_line(predicted: Estimate, method_forward: int) -> str:
-    """The estimate next to Explain, counting passes as the result will: the method's
-    forward passes and the check's apart (the result shows them apart too)."""
-    cost = predicted.cost
-    amount = "at most" if cost.upper_bound else "about"
-    total = cost.forward_sequences
-    passes = f"{amount} {total} forward passes"
-    if total != method_forward:
-        passes += f" ({method_forward} to explain, {total - method_forward} to check)"
-    if cost.backward_calls:
-        passes += f" and {cost.backward_calls} backward"
-    return f"{predicted.method}: {passes}, ~{seconds_text(predicted.seconds)}"
-
-
-def seconds_text(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min"

@@ -21,7 +21,6 @@ from . import schemas
 from .checks import check_k_fits, checks_on
 from .compare import score_changes, shared_scale, text_diffs
 from .jobs import Job, JobQueue
-from .method_words import estimate_line
 from .store import HistoryStore
 from .tasks import (
     RunPrompt,
@@ -241,7 +240,7 @@ class Service:
         return {
             "available": True,
             **predicted.as_dict(),
-            "line": estimate_line(predicted, method),
+            "line": predicted.line(method),
             "method_forward": method,
             "check_forward": predicted.cost.forward_sequences - method,
             "confirm": predicted.seconds > CONFIRM_SECONDS,
