@@ -139,6 +139,8 @@ def test_page_asks_the_server_for_an_estimate_that_matches_the_run(tiny_lm, tmp_
         counted = result["metadata"]["forward_passes"] + check["forward_passes"]
         assert estimate["forward_sequences"] == counted
         assert estimate["line"].startswith("leave_one_out: about ")
+        split = f"({estimate['method_forward']} to explain, {estimate['check_forward']} to check)"
+        assert split in estimate["line"] and estimate["check_forward"] == check["forward_passes"]
         refused = client.post("/api/estimate", json={**body, "params": {"k": 2}})
         assert refused.status_code == 400
 
